@@ -1,0 +1,235 @@
+"""Reverse-mode sweep: ``Tensor.backward`` and ``gg.autograd.grad``.
+
+The sweep is iterative (no recursion): a depth-first post-order over graph nodes gives a
+topological order; nodes are then processed consumers-first, each gradient accumulated per node
+before the node's backward runs. Gradients are raw arrays unless ``create_graph=True``, in which
+case they are Tensors and every backward formula records its own graph (double backprop).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import function as _fn
+from .grad_mode import set_grad_enabled, state
+
+_FREED = ("Trying to backward through the graph a second time (or to use saved values after they were "
+          "freed). Pass retain_graph=True to the first backward() or autograd.grad() if you need to "
+          "backward through the graph again.")
+
+
+def _topo(roots, stop=None):
+    """Nodes reachable from ``roots`` (Tensors), each after all nodes it depends on."""
+    order, seen = [], set()
+    stack = [(t._node, False) for t in roots if t._node is not None]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        inputs = node.inputs
+        if inputs is None:
+            raise RuntimeError(_FREED)
+        stack.append((node, True))
+        if stop is not None and node in stop:
+            continue
+        for t in inputs:
+            n = t._node
+            if n is not None and n not in seen:
+                stack.append((n, False))
+    return order
+
+
+def _as_grad(x, like, create_graph, what):
+    """Validate/convert a user-given gradient for ``like``."""
+    T = _fn._Tensor
+    if x is None:
+        if like.data.size != 1:
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs; {what} has shape "
+                               f"{tuple(like.shape)}: pass gradient= (backward) or grad_outputs= (autograd.grad)")
+        g = _ones_like(like.data)
+    else:
+        if isinstance(x, T):
+            if create_graph:
+                if tuple(x.shape) != tuple(like.shape):
+                    raise RuntimeError(f"gradient shape {tuple(x.shape)} does not match {what} shape {tuple(like.shape)}")
+                return x
+            x = x.data
+        from ..backend import xp_of  # noqa: PLC0415
+        g = xp_of(like.data).array(x, dtype=like.data.dtype, copy=True)  # NOTE: copied so .grad never aliases user arrays
+        if g.shape != like.data.shape:
+            raise RuntimeError(f"gradient shape {g.shape} does not match {what} shape {like.data.shape}")
+        if type(g) is not type(like.data):
+            raise RuntimeError(f"gradient is on a different device than {what} ({like.device})")
+    return T(g) if create_graph else g
+
+
+def _ones_like(a):
+    from ..backend import xp_of  # noqa: PLC0415
+    return xp_of(a).ones_like(a)
+
+
+def _check_finite(node, i, gi):
+    data = gi.data if isinstance(gi, _fn._Tensor) else gi
+    from ..backend import xp_of  # noqa: PLC0415
+    if not bool(xp_of(data).isfinite(data).all()):
+        where = "".join(__import__("traceback").format_list(getattr(node, "trace", []) or [])) or \
+            "  (forward was not recorded under detect_anomaly(); run the forward inside it too)\n"
+        raise RuntimeError(f"Function '{node.name}' returned nan or inf values in its gradient for input {i}. "
+                           f"The forward call of '{node.name}' was made at:\n{where}")
+
+
+def _composite_vjp(node, g):
+    """Differentiable gradient of a fused op through its composite definition (create_graph path)."""
+    from .. import ops  # noqa: PLC0415
+    inputs = node.inputs
+    aliases = [ops.shape.alias(t) for t in inputs]
+    need = [a for a, t in zip(aliases, inputs) if t.requires_grad]
+    out = type(node).composite(*aliases, **node.params)
+    got = run(out_list=[out], grad_list=[g], inputs=need, retain_graph=True, create_graph=True,
+              accumulate=False, allow_unused=True, stop={a._node for a in need})
+    it = iter(got)
+    return tuple(next(it) if t.requires_grad else None for t in inputs)
+
+
+def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False, accumulate=True,
+        allow_unused=False, stop=None):
+    """The sweep. With ``inputs`` it returns their gradients instead of accumulating into leaves."""
+    T = _fn._Tensor
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = {}
+    leaf = {}      # id(tensor) -> [tensor, grad]
+    for t, g in zip(out_list, grad_list):
+        if not t.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: "
+                               "the output was computed without any input that requires grad "
+                               "(or under no_grad())")
+        if t._node is None:
+            _acc_leaf(leaf, t, g)
+        else:
+            n = t._node
+            grads[n] = g if n not in grads else grads[n] + g
+    order = _topo(out_list, stop)
+
+    targets = None
+    if inputs is not None:
+        targets = {}
+        for t in inputs:
+            if not isinstance(t, T):
+                raise TypeError(f"autograd.grad inputs must be Tensors, got {type(t).__name__}")
+            if not t.requires_grad:
+                raise RuntimeError("One of the differentiated Tensors does not require grad "
+                                   f"(shape {tuple(t.shape)}); call .requires_grad_() on it first")
+            targets[id(t)] = t
+        # prune: only nodes with a path to some input need to run
+        tnodes = {t._node: t for t in inputs if t._node is not None}
+        needed = set()
+        for node in order:
+            if node in tnodes or any((id(t) in targets) or (t._node in needed) for t in node.inputs):
+                needed.add(node)
+        captured = {}
+    else:
+        needed = None
+
+    anomaly = state.anomaly
+    with set_grad_enabled(create_graph):
+        for node in reversed(order):
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            hooks = node.__dict__.get("hooks")
+            if hooks:
+                g = _run_hooks(hooks, g, create_graph)
+            if targets is not None:
+                out_t = tnodes.get(node)
+                if out_t is not None:
+                    captured[id(out_t)] = g
+                if node not in needed or (stop is not None and node in stop):
+                    continue
+            node.graph = create_graph
+            if create_graph and node.composite is not None:
+                gin = _composite_vjp(node, g)
+            else:
+                gin = node.backward(g)
+            if type(gin) is not tuple:
+                gin = (gin,)
+            for i, (t, gi) in enumerate(zip(node.inputs, gin)):
+                if gi is None or not t.requires_grad:
+                    continue
+                if anomaly:
+                    _check_finite(node, i, gi)
+                if gi.shape != t.data.shape:
+                    raise RuntimeError(f"internal error: {node.name} backward gave gradient of shape "
+                                       f"{tuple(gi.shape)} for input {i} of shape {tuple(t.shape)}")
+                n = t._node
+                if n is not None:
+                    prev = grads.get(n)
+                    grads[n] = gi if prev is None else prev + gi
+                else:
+                    _acc_leaf(leaf, t, gi)
+            if not retain_graph:
+                node.release()
+            else:
+                node.graph = False
+
+    if inputs is not None:
+        res = []
+        for t in inputs:
+            if t._node is None:
+                e = leaf.get(id(t))
+                g = None if e is None else e[1]
+            else:
+                g = captured.get(id(t))
+            if g is None and not allow_unused:
+                raise RuntimeError(f"One of the differentiated Tensors (shape {tuple(t.shape)}) appears to not have "
+                                   "been used in the graph. Set allow_unused=True if this is the desired behavior.")
+            if g is not None and not isinstance(g, T):
+                g = T(g)
+            res.append(g)
+        return res
+
+    # accumulate into leaf .grad (PyTorch semantics: hooks see this pass's total, then += into .grad)
+    for t, g in leaf.values():
+        if t._hooks:
+            g = _run_hooks(t._hooks, g, create_graph)
+        if not isinstance(g, T):
+            if g.base is not None:
+                g = g.copy()  # NOTE: never let .grad alias a view or another tensor's gradient
+            g = T(g)
+        if t.grad is None:
+            t.grad = g
+        elif create_graph or t.grad.requires_grad:
+            t.grad = t.grad + g
+        else:
+            t.grad.data = t.grad.data + g.data
+    return None
+
+
+def _acc_leaf(leaf, t, g):
+    e = leaf.get(id(t))
+    if e is None:
+        # NOTE: a fresh leaf entry may alias another (Add hands the same g to both inputs): copy later if so
+        for other in leaf.values():
+            if other[1] is g:
+                g = g.copy() if not isinstance(g, _fn._Tensor) else g
+                break
+        leaf[id(t)] = [t, g]
+    else:
+        e[1] = e[1] + g
+
+
+def _run_hooks(hooks, g, create_graph):
+    T = _fn._Tensor
+    for h in hooks:
+        gt = g if isinstance(g, T) else T(g)
+        r = h(gt)
+        if r is not None:
+            if not isinstance(r, T):
+                raise TypeError(f"a gradient hook must return a Tensor or None, got {type(r).__name__}")
+            if tuple(r.shape) != tuple(gt.shape):
+                raise RuntimeError(f"hook returned a gradient of shape {tuple(r.shape)}, expected {tuple(gt.shape)}")
+            g = r if isinstance(g, T) else r.data
+    return g

@@ -1,0 +1,77 @@
+"""Grad mode: whether ops record the graph. A module-level flag (read on every op)."""
+from __future__ import annotations
+
+import functools
+
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+
+
+class _State:
+    # NOTE: a plain module-level object, not thread-local: reading it costs one attribute load per op.
+    grad_enabled = True
+    anomaly = False
+
+
+state = _State()
+
+
+def is_grad_enabled() -> bool:
+    return state.grad_enabled
+
+
+class set_grad_enabled:
+    """Context manager / decorator setting grad mode on or off; restores the previous mode on exit."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.prev = state.grad_enabled
+        state.grad_enabled = self.mode  # like PyTorch, also works as a plain function call
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        state.grad_enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        mode = self.mode
+        state.grad_enabled = self.prev  # the decorator form must not change the mode now
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class _Mode:
+    mode = True
+
+    def __enter__(self):
+        self.prev = state.grad_enabled
+        state.grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        state.grad_enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_Mode):
+    """``with gg.no_grad():`` ops inside record no graph (also a decorator)."""
+    mode = False
+
+
+class enable_grad(_Mode):
+    """``with gg.enable_grad():`` turn recording back on inside a no_grad region (also a decorator)."""
+    mode = True

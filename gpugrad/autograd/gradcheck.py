@@ -1,0 +1,100 @@
+"""Numerical gradient checks: float64 central differences against the analytic gradients."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class GradcheckError(RuntimeError):
+    pass
+
+
+def _as_tuple(x):
+    return x if isinstance(x, (tuple, list)) else (x,)
+
+
+def _numpy(a):
+    return a if isinstance(a, np.ndarray) else a.get()
+
+
+def _jacobians(fn, inputs, eps):
+    """Numerical (central difference) and analytic Jacobians, per (output, input) pair."""
+    from ..autograd import grad  # noqa: PLC0415
+    from ..tensor import Tensor  # noqa: PLC0415
+    outs = [o for o in _as_tuple(fn(*inputs)) if isinstance(o, Tensor)]
+    diff_in = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    result = []
+    for oi, out in enumerate(outs):
+        if out.dtype.kind != "f":
+            continue
+        n_out = out.numel()
+        for ii in diff_in:
+            x = inputs[ii]
+            n_in = x.numel()
+            num = np.zeros((n_out, n_in))
+            flat = x.data.reshape(-1)
+            for k in range(n_in):
+                orig = flat[k].copy()
+                flat[k] = orig + eps
+                fp = _numpy(_as_tuple(fn(*inputs))[oi].data).astype(np.float64).reshape(-1)
+                flat[k] = orig - eps
+                fm = _numpy(_as_tuple(fn(*inputs))[oi].data).astype(np.float64).reshape(-1)
+                flat[k] = orig
+                num[:, k] = (fp - fm) / (2 * eps)
+            ana = np.zeros((n_out, n_in))
+            for r in range(n_out):
+                go = np.zeros(n_out, dtype=out.dtype)
+                go[r] = 1
+                go = Tensor(out.xp.asarray(go.reshape(out.shape)))
+                o2 = _as_tuple(fn(*inputs))[oi]
+                (g,) = grad(o2, x, go, allow_unused=True)
+                if g is not None:
+                    ana[r] = _numpy(g.data).astype(np.float64).reshape(-1)
+            result.append((oi, ii, num, ana))
+    return result
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Check analytic gradients of ``fn`` against central finite differences.
+
+    ``inputs``: a Tensor or tuple of Tensors (those with requires_grad are checked; use float64).
+    Returns True, or raises GradcheckError naming the worst element (or returns False with
+    ``raise_exception=False``).
+    """
+    from ..tensor import Tensor  # noqa: PLC0415
+    inputs = tuple(_as_tuple(inputs))
+    for i, t in enumerate(inputs):
+        if isinstance(t, Tensor) and t.requires_grad and t.dtype != np.float64:
+            import warnings  # noqa: PLC0415
+            warnings.warn(f"gradcheck: input {i} is {t.dtype}, not float64: finite differences will be imprecise",
+                          stacklevel=2)
+    for oi, ii, num, ana in _jacobians(fn, inputs, eps):
+        err = np.abs(num - ana) - (atol + rtol * np.abs(num))
+        if not np.all(np.isfinite(ana) == np.isfinite(num)) or (err.size and err.max() > 0):
+            bad = np.where(~np.isfinite(err), np.inf, err)
+            r, k = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            msg = (f"Jacobian mismatch for output {oi} with respect to input {ii}: worst at output element {r}, "
+                   f"input element {k}: numerical {num[r, k]:.8g} vs analytical {ana[r, k]:.8g} "
+                   f"(|diff| {abs(num[r, k] - ana[r, k]):.3g} > atol {atol} + rtol {rtol} * |numerical|)")
+            if raise_exception:
+                raise GradcheckError(msg)
+            return False
+    return True
+
+
+def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Check second derivatives: gradcheck of the vector-Jacobian product of ``fn`` (create_graph=True)."""
+    from ..autograd import grad  # noqa: PLC0415
+    from ..tensor import Tensor  # noqa: PLC0415
+    inputs = tuple(_as_tuple(inputs))
+    rng = np.random.default_rng(seed)
+    outs = _as_tuple(fn(*inputs))
+    gos = [Tensor(o.xp.asarray(rng.standard_normal(o.shape))).type(o.dtype) for o in outs]
+    diff = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
+
+    def vjp(*xs):
+        o = _as_tuple(fn(*xs))
+        d = [t for t in xs if isinstance(t, Tensor) and t.requires_grad]
+        gs = grad(list(o), d, gos, create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+    del diff
+    return gradcheck(vjp, inputs, eps=eps, atol=atol, rtol=rtol)

@@ -1,0 +1,259 @@
+"""Elementwise primitives: arithmetic, unary math, where/maximum/minimum/clamp, dtype casts."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..backend import xp_of
+from ._util import sum_to
+
+
+# -- binary arithmetic (broadcasting; gradients reduced back to each input's shape) -------------
+class Add(Function):
+    def forward(self, a, b):
+        self.sa, self.sb = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return sum_to(self, g, self.sa), sum_to(self, g, self.sb)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.sa, self.sb = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return sum_to(self, g, self.sa), sum_to(self, -g, self.sb)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        a, b = self.values()
+        na, nb = self.needs_input_grad
+        return (sum_to(self, g * b, a.shape) if na else None,
+                sum_to(self, g * a, b.shape) if nb else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, g):
+        a, b = self.values()
+        ga = g / b
+        return (sum_to(self, ga, a.shape) if self.needs_input_grad[0] else None,
+                sum_to(self, -ga * a / b, b.shape) if self.needs_input_grad[1] else None)
+
+
+class Pow(Function):
+    """a ** b for two tensors."""
+    save_output = True
+
+    def forward(self, a, b):
+        return a ** b
+
+    def backward(self, g):
+        a, b = self.values()
+        na, nb = self.needs_input_grad
+        ga = gb = None
+        if na:
+            ga = sum_to(self, g * b * a ** (b - 1), a.shape)
+        if nb:
+            # NOTE: d/db a**b = a**b log a; where a <= 0 the log is undefined and we use 0 (as PyTorch does at a == 0)
+            pos = self.inputs[0].data > 0
+            a_safe = a * pos + (~pos)
+            gb = sum_to(self, g * self.result() * self.call(Log, a_safe), b.shape)
+        return ga, gb
+
+
+class PowScalar(Function):
+    def forward(self, x, p):
+        self.p = p
+        return x ** p
+
+    def backward(self, g):
+        (x,) = self.values()
+        p = self.p
+        if p == 0:
+            return g * 0
+        if p == 1:
+            return g
+        if p == 2:
+            return g * x * 2
+        return g * (x ** (p - 1)) * p
+
+
+class RPowScalar(Function):
+    """c ** x for a Python number c > 0."""
+    save_output = True
+
+    def forward(self, x, c):
+        self.logc = float(np.log(c)) if c > 0 else float("nan")
+        return xp_of(x).asarray(c, dtype=x.dtype) ** x
+
+    def backward(self, g):
+        return g * self.result() * self.logc
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+# -- unary math ---------------------------------------------------------------------------------
+class Exp(Function):
+    save_output = True
+
+    def forward(self, x):
+        return xp_of(x).exp(x)
+
+    def backward(self, g):
+        return g * self.result()
+
+
+class Log(Function):
+    def forward(self, x):
+        return xp_of(x).log(x)
+
+    def backward(self, g):
+        return g / self.values()[0]
+
+
+class Log1p(Function):
+    def forward(self, x):
+        return xp_of(x).log1p(x)
+
+    def backward(self, g):
+        return g / (self.values()[0] + 1)
+
+
+class Sqrt(Function):
+    save_output = True
+
+    def forward(self, x):
+        return xp_of(x).sqrt(x)
+
+    def backward(self, g):
+        return g / (self.result() * 2)
+
+
+class Sin(Function):
+    def forward(self, x):
+        return xp_of(x).sin(x)
+
+    def backward(self, g):
+        return g * self.call(Cos, self.values()[0])
+
+
+class Cos(Function):
+    def forward(self, x):
+        return xp_of(x).cos(x)
+
+    def backward(self, g):
+        return -(g * self.call(Sin, self.values()[0]))
+
+
+class Tanh(Function):
+    save_output = True
+
+    def forward(self, x):
+        return xp_of(x).tanh(x)
+
+    def backward(self, g):
+        y = self.result()
+        return g * (1 - y * y)
+
+
+class Sigmoid(Function):
+    save_output = True
+
+    def forward(self, x):
+        xp = xp_of(x)
+        # NOTE: exp(-|x|) never overflows; the two branches give 1/(1+e^-x) and e^x/(1+e^x).
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        y = self.result()
+        return g * y * (1 - y)
+
+
+class Relu(Function):
+    def forward(self, x):
+        return xp_of(x).maximum(x, 0)
+
+    def backward(self, g):
+        # NOTE: relu'(0) = 0, as in PyTorch.
+        return g * (self.inputs[0].data > 0)
+
+
+class Abs(Function):
+    def forward(self, x):
+        return xp_of(x).abs(x)
+
+    def backward(self, g):
+        d = self.inputs[0].data
+        return g * xp_of(d).sign(d)
+
+
+class Clamp(Function):
+    def forward(self, x, min=None, max=None):
+        self.lo, self.hi = min, max
+        return xp_of(x).clip(x, min, max)
+
+    def backward(self, g):
+        # NOTE: the gradient passes where min <= x <= max (boundaries included), as in PyTorch.
+        x = self.inputs[0].data
+        m = True
+        if self.lo is not None:
+            m = x >= self.lo
+        if self.hi is not None:
+            m = m & (x <= self.hi)
+        return g * m
+
+
+class Maximum(Function):
+    """Elementwise max; at ties the gradient is split evenly between the two inputs (as PyTorch)."""
+    sign = 1
+
+    def forward(self, a, b):
+        xp = xp_of(a)
+        return xp.maximum(a, b) if self.sign > 0 else xp.minimum(a, b)
+
+    def backward(self, g):
+        a, b = (t.data for t in self.inputs)
+        win = (a > b) if self.sign > 0 else (a < b)
+        w = win + (a == b) * 0.5
+        w = w.astype(g.dtype, copy=False)
+        return sum_to(self, g * w, a.shape), sum_to(self, g * (1 - w), b.shape)
+
+
+class Minimum(Maximum):
+    sign = -1
+
+
+class Where(Function):
+    def forward(self, a, b, cond):
+        self.cond = cond
+        return xp_of(a).where(cond, a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        c = self.cond
+        return sum_to(self, g * c, a.shape), sum_to(self, g * ~c, b.shape)
+
+
+class Cast(Function):
+    def forward(self, x, dtype):
+        self.src = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return self.call(Cast, g, dtype=self.src)

@@ -1,0 +1,1136 @@
+"""The Tensor: an array (numpy or cupy) plus the autograd bookkeeping, and the creation functions."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import backend as _be
+from .autograd import function as _function
+from .autograd.grad_mode import state as _state
+
+# -- dtypes (numpy dtype objects; PyTorch's names) ------------------------------------------------
+# NOTE: the aliases float/int/bool/long/... are made in gpugrad/__init__.py, so that this module
+# can use the builtins under their own names.
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int8 = np.dtype("int8")
+uint8 = np.dtype("uint8")
+int16 = np.dtype("int16")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+bool_ = np.dtype("bool")
+_DTYPES = {"float16": float16, "half": float16, "float32": float32, "float": float32, "float64": float64,
+           "double": float64, "int8": int8, "uint8": uint8, "int16": int16, "int32": int32, "int64": int64,
+           "long": int64, "bool": bool_}
+_default_dtype = float32
+
+
+def as_dtype(dt):
+    """Normalize a dtype given as gg/numpy dtype, string or Python type."""
+    if dt is None:
+        return None
+    if isinstance(dt, str):
+        try:
+            return _DTYPES[dt.replace("torch.", "").replace("gpugrad.", "")]
+        except KeyError:
+            raise TypeError(f"unknown dtype {dt!r}; use one of {sorted(_DTYPES)}") from None
+    if dt is float:
+        return float64
+    if dt is int:
+        return int64
+    if dt is bool:
+        return bool_
+    try:
+        return np.dtype(dt)
+    except TypeError:
+        raise TypeError(f"unknown dtype {dt!r}") from None
+
+
+def is_floating(dt):
+    return dt.kind == "f"
+
+
+def get_default_dtype():
+    return _default_dtype
+
+
+def set_default_dtype(dt):
+    global _default_dtype
+    dt = as_dtype(dt)
+    if not is_floating(dt):
+        raise TypeError(f"the default dtype must be a floating point type, got {dt}")
+    _default_dtype = dt
+
+
+class Tensor:
+    __slots__ = ("data", "requires_grad", "grad", "_node", "_hooks", "__weakref__")
+    __array_priority__ = 1000
+    __array_ufunc__ = None  # NOTE: makes `ndarray * Tensor` defer to Tensor.__rmul__ instead of object arrays
+
+    def __init__(self, data, requires_grad=False):
+        if type(data) is not np.ndarray and isinstance(data, np.generic):
+            data = np.asarray(data)  # NOTE: numpy ufuncs return scalars for 0-d input; keep arrays
+        self.data = data
+        self.requires_grad = requires_grad
+        self.grad = None
+        self._node = None
+        self._hooks = None
+
+    # -- attributes ---------------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return _be.device_of(self.data)
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    def dim(self):
+        return self.data.ndim
+
+    def size(self, dim=None):
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    nelement = numel
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    @property
+    def is_cuda(self):
+        return type(self.data) is not np.ndarray
+
+    @property
+    def xp(self):
+        return _be.xp_of(self.data)
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        data = self.data if type(self.data) is np.ndarray else self.data.get()
+        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4)
+        extra = []
+        if str(self.device) != "cpu":
+            extra.append(f"device='{self.device}'")
+        if self.dtype not in (float32, int64, bool_):
+            extra.append(f"dtype={self.dtype}")
+        if self._node is not None:
+            extra.append(f"grad_fn={self._node!r}")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return f"tensor({body}{', ' if extra else ''}{', '.join(extra)})"
+
+    # -- conversion ---------------------------------------------------------------------------------
+    def numpy(self):
+        if self.requires_grad and _state.grad_enabled:
+            raise RuntimeError("Can't call numpy() on a Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if type(self.data) is not np.ndarray:
+            raise TypeError(f"can't convert a {self.device} tensor to numpy; use tensor.cpu() first")
+        return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        if type(self.data) is not np.ndarray:
+            raise TypeError(f"can't convert a {self.device} tensor to numpy; use tensor.cpu() first")
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"only one-element tensors can be converted to Python scalars (shape {tuple(self.shape)})")
+        return self.data.reshape(()).item() if type(self.data) is np.ndarray else self.data.reshape(()).get().item()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"Boolean value of a tensor with {self.data.size} elements is ambiguous")
+        return bool(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def tolist(self):
+        d = self.data if type(self.data) is np.ndarray else self.data.get()
+        return d.tolist()
+
+    def detach(self):
+        return Tensor(self.data)
+
+    def detach_(self):
+        self._node = None
+        self.requires_grad = False
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and not is_floating(self.dtype):
+            raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.dtype}; "
+                               "convert with .float() first")
+        if not requires_grad and self._node is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf tensors; use detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    def to(self, *args, dtype=None, device=None, copy=False):
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype, device = a.dtype, a.device
+            elif isinstance(a, _be.Device) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "auto")):
+                device = a
+            else:
+                dtype = a
+        out = self
+        if device is not None:
+            dev = _be.device(device)
+            if dev != self.device:
+                out = _function_apply_to(out, dev)
+        if dtype is not None and as_dtype(dtype) != out.dtype:
+            out = out.type(dtype)
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+
+    def type(self, dtype):
+        dt = as_dtype(dtype)
+        if dt == self.dtype:
+            return self
+        return _ew.Cast.apply(self, dtype=dt) if is_floating(dt) else Tensor(self.data.astype(dt))
+
+    def float(self):
+        return self.type(float32)
+
+    def double(self):
+        return self.type(float64)
+
+    def half(self):
+        return self.type(float16)
+
+    def long(self):
+        return self.type(int64)
+
+    def int(self):
+        return self.type(int32)
+
+    def bool(self):
+        return self.type(bool_)
+
+    def clone(self):
+        return _sh.Alias.apply(self) if self.requires_grad else Tensor(self.data.copy())
+
+    # -- autograd -----------------------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd import engine  # noqa: PLC0415
+        g = engine._as_grad(gradient, self, create_graph, "the output")
+        if inputs is not None:
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            res = engine.run([self], [g], inputs=inputs, retain_graph=retain_graph, create_graph=create_graph,
+                             allow_unused=True)
+            for t, gi in zip(inputs, res):
+                if gi is not None:
+                    t.grad = gi if t.grad is None else t.grad + gi
+            return
+        engine.run([self], [g], retain_graph=retain_graph, create_graph=create_graph)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a replacement."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._node is not None:
+            hooks = self._node.__dict__.setdefault("hooks", [])
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        hooks.append(hook)
+
+        class _Handle:
+            def remove(_self):
+                if hook in hooks:
+                    hooks.remove(hook)
+        return _Handle()
+
+    def retain_grad(self):
+        if self._node is None:
+            return
+
+        def _keep(g, t=self):
+            t.grad = g.detach() if not g.requires_grad else g
+        self.register_hook(_keep)
+
+    # -- in-place helpers (no graph; for initialisation and optimizers) ------------------------------
+    def _check_inplace(self):
+        if self.requires_grad and _state.grad_enabled:
+            raise RuntimeError("in-place modification of a tensor that requires grad is not supported while grad "
+                               "is enabled; do it under gg.no_grad() or use an out-of-place op (e.g. gg.where)")
+
+    def __setitem__(self, idx, value):
+        self._check_inplace()
+        self.data[_index(idx, self.data)] = value.data if isinstance(value, Tensor) else value
+
+    def zero_(self):
+        self._check_inplace()
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value):
+        self._check_inplace()
+        self.data[...] = value
+        return self
+
+    def copy_(self, src):
+        self._check_inplace()
+        s = src.data if isinstance(src, Tensor) else src
+        if _be.xp_of(s) is not self.xp:
+            raise RuntimeError(f"copy_: source is on {_be.device_of(s)}, destination on {self.device}")
+        self.data[...] = s
+        return self
+
+    # -- arithmetic ---------------------------------------------------------------------------------
+    def __add__(self, o):
+        return _binary(_ew.Add, self, o)
+
+    def __radd__(self, o):
+        return _binary(_ew.Add, o, self)
+
+    def __sub__(self, o):
+        return _binary(_ew.Sub, self, o)
+
+    def __rsub__(self, o):
+        return _binary(_ew.Sub, o, self)
+
+    def __mul__(self, o):
+        return _binary(_ew.Mul, self, o)
+
+    def __rmul__(self, o):
+        return _binary(_ew.Mul, o, self)
+
+    def __truediv__(self, o):
+        return _binary(_ew.Div, self, o, true_div=True)
+
+    def __rtruediv__(self, o):
+        return _binary(_ew.Div, o, self, true_div=True)
+
+    def __pow__(self, o):
+        if isinstance(o, numbers.Number) and not isinstance(o, bool):
+            if not is_floating(self.dtype) and isinstance(o, float):
+                return self.float() ** o
+            return _ew.PowScalar.apply(self, p=o)
+        return _binary(_ew.Pow, self, o)
+
+    def __rpow__(self, o):
+        if isinstance(o, numbers.Number):
+            x = self if is_floating(self.dtype) else self.float()
+            return _ew.RPowScalar.apply(x, c=o)
+        return _binary(_ew.Pow, o, self)
+
+    def __matmul__(self, o):
+        return matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return matmul(_wrap(o, self), self)
+
+    def __neg__(self):
+        return _ew.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ew.Abs.apply(self)
+
+    # -- comparisons (no gradient) -------------------------------------------------------------------
+    def _cmp(self, o, op):
+        od = o.data if isinstance(o, Tensor) else o
+        if isinstance(o, Tensor):
+            _check_same_device(self, o, op.__name__)
+        return Tensor(op(self.data, od))
+
+    def __lt__(self, o):
+        return self._cmp(o, _op_lt)
+
+    def __le__(self, o):
+        return self._cmp(o, _op_le)
+
+    def __gt__(self, o):
+        return self._cmp(o, _op_gt)
+
+    def __ge__(self, o):
+        return self._cmp(o, _op_ge)
+
+    def __eq__(self, o):
+        return self._cmp(o, _op_eq)
+
+    def __ne__(self, o):
+        return self._cmp(o, _op_ne)
+
+    def __invert__(self):
+        if self.dtype != bool_:
+            raise TypeError("~ is defined for bool tensors only")
+        return Tensor(~self.data)
+
+    def __and__(self, o):
+        return self._cmp(o, _op_and)
+
+    def __or__(self, o):
+        return self._cmp(o, _op_or)
+
+    def eq(self, o):
+        return self == o
+
+    def ne(self, o):
+        return self != o
+
+    def lt(self, o):
+        return self < o
+
+    def le(self, o):
+        return self <= o
+
+    def gt(self, o):
+        return self > o
+
+    def ge(self, o):
+        return self >= o
+
+    def isnan(self):
+        return Tensor(self.xp.isnan(self.data))
+
+    def isfinite(self):
+        return Tensor(self.xp.isfinite(self.data))
+
+    def all(self):
+        return Tensor(self.xp.asarray(self.data.all()))
+
+    def any(self):
+        return Tensor(self.xp.asarray(self.data.any()))
+
+    def argmax(self, dim=None, keepdim=False):
+        return _argext(self, dim, keepdim, "argmax")
+
+    def argmin(self, dim=None, keepdim=False):
+        return _argext(self, dim, keepdim, "argmin")
+
+    def sign(self):
+        return Tensor(self.xp.sign(self.data))
+
+    # -- unary math -----------------------------------------------------------------------------------
+    def exp(self):
+        return _ew.Exp.apply(_floatify(self))
+
+    def log(self):
+        return _ew.Log.apply(_floatify(self))
+
+    def log1p(self):
+        return _ew.Log1p.apply(_floatify(self))
+
+    def sqrt(self):
+        return _ew.Sqrt.apply(_floatify(self))
+
+    def rsqrt(self):
+        return 1 / self.sqrt()
+
+    def sin(self):
+        return _ew.Sin.apply(_floatify(self))
+
+    def cos(self):
+        return _ew.Cos.apply(_floatify(self))
+
+    def tanh(self):
+        return _act("tanh", self)
+
+    def sigmoid(self):
+        return _act("sigmoid", self)
+
+    def relu(self):
+        return _act("relu", self)
+
+    def abs(self):
+        return _ew.Abs.apply(self)
+
+    def square(self):
+        return _ew.PowScalar.apply(self, p=2)
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def neg(self):
+        return -self
+
+    def clamp(self, min=None, max=None):  # noqa: A002
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min or max must be given")
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            out = self
+            if min is not None:
+                out = maximum(out, min)
+            if max is not None:
+                out = minimum(out, max)
+            return out
+        return _ew.Clamp.apply(self, min=min, max=max)
+
+    clip = clamp
+
+    def maximum(self, other):
+        return maximum(self, other)
+
+    def minimum(self, other):
+        return minimum(self, other)
+
+    def where(self, condition, other):
+        return where(condition, self, other)
+
+    def masked_fill(self, mask, value):
+        return where(mask, _wrap(value, self), self)
+
+    # -- reductions -------------------------------------------------------------------------------------
+    def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
+        dim = axis if dim is None else dim
+        keepdim = keepdims if keepdims is not None else keepdim
+        x = self if dtype is None else self.type(dtype)
+        if not is_floating(x.dtype) and x.dtype != bool_:
+            return Tensor(x.xp.asarray(x.data.sum(axis=_rd.norm(dim, x.ndim), keepdims=keepdim)))
+        if x.dtype == bool_:
+            return Tensor(x.xp.asarray(x.data.sum(axis=_rd.norm(dim, x.ndim), keepdims=keepdim)))
+        return _rd.Sum.apply(x, axes=_rd.norm(dim, x.ndim), keepdim=keepdim)
+
+    def mean(self, dim=None, keepdim=False, dtype=None):
+        x = self if dtype is None else self.type(dtype)
+        if not is_floating(x.dtype):
+            raise RuntimeError(f"mean(): could not infer output dtype; input dtype is {x.dtype}: use .float() first")
+        axes = _rd.norm(dim, x.ndim)
+        n = 1
+        for a in axes:
+            n *= x.shape[a]
+        # NOTE: the mean of an empty selection is nan, as in PyTorch
+        return x.sum(axes, keepdim) / n if n else x.sum(axes, keepdim) * float("nan")
+
+    def max(self, dim=None, keepdim=False):
+        return _maxmin(self, dim, keepdim, "max")
+
+    def min(self, dim=None, keepdim=False):
+        return _maxmin(self, dim, keepdim, "min")
+
+    def amax(self, dim=None, keepdim=False):
+        if dim is None or isinstance(dim, int):
+            r = _maxmin(self, dim, keepdim, "max")
+            return r if dim is None else r[0]
+        raise NotImplementedError("amax over several dims: reduce one dim at a time")
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        axes = _rd.norm(dim, self.ndim)
+        n = 1
+        for a in axes:
+            n *= self.shape[a]
+        mu = self.mean(axes, keepdim=True)
+        d = self - mu
+        return (d * d).sum(axes, keepdim) / max(n - correction, 0)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
+    def logsumexp(self, dim, keepdim=False):
+        from .nn import functional as F  # noqa: PLC0415
+        return F.logsumexp(self, dim, keepdim)
+
+    def softmax(self, dim):
+        from .nn import functional as F  # noqa: PLC0415
+        return F.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        from .nn import functional as F  # noqa: PLC0415
+        return F.log_softmax(self, dim)
+
+    def norm(self, p=2, dim=None, keepdim=False):
+        if p == 2:
+            return (self * self).sum(dim, keepdim).sqrt()
+        if p == 1:
+            return self.abs().sum(dim, keepdim)
+        return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+
+    # -- shape ------------------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        if shape == self.data.shape:
+            return self
+        try:
+            target = np.empty(self.data.shape, dtype=np.bool_).reshape(shape).shape if -1 in shape else shape
+        except ValueError:
+            target = None
+        if target is None or int(np.prod(target)) != self.data.size:
+            raise RuntimeError(f"shape {list(shape)} is invalid for input of size {self.data.size} (shape {tuple(self.shape)})")
+        return _sh.Reshape.apply(self, shape=tuple(target))
+
+    view = reshape
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        nd = self.ndim
+        if nd == 0:
+            return self.reshape(1)
+        s, e = start_dim % nd, end_dim % nd
+        if s > e:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        shp = self.shape
+        return self.reshape(shp[:s] + (int(np.prod(shp[s:e + 1])),) + shp[e + 1:])
+
+    def unflatten(self, dim, sizes):
+        d = dim % self.ndim
+        return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+
+    def permute(self, *dims):
+        dims = _shape_arg(dims)
+        nd = self.ndim
+        if sorted(d % nd for d in dims) != list(range(nd)) or len(dims) != nd:
+            raise ValueError(f"permute: dims {list(dims)} are not a permutation of {nd} dimensions")
+        dims = tuple(d % nd for d in dims)
+        if dims == tuple(range(nd)):
+            return self
+        return _sh.Permute.apply(self, dims=dims)
+
+    def transpose(self, dim0, dim1):
+        nd = self.ndim
+        if nd < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+            return self
+        p = list(range(nd))
+        a, b = _one(dim0, nd), _one(dim1, nd)
+        p[a], p[b] = p[b], p[a]
+        return self.permute(p)
+
+    swapaxes = swapdims = transpose
+
+    @property
+    def T(self):  # noqa: N802
+        return self.permute(tuple(range(self.ndim))[::-1]) if self.ndim >= 2 else self
+
+    @property
+    def mT(self):  # noqa: N802
+        return self.transpose(-2, -1)
+
+    def t(self):
+        if self.ndim > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dimensions, got {self.ndim}; use transpose()")
+        return self.T
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            shp = tuple(s for s in self.shape if s != 1)
+        else:
+            dims = _rd.norm(dim, self.ndim)
+            shp = tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1))
+        return self.reshape(shp)
+
+    def unsqueeze(self, dim):
+        nd = self.ndim + 1
+        if not -nd <= dim < nd:
+            raise IndexError(f"unsqueeze: dim {dim} out of range for a result with {nd} dimensions")
+        d = dim % nd
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def expand(self, *sizes):
+        sizes = _shape_arg(sizes)
+        shp = self.shape
+        if len(sizes) < len(shp):
+            raise RuntimeError(f"expand: the number of sizes ({len(sizes)}) must be >= the tensor's dims ({len(shp)})")
+        lead = len(sizes) - len(shp)
+        full = tuple(s if s != -1 else shp[i - lead] for i, s in enumerate(sizes))
+        for i, s in enumerate(shp):
+            if s != 1 and s != full[i + lead]:
+                raise RuntimeError(f"expand: the size {s} of dim {i} must match {full[i + lead]} or be 1 "
+                                   f"(tensor shape {tuple(shp)}, target {full})")
+        if full == shp:
+            return self
+        return _sh.Expand.apply(self, shape=full)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    broadcast_to = expand
+
+    def __getitem__(self, idx):
+        return _sh.GetItem.apply(self, idx=_index(idx, self.data))
+
+    def split(self, split_size_or_sections, dim=0):
+        return split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks, dim=0):
+        return chunk(self, chunks, dim)
+
+    def contiguous(self):
+        return self
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+    def mm(self, other):
+        return matmul(self, other)
+
+
+def _function_apply_to(t, dev):
+    """Move a tensor to ``dev`` (differentiable: the gradient flows back to the source device)."""
+    return _ToDevice.apply(t, dev=dev)
+
+
+class _ToDevice(_function.Function):
+    def forward(self, x, dev):
+        self.src = _be.device_of(x)
+        return _be.to_device(x, dev)
+
+    def backward(self, g):
+        if isinstance(g, Tensor):
+            return g.to(self.src)
+        return _be.to_device(g, self.src)
+
+
+_function._Tensor = Tensor
+
+from .ops import elementwise as _ew  # noqa: E402
+from .ops import reduce as _rdmod  # noqa: E402
+from .ops import shape as _sh  # noqa: E402
+from .ops import linalg as _la  # noqa: E402
+from .ops._util import norm_dim as _norm_dim, one_dim as _one  # noqa: E402
+
+
+class _rd:  # noqa: N801  (namespace for reductions)
+    Sum = _rdmod.Sum
+    MaxMin = _rdmod.MaxMin
+
+    @staticmethod
+    def norm(dim, ndim):
+        return _norm_dim(dim, ndim)
+
+
+def _op_lt(a, b): return a < b  # noqa: E704
+def _op_le(a, b): return a <= b  # noqa: E704
+def _op_gt(a, b): return a > b  # noqa: E704
+def _op_ge(a, b): return a >= b  # noqa: E704
+def _op_eq(a, b): return a == b  # noqa: E704
+def _op_ne(a, b): return a != b  # noqa: E704
+def _op_and(a, b): return a & b  # noqa: E704
+def _op_or(a, b): return a | b  # noqa: E704
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _check_same_device(a, b, what):
+    if type(a.data) is np.ndarray and type(b.data) is np.ndarray:
+        return
+    if a.device != b.device:
+        raise RuntimeError(f"{what}: expected all tensors on the same device, got {a.device} and {b.device}; "
+                           "move one with .to(device) first — gpugrad never copies silently")
+
+
+def _wrap(o, like):
+    """Turn a Python number / array into a constant Tensor matching ``like`` (PyTorch promotion rules)."""
+    if isinstance(o, Tensor):
+        return o
+    ld = like.data
+    if isinstance(o, (bool, np.bool_)):
+        dt = ld.dtype
+    elif isinstance(o, (int, np.integer)):
+        dt = ld.dtype if ld.dtype != bool_ else int64
+    elif isinstance(o, (float, np.floating)):
+        # NOTE: a Python float keeps a float tensor's dtype (no float64 promotion); ints become the default float.
+        dt = ld.dtype if is_floating(ld.dtype) else _default_dtype
+    elif isinstance(o, (np.ndarray, list, tuple)) or type(o).__module__.startswith("cupy"):
+        arr = _be.xp_of(ld).asarray(o)
+        if type(arr) is not type(ld):
+            raise RuntimeError(f"expected all tensors on the same device, got {like.device} and "
+                               f"{_be.device_of(o) if not isinstance(o, (list, tuple)) else 'cpu'}")
+        return Tensor(arr)
+    else:
+        raise TypeError(f"unsupported operand type {type(o).__name__} for a Tensor op")
+    return Tensor(_be.xp_of(ld).asarray(o, dtype=dt))
+
+
+def _binary(fn, a, b, true_div=False):
+    if not isinstance(a, Tensor):
+        a = _wrap(a, b)
+    elif not isinstance(b, Tensor):
+        b = _wrap(b, a)
+    da, db = a.data.dtype, b.data.dtype
+    if da != db:
+        fa, fb = is_floating(da), is_floating(db)
+        if fa and not fb:
+            b = b.type(da)
+        elif fb and not fa:
+            a = a.type(db)
+        else:
+            dt = np.promote_types(da, db)
+            a, b = a.type(dt), b.type(dt)
+    elif true_div and not is_floating(da):
+        a, b = a.type(_default_dtype), b.type(_default_dtype)
+    return fn.apply(a, b)
+
+
+def _floatify(t):
+    return t if is_floating(t.dtype) else t.type(_default_dtype)
+
+
+def _act(name, x):
+    """Activations route through nn.functional when it is loaded (fused kernels), else the core primitive."""
+    return {"tanh": _ew.Tanh, "sigmoid": _ew.Sigmoid, "relu": _ew.Relu}[name].apply(_floatify(x) if name != "relu" else x)
+
+
+def _argext(t, dim, keepdim, fname):
+    xp = t.xp
+    if dim is None:
+        return Tensor(xp.asarray(getattr(xp, fname)(t.data.reshape(-1)), dtype=np.int64))
+    d = _one(dim, t.ndim)
+    r = getattr(xp, fname)(t.data, axis=d, keepdims=keepdim)
+    return Tensor(r.astype(np.int64, copy=False))
+
+
+class _MaxMinResult(tuple):
+    """(values, indices) with attribute access, as torch.return_types.max."""
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def _maxmin(t, dim, keepdim, mode):
+    if t.data.size == 0:
+        raise RuntimeError(f"{mode}(): cannot reduce an empty tensor")
+    if dim is None:
+        return _rd.MaxMin.apply(t, axis=None, idx=None, keepdim=False, mode=mode)
+    d = _one(dim, t.ndim)
+    xp = t.xp
+    idx = (xp.argmax if mode == "max" else xp.argmin)(t.data, axis=d, keepdims=True) if t.ndim else xp.zeros((), np.int64)
+    if t.ndim == 0:
+        return _MaxMinResult((t, Tensor(xp.zeros((), np.int64))))
+    vals = _rd.MaxMin.apply(t, axis=d, idx=idx, keepdim=keepdim, mode=mode)
+    return _MaxMinResult((vals, Tensor(idx if keepdim else idx.squeeze(d))))
+
+
+def _index(idx, data):
+    """Normalize an index: Tensors -> arrays, lists -> arrays on the data's device."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    xp = None
+    for i in idx:
+        if isinstance(i, Tensor):
+            i = i.data
+            if type(i) is not type(data):
+                raise RuntimeError(f"index tensor is on {_be.device_of(i)} but the indexed tensor is on "
+                                   f"{_be.device_of(data)}")
+        elif isinstance(i, (list, np.ndarray)) and type(data) is not np.ndarray:
+            xp = xp or _be.xp_of(data)
+            i = xp.asarray(i)
+        elif isinstance(i, list):
+            i = np.asarray(i)
+        out.append(i)
+    return tuple(out) if len(out) != 1 or isinstance(out[0], tuple) else out[0]
+
+
+# -- functions on tensors ----------------------------------------------------------------------------
+def matmul(a, b):
+    """Matrix product with PyTorch's 1-D rules (dot, vector-matrix, matrix-vector) and batch broadcasting."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError("matmul expects two Tensors")
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError("both arguments to matmul need to be at least 1D")
+    ka, kb = a.shape[-1], b.shape[-2] if b.ndim >= 2 else b.shape[0]
+    if ka != kb:
+        raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied ({ka} != {kb})")
+    if a.dtype != b.dtype:
+        dt = np.promote_types(a.dtype, b.dtype)
+        a, b = a.type(dt), b.type(dt)
+    a2 = a.unsqueeze(0) if a.ndim == 1 else a
+    b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+    y = _la.MatMul.apply(a2, b2)
+    if b.ndim == 1:
+        y = y.squeeze(-1)
+    if a.ndim == 1:
+        y = y.squeeze(-2) if y.ndim >= 2 else y.squeeze(0)
+    return y
+
+
+def where(condition, input, other):  # noqa: A002
+    ref = input if isinstance(input, Tensor) else other
+    if not isinstance(ref, Tensor):
+        raise TypeError("where: at least one of input/other must be a Tensor")
+    c = condition.data if isinstance(condition, Tensor) else _be.xp_of(ref.data).asarray(condition)
+    if c.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got {c.dtype}")
+    a, b = _wrap(input, ref), _wrap(other, ref)
+    if a.dtype != b.dtype:
+        dt = a.dtype if is_floating(a.dtype) and not is_floating(b.dtype) else (
+            b.dtype if is_floating(b.dtype) and not is_floating(a.dtype) else np.promote_types(a.dtype, b.dtype))
+        a, b = a.type(dt), b.type(dt)
+    _check_same_device(a, b, "where")
+    if type(c) is not type(a.data):
+        raise RuntimeError(f"where: condition is on {_be.device_of(c)} but the values are on {a.device}")
+    return _ew.Where.apply(a, b, cond=c)
+
+
+def maximum(a, b):
+    return _binary(_ew.Maximum, a, b)
+
+
+def minimum(a, b):
+    return _binary(_ew.Minimum, a, b)
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of Tensors")
+    t0 = tensors[0]
+    d = _one(dim, t0.ndim)
+    for i, t in enumerate(tensors):
+        if t.ndim != t0.ndim or any(s != s0 for j, (s, s0) in enumerate(zip(t.shape, t0.shape)) if j != d):
+            raise RuntimeError(f"cat: sizes must match except in dim {d}: tensor 0 has shape {tuple(t0.shape)}, "
+                               f"tensor {i} has shape {tuple(t.shape)}")
+    dt = t0.dtype
+    for t in tensors[1:]:
+        dt = np.promote_types(dt, t.dtype)
+    tensors = [t.type(dt) for t in tensors]
+    return _sh.Cat.apply(*tensors, dim=d)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of Tensors")
+    s0 = tensors[0].shape
+    for i, t in enumerate(tensors):
+        if t.shape != s0:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {tuple(s0)} at entry 0 "
+                               f"and {tuple(t.shape)} at entry {i}")
+    nd = len(s0) + 1
+    d = dim % nd
+    return cat([t.unsqueeze(d) for t in tensors], d)
+
+
+def split(t, split_size_or_sections, dim=0):
+    d = _one(dim, t.ndim)
+    n = t.shape[d]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        s = int(split_size_or_sections)
+        if s <= 0:
+            raise ValueError(f"split: split_size must be positive, got {s}")
+        sizes = [min(s, n - i) for i in range(0, n, s)] or [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise RuntimeError(f"split: sections {sizes} sum to {sum(sizes)}, but dim {d} has size {n}")
+    out, start = [], 0
+    pre = (slice(None),) * d
+    for s in sizes:
+        out.append(t[pre + (slice(start, start + s),)])
+        start += s
+    return tuple(out)
+
+
+def chunk(t, chunks, dim=0):
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = t.shape[_one(dim, t.ndim)]
+    size = -(-n // chunks)
+    return split(t, max(size, 1), dim)
+
+
+def pad(t, pad, mode="constant", value=0.0):  # noqa: A002
+    """torch.nn.functional.pad: ``pad`` lists (left, right) pairs starting from the LAST dimension."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > t.ndim:
+        raise ValueError(f"pad: expected an even number of values covering at most {t.ndim} dims, got {pad}")
+    widths = [(0, 0)] * t.ndim
+    for i in range(len(pad) // 2):
+        lo, hi = int(pad[2 * i]), int(pad[2 * i + 1])
+        if lo < 0 or hi < 0:
+            raise NotImplementedError("pad: negative padding is not supported; slice the tensor instead")
+        widths[t.ndim - 1 - i] = (lo, hi)
+    return _sh.Pad.apply(t, widths=tuple(widths), value=value)
+
+
+def one_hot(t, num_classes=-1):
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected an integer tensor of class indices, got {t.dtype}")
+    xp = t.xp
+    if t.data.size and int(t.data.min()) < 0:
+        raise ValueError(f"one_hot: class values must be non-negative, got {int(t.data.min())}")
+    n = int(t.data.max()) + 1 if num_classes == -1 else num_classes
+    if t.data.size and int(t.data.max()) >= n:
+        raise ValueError(f"one_hot: class value {int(t.data.max())} is out of range for num_classes={n}")
+    return Tensor((t.data[..., None] == xp.arange(n)).astype(np.int64))
+
+
+# -- creation -----------------------------------------------------------------------------------------
+def _infer_dtype(data):
+    """PyTorch's inference for Python data: floats -> default float, ints -> int64, bools -> bool."""
+    flat = data
+    while isinstance(flat, (list, tuple)) and flat:
+        flat = flat[0]
+    arr = np.asarray(data)
+    if arr.dtype == np.bool_:
+        return bool_
+    if arr.dtype.kind in "iu":
+        return int64
+    if arr.dtype.kind == "f":
+        return _default_dtype
+    raise TypeError(f"cannot make a tensor from data of type {arr.dtype} ({type(flat).__name__})")
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """Make a tensor from data (copying it). Float lists default to float32; arrays keep their dtype."""
+    dtype = as_dtype(dtype)
+    dev = _be.device(device)
+    if isinstance(data, Tensor):
+        arr = data.data
+    elif isinstance(data, np.ndarray) or type(data).__module__.startswith("cupy"):
+        arr = data
+    elif isinstance(data, np.generic):
+        arr = np.asarray(data)
+    else:
+        arr = np.asarray(data, dtype=dtype or _infer_dtype(data))
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    xp = dev.xp
+    if type(arr) is np.ndarray and xp is np:
+        arr = arr.copy()
+    elif device is None and type(arr) is not np.ndarray:
+        arr = arr.copy()
+    else:
+        arr = _be.to_device(arr, dev) if _be.device_of(arr) != dev else arr.copy()
+    t = Tensor(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(arr):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(arr).__name__}")
+    return Tensor(arr)
+
+
+def _make(fill, shape, dtype, device, requires_grad):
+    dtype = as_dtype(dtype) or _default_dtype
+    dev = _be.device(device)
+    t = Tensor(fill(dev.xp, _shape_arg(shape), dtype))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def zeros(*shape, dtype=None, device=None, requires_grad=False):
+    return _make(lambda xp, s, dt: xp.zeros(s, dt), shape, dtype, device, requires_grad)
+
+
+def ones(*shape, dtype=None, device=None, requires_grad=False):
+    return _make(lambda xp, s, dt: xp.ones(s, dt), shape, dtype, device, requires_grad)
+
+
+def empty(*shape, dtype=None, device=None, requires_grad=False):
+    return _make(lambda xp, s, dt: xp.empty(s, dt), shape, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None:
+        dtype = bool_ if isinstance(fill_value, bool) else (
+            int64 if isinstance(fill_value, int) else _default_dtype)
+    return _make(lambda xp, s, dt: xp.full(s, fill_value, dt), (size,), dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = int64 if all(isinstance(v, (int, np.integer)) for v in (start, end, step)) else _default_dtype
+    dev = _be.device(device)
+    t = Tensor(dev.xp.arange(start, end, step, dtype=as_dtype(dtype)))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    dev = _be.device(device)
+    t = Tensor(dev.xp.linspace(start, end, steps, dtype=as_dtype(dtype) or _default_dtype))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _make(lambda xp, s, dt: xp.eye(n, m, dtype=dt), (), dtype, device, requires_grad)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    return empty(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
