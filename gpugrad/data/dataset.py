@@ -1,0 +1,140 @@
+"""Datasets: the abstract ``Dataset``, ``TensorDataset``, ``Subset`` and ``random_split``."""
+from __future__ import annotations
+
+import itertools
+import operator
+
+import numpy as np
+
+from .. import random as _random
+from ..tensor import Tensor
+
+__all__ = ["Dataset", "Subset", "TensorDataset", "random_split"]
+
+
+class Dataset:
+    """A map-style dataset: subclasses define ``__getitem__(i)`` and ``__len__()``."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+
+def _as_tensor(t, position):
+    if isinstance(t, Tensor):
+        return t
+    if isinstance(t, np.ndarray) or type(t).__module__.startswith("cupy"):
+        return Tensor(t)  # wraps without copying
+    raise TypeError(f"TensorDataset: argument {position} is a {type(t).__name__}, expected a Tensor or an array")
+
+
+class TensorDataset(Dataset):
+    """Samples are rows of the given tensors: ``ds[i] == (t0[i], t1[i], ...)``.
+
+    All tensors must have the same size in the first dimension. Numpy/CuPy arrays
+    are accepted and wrapped without copying. ``DataLoader`` batches a
+    TensorDataset with one fancy index per tensor per batch.
+    """
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one tensor")
+        tensors = tuple(_as_tensor(t, i) for i, t in enumerate(tensors))
+        for i, t in enumerate(tensors):
+            if len(t.shape) == 0:
+                raise ValueError(f"TensorDataset: tensor {i} is 0-dimensional; every tensor needs a first (sample) dimension")
+        sizes = [t.shape[0] for t in tensors]
+        if len(set(sizes)) != 1:
+            raise ValueError(f"TensorDataset: all tensors must have the same size in the first dimension, got sizes {sizes}")
+        self.tensors = tensors
+
+    def __getitem__(self, index):
+        index = operator.index(index)
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of range for a TensorDataset of {n} samples")
+        # NOTE: `[index, ...]` keeps a 0-d *array* (not a NumPy scalar) for 1-d tensors.
+        return tuple(Tensor(t.data[index, ...]) for t in self.tensors)
+
+    def __len__(self):
+        return self.tensors[0].shape[0]
+
+    def __repr__(self):
+        shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in self.tensors)
+        return f"TensorDataset({len(self)} samples: {shapes})"
+
+
+class Subset(Dataset):
+    """The samples of ``dataset`` at ``indices``, in that order."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise TypeError("Subset: indices must be a 1-d sequence of integers")
+        n = len(dataset)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"Subset: indices must lie in [-{n}, {n}) for a dataset of {n} samples")
+        self.indices = np.where(idx < 0, idx + n, idx).astype(np.int64)
+
+    def __getitem__(self, index):
+        return self.dataset[int(self.indices[index])]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def random_split(dataset, lengths, seed=None, generator=None):
+    """Split ``dataset`` into non-overlapping random ``Subset``s of the given lengths.
+
+    ``lengths`` are counts summing to ``len(dataset)``, or fractions summing to 1
+    (remainders go round-robin to the first parts, as in PyTorch). Reproducible
+    with ``seed=`` or ``generator=`` (a ``numpy.random.Generator``), else drawn from
+    gpugrad's global generator (``gg.manual_seed``).
+    """
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and all(isinstance(x, float) for x in lengths) and abs(sum(lengths) - 1) < 1e-9:
+        counts = [int(np.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if any(int(x) != x or x < 0 for x in lengths) or sum(lengths) != n:
+        raise ValueError(f"random_split: lengths {lengths} must be non-negative counts summing to the dataset size {n} "
+                         "(or fractions summing to 1)")
+    perm = _permutation(_rng(seed, generator), n)
+    bounds = np.cumsum([0] + [int(x) for x in lengths])
+    return [Subset(dataset, perm[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def _rng(seed, generator):
+    """The generator to draw from: ``generator``, a new one from ``seed``, else None (= gpugrad's global one)."""
+    if seed is not None and generator is not None:
+        raise ValueError("pass either seed= or generator=, not both")
+    if generator is not None:
+        if not isinstance(generator, np.random.Generator):
+            raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
+        return generator
+    return None if seed is None else np.random.default_rng(seed)
+
+
+def _permutation(rng, n):
+    # NOTE: without seed=/generator=, draw from gpugrad's CPU generator at use time, so gg.manual_seed() governs it.
+    return (rng if rng is not None else _random.generator("cpu")).permutation(n)
+
+
+def _fast_arrays(dataset):
+    """(arrays, index_map) when ``dataset`` can be batched by fancy indexing, else None.
+
+    ``index_map`` is None or an int64 array mapping loader positions to rows
+    (for Subsets, possibly nested, of a TensorDataset).
+    """
+    index_map = None
+    while isinstance(dataset, Subset) and type(dataset).__getitem__ is Subset.__getitem__:
+        index_map = dataset.indices if index_map is None else dataset.indices[index_map]
+        dataset = dataset.dataset
+    if isinstance(dataset, TensorDataset) and type(dataset).__getitem__ is TensorDataset.__getitem__:
+        return [t.data for t in dataset.tensors], index_map
+    return None
