@@ -164,14 +164,21 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"only one-element tensors can be converted to Python scalars (shape {tuple(self.shape)})")
+            # NOTE: PyTorch raises RuntimeError here, and ValueError from float()/int() (below)
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar "
+                               f"(shape {tuple(self.shape)}); item() needs a one-element tensor")
         return self.data.reshape(()).item() if type(self.data) is np.ndarray else self.data.reshape(()).get().item()
 
+    def _scalar(self):
+        if self.data.size != 1:
+            raise ValueError(f"only one element tensors can be converted to Python scalars (shape {tuple(self.shape)})")
+        return self.item()
+
     def __float__(self):
-        return float(self.item())
+        return float(self._scalar())
 
     def __int__(self):
-        return int(self.item())
+        return int(self._scalar())
 
     def __bool__(self):
         if self.data.size != 1:
@@ -254,7 +261,9 @@ class Tensor:
         return self.type(bool_)
 
     def clone(self):
-        return _sh.Alias.apply(self) if self.requires_grad else Tensor(self.data.copy())
+        out = _sh.Alias.apply(self)
+        out.data = self.data.copy()  # NOTE: a clone owns its memory (Alias alone would share it)
+        return out
 
     # -- autograd -----------------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -293,7 +302,9 @@ class Tensor:
             return
 
         def _keep(g, t=self):
-            t.grad = g.detach() if not g.requires_grad else g
+            # NOTE: copied (the array g may also flow on to another tensor's .grad); accumulates like a leaf's
+            g = Tensor(g.data.copy()) if not g.requires_grad else g
+            t.grad = g if t.grad is None else t.grad + g
         self.register_hook(_keep)
 
     # -- in-place helpers (no graph; for initialisation and optimizers) ------------------------------
@@ -357,8 +368,8 @@ class Tensor:
         return _binary(_ew.Pow, self, o)
 
     def __rpow__(self, o):
-        if isinstance(o, numbers.Number):
-            x = self if is_floating(self.dtype) else self.float()
+        if isinstance(o, numbers.Number) and not isinstance(o, bool):
+            x = self if is_floating(self.dtype) or not isinstance(o, float) else self.float()
             return _ew.RPowScalar.apply(x, c=o)
         return _binary(_ew.Pow, o, self)
 
@@ -570,8 +581,14 @@ class Tensor:
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
     def logsumexp(self, dim, keepdim=False):
-        from .nn import functional as F  # noqa: PLC0415
-        return F.logsumexp(self, dim, keepdim)
+        # NOTE: a core composite (does not need gpugrad.nn). The max shift m is a constant: it cancels
+        # in the gradient, so it needs no graph; non-finite maxima (all -inf rows) shift by 0.
+        x = _floatify(self)
+        axes, xp = _rd.norm(dim, x.ndim), x.xp
+        m = x.data.max(axis=axes, keepdims=True) if x.data.size else xp.zeros((1,) * x.ndim, x.dtype)
+        m = Tensor(xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False))
+        out = (x - m).exp().sum(axes, keepdim=True).log() + m
+        return out if keepdim else out.squeeze(axes)
 
     def softmax(self, dim):
         from .nn import functional as F  # noqa: PLC0415
@@ -811,6 +828,15 @@ def _binary(fn, a, b, true_div=False):
     return fn.apply(a, b)
 
 
+def _result_type(*dts):
+    """PyTorch's promotion across categories: a float dtype wins over ints/bools (int64 + float32 -> float32)."""
+    floats = [d for d in dts if is_floating(d)]
+    dt = None
+    for d in floats or dts:
+        dt = d if dt is None else np.promote_types(dt, d)
+    return dt
+
+
 def _floatify(t):
     return t if is_floating(t.dtype) else t.type(_default_dtype)
 
@@ -886,7 +912,7 @@ def matmul(a, b):
     if ka != kb:
         raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied ({ka} != {kb})")
     if a.dtype != b.dtype:
-        dt = np.promote_types(a.dtype, b.dtype)
+        dt = _result_type(a.dtype, b.dtype)
         a, b = a.type(dt), b.type(dt)
     a2 = a.unsqueeze(0) if a.ndim == 1 else a
     b2 = b.unsqueeze(-1) if b.ndim == 1 else b
@@ -934,9 +960,7 @@ def cat(tensors, dim=0):
         if t.ndim != t0.ndim or any(s != s0 for j, (s, s0) in enumerate(zip(t.shape, t0.shape)) if j != d):
             raise RuntimeError(f"cat: sizes must match except in dim {d}: tensor 0 has shape {tuple(t0.shape)}, "
                                f"tensor {i} has shape {tuple(t.shape)}")
-    dt = t0.dtype
-    for t in tensors[1:]:
-        dt = np.promote_types(dt, t.dtype)
+    dt = _result_type(*(t.dtype for t in tensors))
     tensors = [t.type(dt) for t in tensors]
     return _sh.Cat.apply(*tensors, dim=d)
 

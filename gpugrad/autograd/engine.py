@@ -117,12 +117,12 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
     targets = None
     if inputs is not None:
         targets = {}
-        for t in inputs:
+        for i, t in enumerate(inputs):
             if not isinstance(t, T):
                 raise TypeError(f"autograd.grad inputs must be Tensors, got {type(t).__name__}")
             if not t.requires_grad:
-                raise RuntimeError("One of the differentiated Tensors does not require grad "
-                                   f"(shape {tuple(t.shape)}); call .requires_grad_() on it first")
+                raise RuntimeError(f"inputs[{i}] (shape {tuple(t.shape)}) does not require grad; "
+                                   "call .requires_grad_() on it first")
             targets[id(t)] = t
         # prune: only nodes with a path to some input need to run
         tnodes = {t._node: t for t in inputs if t._node is not None}
@@ -177,17 +177,17 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
 
     if inputs is not None:
         res = []
-        for t in inputs:
+        for i, t in enumerate(inputs):
             if t._node is None:
                 e = leaf.get(id(t))
                 g = None if e is None else e[1]
             else:
                 g = captured.get(id(t))
             if g is None and not allow_unused:
-                raise RuntimeError(f"One of the differentiated Tensors (shape {tuple(t.shape)}) appears to not have "
+                raise RuntimeError(f"inputs[{i}] (shape {tuple(t.shape)}) appears to not have "
                                    "been used in the graph. Set allow_unused=True if this is the desired behavior.")
             if g is not None and not isinstance(g, T):
-                g = T(g)
+                g = T(g.copy() if g.base is not None else g)  # NOTE: results own their memory (views may be read-only)
             res.append(g)
         return res
 
@@ -231,5 +231,5 @@ def _run_hooks(hooks, g, create_graph):
                 raise TypeError(f"a gradient hook must return a Tensor or None, got {type(r).__name__}")
             if tuple(r.shape) != tuple(gt.shape):
                 raise RuntimeError(f"hook returned a gradient of shape {tuple(r.shape)}, expected {tuple(gt.shape)}")
-            g = r if isinstance(g, T) else r.data
+            g = r if isinstance(g, T) else r.data.copy()  # NOTE: a copy: r may be a tensor the user keeps
     return g

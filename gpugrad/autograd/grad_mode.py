@@ -48,6 +48,11 @@ class set_grad_enabled:
 class _Mode:
     mode = True
 
+    def __new__(cls, orig_func=None):
+        # NOTE: `@gg.no_grad` without parentheses works too, as in PyTorch 2
+        self = super().__new__(cls)
+        return self if orig_func is None else self(orig_func)
+
     def __enter__(self):
         self.prev = state.grad_enabled
         state.grad_enabled = self.mode

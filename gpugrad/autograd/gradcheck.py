@@ -46,6 +46,8 @@ def _jacobians(fn, inputs, eps):
                 go[r] = 1
                 go = Tensor(out.xp.asarray(go.reshape(out.shape)))
                 o2 = _as_tuple(fn(*inputs))[oi]
+                if not o2.requires_grad:
+                    continue  # NOTE: a constant output (e.g. the gradient of a linear op) has a zero Jacobian
                 (g,) = grad(o2, x, go, allow_unused=True)
                 if g is not None:
                     ana[r] = _numpy(g.data).astype(np.float64).reshape(-1)
@@ -82,19 +84,25 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
 
 
 def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
-    """Check second derivatives: gradcheck of the vector-Jacobian product of ``fn`` (create_graph=True)."""
+    """Check second derivatives: gradcheck of the vector-Jacobian product of ``fn`` (create_graph=True).
+
+    As PyTorch's, the random output gradients are differentiated too, which checks that each backward
+    formula is itself recorded as a graph (linear in the incoming gradient).
+    """
     from ..autograd import grad  # noqa: PLC0415
     from ..tensor import Tensor  # noqa: PLC0415
     inputs = tuple(_as_tuple(inputs))
     rng = np.random.default_rng(seed)
-    outs = _as_tuple(fn(*inputs))
-    gos = [Tensor(o.xp.asarray(rng.standard_normal(o.shape))).type(o.dtype) for o in outs]
-    diff = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
 
-    def vjp(*xs):
-        o = _as_tuple(fn(*xs))
+    def diff_outputs(xs):
+        return [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and o.dtype.kind == "f" and o.requires_grad]
+    gos = tuple(Tensor(o.xp.asarray(rng.standard_normal(o.shape))).type(o.dtype).requires_grad_()
+                for o in diff_outputs(inputs))
+    n = len(inputs)
+
+    def vjp(*args):
+        xs, gs_out = args[:n], args[n:]
         d = [t for t in xs if isinstance(t, Tensor) and t.requires_grad]
-        gs = grad(list(o), d, gos, create_graph=True, allow_unused=True)
+        gs = grad(diff_outputs(xs), d, list(gs_out), create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None)
-    del diff
-    return gradcheck(vjp, inputs, eps=eps, atol=atol, rtol=rtol)
+    return gradcheck(vjp, inputs + gos, eps=eps, atol=atol, rtol=rtol)

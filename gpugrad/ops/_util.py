@@ -18,7 +18,8 @@ def norm_dim(dim, ndim, name="dim"):
         out.append(d % ndim if ndim else 0)
     if len(set(out)) != len(out):
         raise ValueError(f"{name} {dim!r} names a dimension twice")
-    return tuple(sorted(out))
+    # NOTE: a 0-d tensor accepts dim 0 / -1 (as PyTorch) but has no axis to reduce over
+    return tuple(sorted(out)) if ndim else ()
 
 
 def one_dim(dim, ndim, name="dim"):

@@ -17,6 +17,11 @@ class Alias(Function):
         return g
 
 
+def alias(t):
+    """A fresh graph node over ``t``'s array (the engine differentiates fused ops' composites w.r.t. these)."""
+    return Alias.apply(t)
+
+
 class Reshape(Function):
     def forward(self, x, shape):
         self.src = x.shape
