@@ -284,7 +284,9 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self._node is not None:
-            hooks = self._node.__dict__.setdefault("hooks", [])
+            if self._node.hooks is None:
+                self._node.hooks = []
+            hooks = self._node.hooks
         else:
             if self._hooks is None:
                 self._hooks = []
@@ -486,13 +488,13 @@ class Tensor:
         return _ew.Cos.apply(_floatify(self))
 
     def tanh(self):
-        return _act("tanh", self)
+        return _ew.Tanh.apply(self if self.data.dtype.kind == "f" else _floatify(self))
 
     def sigmoid(self):
-        return _act("sigmoid", self)
+        return _ew.Sigmoid.apply(self if self.data.dtype.kind == "f" else _floatify(self))
 
     def relu(self):
-        return _act("relu", self)
+        return _ew.Relu.apply(self)
 
     def abs(self):
         return _ew.Abs.apply(self)
@@ -839,11 +841,6 @@ def _result_type(*dts):
 
 def _floatify(t):
     return t if is_floating(t.dtype) else t.type(_default_dtype)
-
-
-def _act(name, x):
-    """Activations route through nn.functional when it is loaded (fused kernels), else the core primitive."""
-    return {"tanh": _ew.Tanh, "sigmoid": _ew.Sigmoid, "relu": _ew.Relu}[name].apply(_floatify(x) if name != "relu" else x)
 
 
 def _argext(t, dim, keepdim, fname):

@@ -21,24 +21,25 @@ def _topo(roots, stop=None):
     """Nodes reachable from ``roots`` (Tensors), each after all nodes it depends on."""
     order, seen = [], set()
     stack = [(t._node, False) for t in roots if t._node is not None]
+    push, pop, mark, emit = stack.append, stack.pop, seen.add, order.append
     while stack:
-        node, done = stack.pop()
+        node, done = pop()
         if done:
-            order.append(node)
+            emit(node)
             continue
         if node in seen:
             continue
-        seen.add(node)
+        mark(node)
         inputs = node.inputs
         if inputs is None:
             raise RuntimeError(_FREED)
-        stack.append((node, True))
+        push((node, True))
         if stop is not None and node in stop:
             continue
         for t in inputs:
             n = t._node
             if n is not None and n not in seen:
-                stack.append((n, False))
+                push((n, False))
     return order
 
 
@@ -140,23 +141,24 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
             g = grads.pop(node, None)
             if g is None:
                 continue
-            hooks = node.__dict__.get("hooks")
-            if hooks:
-                g = _run_hooks(hooks, g, create_graph)
+            if node.hooks:
+                g = _run_hooks(node.hooks, g, create_graph)
             if targets is not None:
                 out_t = tnodes.get(node)
                 if out_t is not None:
                     captured[id(out_t)] = g
                 if node not in needed or (stop is not None and node in stop):
                     continue
-            node.graph = create_graph
-            if create_graph and node.composite is not None:
-                gin = _composite_vjp(node, g)
+            if create_graph:
+                node.graph = True
+                gin = _composite_vjp(node, g) if node.composite is not None else node.backward(g)
             else:
                 gin = node.backward(g)
+            inputs = node.inputs
             if type(gin) is not tuple:
                 gin = (gin,)
-            for i, (t, gi) in enumerate(zip(node.inputs, gin)):
+            for i in range(len(inputs)):
+                t, gi = inputs[i], gin[i]
                 if gi is None or not t.requires_grad:
                     continue
                 if anomaly:
@@ -172,7 +174,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
                     _acc_leaf(leaf, t, gi)
             if not retain_graph:
                 node.release()
-            else:
+            elif create_graph:
                 node.graph = False
 
     if inputs is not None:

@@ -33,6 +33,7 @@ class Function:
     save_output = False   # set True to keep the forward output for backward (see result())
     composite = None      # fused ops: staticmethod(*tensors, **params) -> Tensor, used for higher order
     graph = False         # True while a differentiable (create_graph) backward runs
+    hooks = None          # gradient hooks of the output tensor (Tensor.register_hook on a non-leaf)
 
     @classmethod
     def apply(cls, *inputs, **params):

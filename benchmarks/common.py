@@ -1,0 +1,91 @@
+"""Shared helpers for the benchmarks: timing, machine description, result files."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def median_time(fn, repeat=200, warmup=20, min_time=0.0):
+    """Median wall time of fn() in seconds (CPU work; for GPU work fn must synchronize)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    t_end = time.perf_counter() + min_time
+    while len(times) < repeat or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def try_torch():
+    """PyTorch if installed (a peer for comparison only; never a dependency), else None."""
+    try:
+        import torch  # noqa: PLC0415
+        return torch
+    except Exception:
+        return None
+
+
+def machine():
+    """A description of where the numbers came from."""
+    info = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
+            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    torch = try_torch()
+    info["torch"] = torch.__version__ if torch else None
+    import gpugrad as gg  # noqa: PLC0415
+    info["gpugrad"] = gg.__version__
+    if gg.cuda.is_available():
+        import cupy as cp  # noqa: PLC0415
+        p = cp.cuda.runtime.getDeviceProperties(0)
+        info.update(gpu=p["name"].decode(), cupy=cp.__version__, cuda_driver=cp.cuda.runtime.driverGetVersion(),
+                    cuda_runtime=cp.cuda.runtime.runtimeGetVersion())
+    return info
+
+
+def save(name, rows, extra=None):
+    """Write rows (list of dicts) and the machine description to results/<name>-<device>.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    m = machine()
+    tag = "gpu" if "gpu" in m else "cpu"
+    path = RESULTS / f"{name}-{tag}.json"
+    path.write_text(json.dumps({"benchmark": name, "machine": m, "rows": rows, **(extra or {})}, indent=2))
+    return path
+
+
+def table(rows, cols, title=None):
+    """Format rows as a fixed-width text table."""
+    out = []
+    if title:
+        out.append(title)
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
+    out.append("  ".join(c.rjust(widths[c]) for c in cols))
+    for r in rows:
+        out.append("  ".join(_fmt(r.get(c)).rjust(widths[c]) for c in cols))
+    return "\n".join(out)
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
