@@ -154,11 +154,11 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
                 gin = _composite_vjp(node, g) if node.composite is not None else node.backward(g)
             else:
                 gin = node.backward(g)
-            inputs = node.inputs
+            nin = node.inputs
             if type(gin) is not tuple:
                 gin = (gin,)
-            for i in range(len(inputs)):
-                t, gi = inputs[i], gin[i]
+            for i in range(len(nin)):
+                t, gi = nin[i], gin[i]
                 if gi is None or not t.requires_grad:
                     continue
                 if anomaly:
