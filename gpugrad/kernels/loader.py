@@ -1,0 +1,193 @@
+"""Find, compile (lazily) and cache the fused CUDA kernels.
+
+``get_kernel(source, name, dtype, device_index)`` returns a ``cupy.RawKernel`` for kernel ``name``
+of ``kernels/<source>`` instantiated for the storage ``dtype`` (float16 -> ``__half``, float32 ->
+``float``, float64 -> ``double``); ``name`` is a bare kernel name (``"gpugrad_relu_fwd"``) or a
+full name expression (``"gpugrad_adam_step<float>"``). One ``cupy.RawModule`` is built per
+(source, device, dtype) with the name expressions that the family modules registered for that
+source (:func:`register_kernels`), so a family compiles once per dtype; CuPy also caches the
+compiled binary on disk. Nothing here imports CuPy at import time: ``import gpugrad`` never touches
+CUDA, and the first ``get_kernel`` call is where compilation happens.
+
+Also here: the launch-shape helpers the family modules share (:func:`elementwise_grid`,
+:func:`row_launch`, :func:`bias_launch`) and ``NULL`` for optional pointer arguments.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..backend import cupy_module
+
+__all__ = ["kernels_dir", "get_kernel", "register_kernels", "registered_kernels", "name_expression",
+           "ctype", "KernelCompileError", "NULL", "elementwise_grid", "row_launch", "bias_launch"]
+
+_CTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+# A null pointer argument: CuPy packs a numpy scalar by value, and a pointer is 8 bytes.
+# NOTE: not None: CuPy turns None into a missing argument slot, not a null pointer value.
+NULL = np.uint64(0)
+
+
+class KernelCompileError(RuntimeError):
+    """A fused kernel failed to compile (the message names the kernel, the file and the log)."""
+
+
+def kernels_dir() -> Path:
+    """Folder holding the ``.cu``/``.cuh`` sources.
+
+    An installed wheel ships them as ``gpugrad/_kernels/`` (looked at first); an editable
+    checkout has them in ``<repo>/kernels/``.
+    """
+    pkg = Path(__file__).resolve().parent.parent          # .../gpugrad
+    candidates = (pkg / "_kernels", pkg.parent / "kernels")
+    for d in candidates:
+        if (d / "common.cuh").is_file():
+            return d
+    raise FileNotFoundError("gpugrad's CUDA kernel sources were not found; looked in "
+                            + " and ".join(str(d) for d in candidates))
+
+
+def ctype(dtype) -> str:
+    """C++ storage type of a numpy dtype (float16/32/64 only)."""
+    dt = np.dtype(dtype)
+    try:
+        return _CTYPES[dt]
+    except KeyError:
+        raise TypeError(f"fused kernels support float16, float32 and float64, got {dt}") from None
+
+
+def name_expression(name: str, dtype) -> str:
+    """``name<ctype>``, or ``name`` itself when it already has template arguments."""
+    return name if "<" in name else f"{name}<{ctype(dtype)}>"
+
+
+_lock = threading.Lock()
+_registry: dict[str, tuple[str, ...]] = {}            # source -> bare kernel names
+_modules: dict[tuple, tuple[object, frozenset]] = {}  # (source, device, dtype) -> (RawModule, exprs)
+_kernels: dict[tuple, object] = {}                    # (source, expr, device) -> RawKernel
+
+
+def register_kernels(source: str, names) -> None:
+    """Declare the kernels of ``source`` (bare names, templated on the storage type only), so that
+    one module per dtype compiles them all; also the list the nvcc compile check instantiates."""
+    with _lock:
+        old = _registry.get(source, ())
+        _registry[source] = old + tuple(n for n in names if n not in old)
+
+
+def registered_kernels(source: str) -> tuple[str, ...]:
+    """Bare kernel names registered for ``source``."""
+    return _registry.get(source, ())
+
+
+def get_kernel(source: str, name: str, dtype, device_index: int):
+    """The compiled kernel ``name`` of ``kernels/<source>`` for ``dtype`` on CUDA device ``device_index``.
+
+    Compiled on first use and memoized per (source, device, dtype); raises
+    :class:`KernelCompileError` naming the kernel and file when NVRTC rejects the source.
+    """
+    dt = np.dtype(dtype)
+    expr = name_expression(name, dt)
+    key = (source, expr, int(device_index))
+    k = _kernels.get(key)
+    if k is not None:
+        return k
+    with _lock:
+        k = _kernels.get(key)
+        if k is None:
+            k = _kernels[key] = _build(source, expr, dt, int(device_index))
+    return k
+
+
+_opts = None
+
+
+def _options(kdir):
+    """NVRTC options: C++17, the include path, and a digest of the headers.
+
+    NOTE: CuPy's on-disk kernel cache is keyed on the source text and the options only, not on
+    included files; the digest define makes an edited common.cuh invalidate cached binaries.
+    """
+    global _opts
+    if _opts is None:
+        h = hashlib.sha1()
+        for p in sorted(kdir.glob("*.cuh")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+        _opts = ("--std=c++17", f"-I{kdir}", f"-DGPUGRAD_HEADERS_SHA1={h.hexdigest()[:16]}")
+    return _opts
+
+
+def _build(source, expr, dt, dev):
+    cp = cupy_module()
+    path = kernels_dir() / source
+    try:
+        code = path.read_text()
+    except OSError as e:
+        raise FileNotFoundError(f"kernel source {path} cannot be read ({e})") from None
+    mkey = (source, dev, dt)
+    entry = _modules.get(mkey)
+    if entry is None or expr not in entry[1]:
+        exprs = {name_expression(n, dt) for n in _registry.get(source, ())} | {expr}
+        if entry is not None:
+            exprs |= entry[1]  # NOTE: a name nobody registered: rebuild with the union (rare)
+        exprs = frozenset(exprs)
+        with cp.cuda.Device(dev):
+            mod = cp.RawModule(code=code, options=_options(path.parent), name_expressions=sorted(exprs))
+        entry = _modules[mkey] = (mod, exprs)
+    try:
+        with cp.cuda.Device(dev):
+            return entry[0].get_function(expr)  # NOTE: CuPy compiles here, on first access
+    except Exception as e:  # cupy.cuda.compiler.CompileException, or a driver load error
+        _modules.pop(mkey, None)
+        raise KernelCompileError(f"failed to compile kernel {expr} from {path}: {type(e).__name__}: {e}") from e
+
+
+# -- launch shapes -------------------------------------------------------------------------------
+
+_BLOCK = 256
+_MAX_GRID = 65535 * 8  # NOTE: every kernel grid-strides, so capping the grid only bounds launch size
+
+
+def elementwise_grid(n: int, itemsize: int) -> int:
+    """Blocks of 256 threads for an elementwise kernel that moves 16 bytes per thread per step."""
+    per_block = _BLOCK * max(1, 16 // itemsize)
+    return max(1, min(-(-n // per_block), _MAX_GRID))
+
+
+def row_launch(rows: int, n: int):
+    """(grid, block) for the row kernels: blockDim.x threads per row, blockDim.y rows per block.
+
+    Short rows get a warp each (4 rows per block); long rows a whole block (128..1024 threads),
+    so each thread handles roughly 8+ elements.
+    """
+    if n <= 1024:
+        block = (32, 4, 1)
+    else:
+        bx = 128
+        while bx < 1024 and bx * 8 < n:
+            bx *= 2
+        block = (bx, 1, 1)
+    grid = max(1, min(-(-rows // block[1]), 65535 * 4))
+    return (grid, 1, 1), block
+
+
+def bias_launch(rows: int, cols: int, vec: int, target_blocks: int = 1024):
+    """(grid, block) for the bias kernels: x over column packs, y over rows; 256 threads a block.
+
+    ``vec`` is the vector width when the kernel will vectorise (cols % vec == 0), else 1.
+    grid.y is also the number of partial rows the bias-gradient reduction writes.
+    NOTE: about ``target_blocks`` blocks in all: enough to fill a GPU, few enough that the
+    partial sums (grid.y x cols) stay a small fraction of the gradient's traffic.
+    """
+    packs = max(1, cols // vec if cols % vec == 0 else cols)
+    bx = 32
+    while bx < 256 and bx < packs:
+        bx *= 2
+    by = _BLOCK // bx
+    gx = min(-(-packs // bx), 65535)
+    gy = max(1, min(-(-rows // by), -(-target_blocks // gx), 65535))
+    return (gx, gy, 1), (bx, by, 1)

@@ -1,0 +1,654 @@
+"""Fused losses on arrays: one signature for NumPy (fallback) and CuPy (``kernels/loss.cu``).
+
+API (PyTorch's argument names, defaults and semantics; ``reduction`` in 'none' | 'mean' | 'sum')::
+
+    cross_entropy_fwd(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
+                      reduction="mean") -> (loss, lse)
+    cross_entropy_bwd(g, logits, target, lse, weight=None, ignore_index=-100,
+                      label_smoothing=0.0, reduction="mean") -> grad_logits
+    nll_loss_fwd(logp, target, weight=None, ignore_index=-100, reduction="mean") -> loss
+    nll_loss_bwd(g, logp, target, weight=None, ignore_index=-100, reduction="mean") -> grad_logp
+    bce_with_logits_fwd(x, target, weight=None, pos_weight=None, reduction="mean") -> loss
+    bce_with_logits_bwd(g, x, target, weight=None, pos_weight=None, reduction="mean") -> grad_x
+    mse_loss_fwd(x, target, reduction="mean")            mse_loss_bwd(g, x, target, reduction="mean")
+    l1_loss_fwd / l1_loss_bwd                            (same arguments)
+    huber_loss_fwd(x, target, reduction="mean", delta=1.0)   / huber_loss_bwd(g, ..., delta=1.0)
+    smooth_l1_loss_fwd(x, target, reduction="mean", beta=1.0) / smooth_l1_loss_bwd(g, ..., beta=1.0)
+
+Cross-entropy / NLL layouts: logits (C,) with a scalar target, (N, C) with (N,), or
+(N, C, d1, ...) with (N, d1, ...); integer targets are class indices, floating targets of the
+logits' shape are class probabilities (then ``ignore_index`` does not apply and 'mean' divides
+by the number of samples). With indices, 'mean' divides by the summed weight of the non-ignored
+targets (NaN if there are none), label smoothing included, exactly as PyTorch.
+
+The forward returns what the backward needs besides the inputs: ``lse``, the per-sample
+log-sum-exp (shape of the per-sample loss, dtype float32 for float16 logits, float64 otherwise).
+No softmax matrix is kept; the backward rebuilds it from the logits in the pass writing the
+gradient. ``g`` is the upstream gradient of the returned loss (a scalar for 'mean'/'sum').
+Gradients are w.r.t. the first input only (targets and weights are constants here).
+
+Errors: a class index outside [0, C) that is not ``ignore_index`` raises ValueError naming it
+(on the GPU via a device-side flag: one small device->host copy per forward); shape mismatches
+raise ValueError with both shapes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import xp_of
+from ._common import (as_compute, check_float, check_reduction, compute_dtype, np_sigmoid, same_device,
+                      wide_dtype)
+from .loader import NULL, elementwise_grid, get_kernel, register_kernels, row_launch
+
+__all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "nll_loss_fwd", "nll_loss_bwd", "bce_with_logits_fwd",
+           "bce_with_logits_bwd", "mse_loss_fwd", "mse_loss_bwd", "l1_loss_fwd", "l1_loss_bwd",
+           "huber_loss_fwd", "huber_loss_bwd", "smooth_l1_loss_fwd", "smooth_l1_loss_bwd"]
+
+_SOURCE = "loss.cu"
+_POINTWISE = ("mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss")
+register_kernels(_SOURCE, [f"gpugrad_{op}_{d}" for op in ("cross_entropy", "cross_entropy_prob", "nll_loss",
+                                                          "bce_with_logits") + _POINTWISE
+                           for d in ("fwd", "bwd")])
+
+
+# -- class-index / probability target layouts ---------------------------------------------------
+
+class _Rows:
+    """Logits as contiguous (rows, C) with the class dim last, plus how to undo it."""
+
+    def __init__(self, xp, logits, what):
+        if logits.ndim == 0:
+            raise ValueError(f"{what} must have a class dimension, got a 0-d array")
+        self.xp, self.shape = xp, tuple(logits.shape)
+        self.cdim = 1 if logits.ndim >= 2 else 0
+        self.ncls = logits.shape[self.cdim]
+        if self.ncls == 0:
+            raise ValueError(f"{what} has no classes (shape {self.shape})")
+        moved = xp.moveaxis(logits, self.cdim, -1) if self.cdim != logits.ndim - 1 else logits
+        self.moved = tuple(moved.shape)
+        self.sample_shape = self.shape[:self.cdim] + self.shape[self.cdim + 1:]
+        self.rows = int(np.prod(self.sample_shape, dtype=np.int64))
+        self.x = xp.ascontiguousarray(moved).reshape(self.rows, self.ncls)
+
+    def to_rows(self, a):
+        """An array shaped like the logits, as contiguous (rows, C)."""
+        xp = self.xp
+        if self.cdim != a.ndim - 1:
+            a = xp.moveaxis(a, self.cdim, -1)
+        return xp.ascontiguousarray(a).reshape(self.rows, self.ncls)
+
+    def from_rows(self, r):
+        out = r.reshape(self.moved)
+        if self.cdim != len(self.shape) - 1:
+            out = self.xp.moveaxis(out, -1, self.cdim)
+        return out
+
+
+def _targets(xp, R, target, logits_dtype, what):
+    """('index', int64 (rows,)) or ('prob', (rows, C) in the logits dtype)."""
+    if np.issubdtype(target.dtype, np.integer):
+        if tuple(target.shape) != R.sample_shape:
+            raise ValueError(f"target shape {tuple(target.shape)} does not match {what} shape {R.shape} "
+                             f"(class indices need shape {R.sample_shape})")
+        return "index", xp.ascontiguousarray(target, dtype=np.int64).reshape(R.rows)
+    if np.issubdtype(target.dtype, np.floating):
+        if tuple(target.shape) != R.shape:
+            raise ValueError(f"target shape {tuple(target.shape)} does not match {what} shape {R.shape} "
+                             f"(class probabilities need the same shape)")
+        return "prob", R.to_rows(target.astype(logits_dtype, copy=False))
+    raise TypeError(f"target must be integer class indices or floating class probabilities, got {target.dtype}")
+
+
+def _weight(xp, weight, R, dt):
+    if weight is None:
+        return None
+    if tuple(weight.shape) != (R.ncls,):
+        raise ValueError(f"weight shape {tuple(weight.shape)} does not match the {R.ncls} classes of "
+                         f"input shape {R.shape} (expected ({R.ncls},))")
+    return xp.ascontiguousarray(weight, dtype=dt)
+
+
+def _valid(xp, t, ignore_index, ncls):
+    return (t != ignore_index) & (t >= 0) & (t < ncls)
+
+
+def _raise_bad_target(xp, t, ignore_index, ncls):
+    bad = t[(t != ignore_index) & ((t < 0) | (t >= ncls))]
+    if bad.size:
+        raise ValueError(f"target {int(bad[0])} is out of bounds: class indices must be in [0, {ncls}) "
+                         f"or equal ignore_index={ignore_index}")
+
+
+def _target_weights(xp, t, w, ignore_index, ncls, cdt):
+    """(valid mask, per-row target weight: w[t], 1 without weights, 0 when not valid)."""
+    valid = _valid(xp, t, ignore_index, ncls)
+    if w is None:
+        return valid, valid.astype(cdt)
+    wt = w[xp.where(valid, t, 0)].astype(cdt)
+    wt *= valid
+    return valid, wt
+
+
+@np.errstate(over="ignore")
+def _reduce_rows(xp, loss_rows, reduction, denom, out_dtype, sample_shape):
+    """Apply the reduction to per-row losses (compute dtype); a 0-d array for 'mean'/'sum'."""
+    if reduction == "none":
+        return loss_rows.astype(out_dtype).reshape(sample_shape)
+    total = loss_rows.sum()
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):  # NOTE: nothing counted: 0/0 = NaN, as PyTorch
+            total = total / denom
+    return xp.asarray(total).astype(out_dtype)
+
+
+def _row_grad(xp, g, reduction, denom, rows, cdt, sample_shape):
+    """Upstream gradient per row in the compute dtype: (array, stride) with stride 0 for a scalar."""
+    if reduction == "none":
+        if tuple(g.shape) != tuple(sample_shape):
+            raise ValueError(f"grad shape {tuple(g.shape)} does not match the loss shape {tuple(sample_shape)}")
+        return xp.ascontiguousarray(g, dtype=cdt).reshape(rows), 1
+    if g.size != 1:
+        raise ValueError(f"grad of a '{reduction}'-reduced loss must be a scalar, got shape {tuple(g.shape)}")
+    gs = xp.asarray(g, dtype=cdt).reshape(())
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gs = xp.asarray(gs / denom, dtype=cdt)
+    return gs, 0
+
+
+def _check_eps(label_smoothing):
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    return eps
+
+
+# -- cross-entropy --------------------------------------------------------------------------------
+
+def cross_entropy_fwd(logits, target, weight=None, ignore_index: int = -100, label_smoothing: float = 0.0,
+                      reduction: str = "mean"):
+    """(loss, lse): the cross-entropy of ``logits`` against ``target`` and the per-sample logsumexp."""
+    dt = check_float("logits", logits)
+    check_reduction(reduction)
+    eps = _check_eps(label_smoothing)
+    xp = xp_of(logits)
+    same_device(xp, target=target, weight=weight)
+    R = _Rows(xp, logits, "logits")
+    kind, t = _targets(xp, R, target, dt, "logits")
+    w = _weight(xp, weight, R, dt)
+    cdt, ldt = compute_dtype(dt), wide_dtype(dt)
+    if kind == "index":
+        ig = int(ignore_index)
+        if xp is np:
+            _raise_bad_target(xp, t, ig, R.ncls)
+            with np.errstate(all="ignore"):
+                loss_rows, lse = _np_ce_index_fwd(as_compute(R.x), t, None if w is None else as_compute(w),
+                                                  ig, eps, ldt)
+        else:
+            loss_rows, lse = _gpu_ce_index_fwd(xp, R, t, w, ig, eps, cdt, ldt)
+        denom = _target_weights(xp, t, w, ig, R.ncls, cdt)[1].sum() if reduction == "mean" else None
+    else:
+        if xp is np:
+            with np.errstate(all="ignore"):
+                loss_rows, lse = _np_ce_prob_fwd(as_compute(R.x), as_compute(t), None if w is None else as_compute(w),
+                                                 eps, ldt)
+        else:
+            loss_rows, lse = _gpu_ce_prob_fwd(xp, R, t, w, eps, cdt, ldt)
+        denom = R.rows
+    loss = _reduce_rows(xp, loss_rows, reduction, denom, dt, R.sample_shape)
+    return loss, lse.reshape(R.sample_shape)
+
+
+def cross_entropy_bwd(g, logits, target, lse, weight=None, ignore_index: int = -100,
+                      label_smoothing: float = 0.0, reduction: str = "mean"):
+    """Gradient of :func:`cross_entropy_fwd`'s loss w.r.t. the logits (g: upstream gradient)."""
+    dt = check_float("logits", logits)
+    check_reduction(reduction)
+    eps = _check_eps(label_smoothing)
+    xp = xp_of(logits)
+    same_device(xp, grad=g, target=target, lse=lse, weight=weight)
+    R = _Rows(xp, logits, "logits")
+    kind, t = _targets(xp, R, target, dt, "logits")
+    w = _weight(xp, weight, R, dt)
+    cdt, ldt = compute_dtype(dt), wide_dtype(dt)
+    if tuple(lse.shape) != R.sample_shape:
+        raise ValueError(f"lse shape {tuple(lse.shape)} does not match the per-sample shape {R.sample_shape}")
+    lse = xp.ascontiguousarray(lse, dtype=ldt).reshape(R.rows)
+    ig = int(ignore_index)
+    if kind == "index":
+        denom = _target_weights(xp, t, w, ig, R.ncls, cdt)[1].sum() if reduction == "mean" else None
+    else:
+        denom = R.rows
+    gs, stride = _row_grad(xp, g, reduction, denom, R.rows, cdt, R.sample_shape)
+    if R.rows == 0:
+        return xp.zeros(R.shape, dt)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            gsr = np.broadcast_to(gs, (R.rows,)).astype(ldt)
+            wl = None if w is None else w.astype(ldt)
+            if kind == "index":
+                gx = _np_ce_index_bwd(R.x, t, wl, lse, gsr, ig, eps, ldt)
+            else:
+                gx = _np_ce_prob_bwd(R.x, t, wl, lse, gsr, eps, ldt)
+        gx = gx.astype(dt, copy=False)
+    else:
+        gx = _gpu_ce_bwd(xp, kind, R, t, w, lse, gs, stride, ig, eps, cdt)
+    return R.from_rows(gx)
+
+
+def _np_lse_parts(x):
+    """Row max m (rows, 1), x - m, and log of the normaliser (NaN for an infinite max)."""
+    m = x.max(axis=1, keepdims=True)
+    sh = np.subtract(x, m)
+    return m, sh
+
+
+def _np_logs(sh, m):
+    s = np.exp(sh).sum(axis=1, keepdims=True)
+    np.log(s, out=s)
+    s[np.isinf(m)] = np.nan  # NOTE: as ms_logs in common.cuh: a +inf / all -inf row is NaN
+    return s
+
+
+def _np_ce_index_fwd(x, t, w, ig, eps, ldt):
+    rows, ncls = x.shape
+    if rows == 0:
+        return np.zeros(0, x.dtype), np.zeros(0, ldt)
+    m, sh = _np_lse_parts(x)
+    sw = None
+    if eps != 0:  # NOTE: sum_c w_c (x_c - m): shifted by the max, no cancellation at |x| ~ 1e4
+        sw = sh.sum(axis=1) if w is None else sh @ w
+    logs = _np_logs(sh, m)
+    valid = _valid(np, t, ig, ncls)
+    tc = np.where(valid, t, 0)
+    xt = x[np.arange(rows), tc]
+    wt = np.ones(rows, x.dtype) if w is None else w[tc]
+    m1, logs1 = m[:, 0], logs[:, 0]
+    loss = (m1 - xt) + logs1          # lse - x_t, without subtracting a rounded lse
+    loss *= (1 - eps) * wt
+    if eps != 0:
+        W = ncls if w is None else w.sum()
+        loss += eps / ncls * (W * logs1 - sw)
+    loss[~valid] = 0
+    lse = m1.astype(ldt) + logs1.astype(ldt)
+    return loss, lse
+
+
+def _np_ce_index_bwd(x, t, w, lse, gs, ig, eps, ldt):
+    rows, ncls = x.shape
+    valid = _valid(np, t, ig, ncls)
+    tc = np.where(valid, t, 0)
+    gs = np.where(valid, gs, 0)
+    wt = np.ones(rows, ldt) if w is None else w[tc]
+    W = ncls if w is None else w.sum()
+    gx = np.subtract(x, lse[:, None], dtype=ldt)  # NOTE: the difference in the wide dtype, as the kernel
+    np.exp(gx, out=gx)
+    gx *= (gs * ((1 - eps) * wt + eps / ncls * W))[:, None]
+    if eps != 0:
+        b = gs * (eps / ncls)
+        gx -= b[:, None] if w is None else np.multiply.outer(b, w)
+    gx[np.arange(rows), tc] -= gs * (1 - eps) * wt
+    if not valid.all():
+        gx[~valid] = 0
+    return gx
+
+
+def _np_ce_prob_fwd(x, q, w, eps, ldt):
+    rows, ncls = x.shape
+    if rows == 0:
+        return np.zeros(0, x.dtype), np.zeros(0, ldt)
+    wq = q * (1 - eps)
+    wq += eps / ncls
+    if w is not None:
+        wq *= w
+    m, sh = _np_lse_parts(x)
+    s1 = np.einsum("ij,ij->i", wq, sh)  # sum w q' (x - m)
+    s2 = wq.sum(axis=1)
+    logs = _np_logs(sh, m)[:, 0]
+    loss = s2 * logs - s1
+    return loss, m[:, 0].astype(ldt) + logs.astype(ldt)
+
+
+def _np_ce_prob_bwd(x, q, w, lse, gs, eps, ldt):
+    ncls = x.shape[1]
+    wq = q.astype(ldt) * (1 - eps)
+    wq += eps / ncls
+    if w is not None:
+        wq *= w
+    s2 = wq.sum(axis=1)
+    gx = np.subtract(x, lse[:, None], dtype=ldt)
+    np.exp(gx, out=gx)
+    gx *= (gs * s2)[:, None]
+    wq *= gs[:, None]
+    gx -= wq
+    return gx
+
+
+def _gpu_ce_index_fwd(cp, R, t, w, ig, eps, cdt, ldt):
+    with cp.cuda.Device(R.x.device.id):
+        loss = cp.empty(R.rows, cdt)
+        lse = cp.empty(R.rows, ldt)
+        if R.rows == 0:
+            return loss, lse
+        err = cp.zeros((), cp.int32)
+        wsum = NULL if w is None else w.sum(dtype=cdt)
+        k = get_kernel(_SOURCE, "gpugrad_cross_entropy_fwd", R.x.dtype, R.x.device.id)
+        grid, block = row_launch(R.rows, R.ncls)
+        k(grid, block, (R.x, t, NULL if w is None else w, wsum, loss, lse, err, np.int64(R.rows),
+                        np.int64(R.ncls), np.int64(ig), np.float64(eps)))
+        # NOTE: reading the flag is one 4-byte device->host copy, i.e. a sync with the stream.
+        if int(err):
+            _raise_bad_target(cp, t, ig, R.ncls)
+        return loss, lse
+
+
+def _gpu_ce_prob_fwd(cp, R, q, w, eps, cdt, ldt):
+    with cp.cuda.Device(R.x.device.id):
+        loss = cp.empty(R.rows, cdt)
+        lse = cp.empty(R.rows, ldt)
+        if R.rows:
+            k = get_kernel(_SOURCE, "gpugrad_cross_entropy_prob_fwd", R.x.dtype, R.x.device.id)
+            grid, block = row_launch(R.rows, R.ncls)
+            k(grid, block, (R.x, q, NULL if w is None else w, loss, lse, np.int64(R.rows), np.int64(R.ncls),
+                            np.float64(eps)))
+        return loss, lse
+
+
+def _gpu_ce_bwd(cp, kind, R, t, w, lse, gs, stride, ig, eps, cdt):
+    with cp.cuda.Device(R.x.device.id):
+        gx = cp.empty_like(R.x)
+        grid, block = row_launch(R.rows, R.ncls)
+        wp = NULL if w is None else w
+        if kind == "index":
+            wsum = NULL if w is None else w.sum(dtype=cdt)
+            k = get_kernel(_SOURCE, "gpugrad_cross_entropy_bwd", R.x.dtype, R.x.device.id)
+            k(grid, block, (R.x, t, wp, wsum, lse, gs, np.int64(stride), gx, np.int64(R.rows), np.int64(R.ncls),
+                            np.int64(ig), np.float64(eps)))
+        else:
+            k = get_kernel(_SOURCE, "gpugrad_cross_entropy_prob_bwd", R.x.dtype, R.x.device.id)
+            k(grid, block, (R.x, t, wp, lse, gs, np.int64(stride), gx, np.int64(R.rows), np.int64(R.ncls),
+                            np.float64(eps)))
+        return gx
+
+
+# -- nll_loss -------------------------------------------------------------------------------------
+
+def _nll_setup(logp, target, weight, what="input"):
+    dt = check_float(what, logp)
+    xp = xp_of(logp)
+    same_device(xp, target=target, weight=weight)
+    R = _Rows(xp, logp, what)
+    if not np.issubdtype(target.dtype, np.integer):
+        raise TypeError(f"nll_loss target must hold integer class indices, got {target.dtype}")
+    _, t = _targets(xp, R, target, dt, what)
+    return dt, xp, R, t, _weight(xp, weight, R, dt)
+
+
+def nll_loss_fwd(logp, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    """Negative log-likelihood of log-probabilities ``logp`` at class indices ``target``."""
+    check_reduction(reduction)
+    dt, xp, R, t, w = _nll_setup(logp, target, weight)
+    cdt, ig = compute_dtype(dt), int(ignore_index)
+    valid, wt = _target_weights(xp, t, w, ig, R.ncls, cdt)
+    if xp is np:
+        _raise_bad_target(xp, t, ig, R.ncls)
+        tc = np.where(valid, t, 0)
+        with np.errstate(invalid="ignore"):
+            loss_rows = np.where(valid, as_compute(R.x)[np.arange(R.rows), tc] * -wt, 0).astype(cdt)
+    else:
+        with xp.cuda.Device(R.x.device.id):
+            loss_rows = xp.empty(R.rows, cdt)
+            if R.rows:
+                err = xp.zeros((), xp.int32)
+                k = get_kernel(_SOURCE, "gpugrad_nll_loss_fwd", dt, R.x.device.id)
+                k((elementwise_grid(R.rows, 16),), (256,), (R.x, t, NULL if w is None else w, loss_rows, err,
+                                                         np.int64(R.rows), np.int64(R.ncls), np.int64(ig)))
+                if int(err):  # NOTE: one small device->host copy (a sync), as cross_entropy_fwd
+                    _raise_bad_target(xp, t, ig, R.ncls)
+    return _reduce_rows(xp, loss_rows, reduction, wt.sum() if reduction == "mean" else None, dt, R.sample_shape)
+
+
+def nll_loss_bwd(g, logp, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    """Gradient of :func:`nll_loss_fwd` w.r.t. ``logp``: -w[t] * g at the target, 0 elsewhere."""
+    check_reduction(reduction)
+    dt, xp, R, t, w = _nll_setup(logp, target, weight)
+    same_device(xp, grad=g)
+    cdt, ig = compute_dtype(dt), int(ignore_index)
+    valid, wt = _target_weights(xp, t, w, ig, R.ncls, cdt)
+    gs, stride = _row_grad(xp, g, reduction, wt.sum() if reduction == "mean" else None, R.rows, cdt,
+                           R.sample_shape)
+    if xp is np:
+        gx = np.zeros((R.rows, R.ncls), cdt)
+        gx[np.arange(R.rows), np.where(valid, t, 0)] = np.where(valid, -wt * gs, 0)
+        gx = gx.astype(dt, copy=False)
+    else:
+        with xp.cuda.Device(R.x.device.id):
+            gx = xp.empty((R.rows, R.ncls), dt)
+            if R.rows:
+                k = get_kernel(_SOURCE, "gpugrad_nll_loss_bwd", dt, R.x.device.id)
+                grid, block = row_launch(R.rows, R.ncls)
+                k(grid, block, (t, NULL if w is None else w, gs, np.int64(stride), gx, np.int64(R.rows),
+                                np.int64(R.ncls), np.int64(ig)))
+    return R.from_rows(gx)
+
+
+# -- elementwise losses ---------------------------------------------------------------------------
+
+def _pair(x, target, what="input"):
+    dt = check_float(what, x)
+    xp = xp_of(x)
+    same_device(xp, target=target)
+    if tuple(target.shape) != tuple(x.shape):
+        raise ValueError(f"target shape {tuple(target.shape)} does not match input shape {tuple(x.shape)}")
+    return dt, xp, target.astype(dt, copy=False)
+
+
+def _np_pointwise_fwd(name, d, p):
+    """Elementwise loss of d = x - target (d is overwritten)."""
+    if name == "mse_loss":
+        return np.multiply(d, d, out=d)
+    if name == "l1_loss" or (name == "smooth_l1_loss" and p == 0):
+        return np.abs(d, out=d)
+    z = np.abs(d)
+    small = z < p                      # NaN: False, so NaN flows through the linear branch
+    quad = np.multiply(d, d, out=d)
+    quad *= 0.5 if name == "huber_loss" else 0.5 / p
+    z -= 0.5 * p
+    if name == "huber_loss":
+        z *= p
+    np.copyto(z, quad, where=small)
+    return z
+
+
+def _np_pointwise_bwd(name, d, p):
+    if name == "mse_loss":
+        d *= 2
+        return d
+    if name == "l1_loss" or (name == "smooth_l1_loss" and p == 0):
+        return np.sign(d, out=d)
+    if name == "huber_loss":
+        return np.clip(d, -p, p, out=d)
+    d /= p
+    return np.clip(d, -1, 1, out=d)
+
+
+def _pointwise_fwd(name, x, target, reduction, p):
+    check_reduction(reduction)
+    dt, xp, t = _pair(x, target)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            out = _np_pointwise_fwd(name, np.subtract(as_compute(x), as_compute(t)).reshape(-1), p).reshape(x.shape)
+    else:
+        out = _gpu_pointwise(xp, f"gpugrad_{name}_fwd", x, (x, t), (np.float64(p),))
+    return _reduce_elems(xp, out, reduction, dt)
+
+
+def _pointwise_bwd(name, g, x, target, reduction, p):
+    check_reduction(reduction)
+    dt, xp, t = _pair(x, target)
+    same_device(xp, grad=g)
+    gs, per_elem = _elem_grad(xp, g, x, reduction)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            d = _np_pointwise_bwd(name, np.subtract(as_compute(x), as_compute(t)).reshape(-1), p).reshape(x.shape)
+            d *= gs
+            return d.astype(dt, copy=False)
+    return _gpu_pointwise(xp, f"gpugrad_{name}_bwd", x,
+                          (gs if per_elem else NULL, NULL if per_elem else gs, x, t), (np.float64(p),))
+
+
+@np.errstate(over="ignore")  # NOTE: float16 results beyond 65504 round to inf, as PyTorch's
+def _reduce_elems(xp, out, reduction, dt):
+    if reduction == "none":
+        return out.astype(dt, copy=False)
+    total = out.sum(dtype=compute_dtype(dt))
+    if reduction == "mean":
+        total = total / out.size if out.size else total * np.nan  # NOTE: mean of nothing is NaN
+    return xp.asarray(total).astype(dt)
+
+
+def _elem_grad(xp, g, x, reduction):
+    """(upstream gradient, per_elem): x-shaped array of x's dtype for 'none', else a 0-d compute scalar."""
+    cdt = compute_dtype(x.dtype)
+    if reduction == "none":
+        if tuple(g.shape) != tuple(x.shape):
+            raise ValueError(f"grad shape {tuple(g.shape)} does not match input shape {tuple(x.shape)}")
+        if xp is np:
+            return as_compute(g.astype(x.dtype, copy=False)), True
+        return xp.ascontiguousarray(g, dtype=x.dtype), True
+    if g.size != 1:
+        raise ValueError(f"grad of a '{reduction}'-reduced loss must be a scalar, got shape {tuple(g.shape)}")
+    gs = xp.asarray(g, dtype=cdt).reshape(())
+    if reduction == "mean":
+        gs = xp.asarray(gs / x.size if x.size else gs, dtype=cdt)
+    return gs, False
+
+
+def _gpu_pointwise(cp, kernel, x, arrays, scalars):
+    with cp.cuda.Device(x.device.id):
+        arrays = tuple(cp.ascontiguousarray(a) if isinstance(a, cp.ndarray) and a.ndim else a for a in arrays)
+        out = cp.empty(x.shape, x.dtype)
+        n = x.size
+        if n:
+            k = get_kernel(_SOURCE, kernel, x.dtype, x.device.id)
+            k((elementwise_grid(n, x.itemsize),), (256,), (*arrays, out, np.int64(n), *scalars))
+        return out
+
+
+def mse_loss_fwd(x, target, reduction: str = "mean"):
+    """(x - target)^2, reduced."""
+    return _pointwise_fwd("mse_loss", x, target, reduction, 0.0)
+
+
+def mse_loss_bwd(g, x, target, reduction: str = "mean"):
+    """Gradient of :func:`mse_loss_fwd` w.r.t. x (w.r.t. target it is the negative)."""
+    return _pointwise_bwd("mse_loss", g, x, target, reduction, 0.0)
+
+
+def l1_loss_fwd(x, target, reduction: str = "mean"):
+    """|x - target|, reduced."""
+    return _pointwise_fwd("l1_loss", x, target, reduction, 0.0)
+
+
+def l1_loss_bwd(g, x, target, reduction: str = "mean"):
+    """Gradient of :func:`l1_loss_fwd` w.r.t. x: sign(x - target) (0 at 0)."""
+    return _pointwise_bwd("l1_loss", g, x, target, reduction, 0.0)
+
+
+def huber_loss_fwd(x, target, reduction: str = "mean", delta: float = 1.0):
+    """0.5 d^2 for |d| < delta, else delta (|d| - delta/2); d = x - target."""
+    if not delta > 0:
+        raise ValueError(f"huber_loss delta must be positive, got {delta}")
+    return _pointwise_fwd("huber_loss", x, target, reduction, float(delta))
+
+
+def huber_loss_bwd(g, x, target, reduction: str = "mean", delta: float = 1.0):
+    """Gradient of :func:`huber_loss_fwd` w.r.t. x: clip(d, -delta, delta)."""
+    return _pointwise_bwd("huber_loss", g, x, target, reduction, float(delta))
+
+
+def smooth_l1_loss_fwd(x, target, reduction: str = "mean", beta: float = 1.0):
+    """0.5 d^2 / beta for |d| < beta, else |d| - beta/2 (beta = 0: l1); d = x - target."""
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss beta must be non-negative, got {beta}")
+    return _pointwise_fwd("smooth_l1_loss", x, target, reduction, float(beta))
+
+
+def smooth_l1_loss_bwd(g, x, target, reduction: str = "mean", beta: float = 1.0):
+    """Gradient of :func:`smooth_l1_loss_fwd` w.r.t. x: clip(d / beta, -1, 1) (sign(d) for beta = 0)."""
+    return _pointwise_bwd("smooth_l1_loss", g, x, target, reduction, float(beta))
+
+
+# -- binary cross-entropy with logits -------------------------------------------------------------
+
+def _bce_weights(xp, x, weight, pos_weight, dt):
+    out = []
+    for name, w in (("weight", weight), ("pos_weight", pos_weight)):
+        if w is None:
+            out.append(None)
+            continue
+        same_device(xp, **{name: w})
+        try:
+            ok = np.broadcast_shapes(tuple(w.shape), tuple(x.shape)) == tuple(x.shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{name} shape {tuple(w.shape)} cannot be broadcast to input shape {tuple(x.shape)}")
+        out.append(w.astype(dt, copy=False))
+    return out
+
+
+def _np_bce(x, t, w, pw, grad):
+    if x.ndim == 0:  # NOTE: ufuncs return scalars for 0-d inputs, which cannot take out=
+        return _np_bce(x.reshape(1), t.reshape(1), w, pw, grad).reshape(())
+    lw = None if pw is None else (pw - 1) * t + 1
+    if not grad:
+        r = np.logaddexp(0, -x)              # softplus(-x), the stable one-pass form
+        if lw is not None:
+            r *= lw
+        r += (1 - t) * x
+    else:
+        r = np.negative(x)
+        np_sigmoid(r, out=r)                 # sigmoid(-x)
+        if lw is not None:
+            r *= lw
+        np.subtract(1 - t, r, out=r)
+    if w is not None:
+        r *= w
+    return r
+
+
+def bce_with_logits_fwd(x, target, weight=None, pos_weight=None, reduction: str = "mean"):
+    """Binary cross-entropy on logits: w * ((1 - t) x + (1 + (pw - 1) t) softplus(-x)), reduced."""
+    check_reduction(reduction)
+    dt, xp, t = _pair(x, target)
+    w, pw = _bce_weights(xp, x, weight, pos_weight, dt)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            out = _np_bce(as_compute(x), as_compute(t), None if w is None else as_compute(w),
+                          None if pw is None else as_compute(pw), grad=False)
+    else:
+        out = _gpu_pointwise(xp, "gpugrad_bce_with_logits_fwd", x, (x, t, *_materialize(xp, x, w, pw)), ())
+    return _reduce_elems(xp, out, reduction, dt)
+
+
+def bce_with_logits_bwd(g, x, target, weight=None, pos_weight=None, reduction: str = "mean"):
+    """Gradient of :func:`bce_with_logits_fwd` w.r.t. x: w * ((1 - t) - (1 + (pw - 1) t) sigmoid(-x))."""
+    check_reduction(reduction)
+    dt, xp, t = _pair(x, target)
+    same_device(xp, grad=g)
+    w, pw = _bce_weights(xp, x, weight, pos_weight, dt)
+    gs, per_elem = _elem_grad(xp, g, x, reduction)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            d = _np_bce(as_compute(x), as_compute(t), None if w is None else as_compute(w),
+                        None if pw is None else as_compute(pw), grad=True)
+            d *= gs
+            return d.astype(dt, copy=False)
+    return _gpu_pointwise(xp, "gpugrad_bce_with_logits_bwd", x,
+                          (gs if per_elem else NULL, NULL if per_elem else gs, x, t, *_materialize(xp, x, w, pw)), ())
+
+
+def _materialize(cp, x, w, pw):
+    """weight / pos_weight broadcast to x's shape and made contiguous (NULL when absent)."""
+    return tuple(NULL if a is None else cp.ascontiguousarray(cp.broadcast_to(a, x.shape)) for a in (w, pw))

@@ -1,0 +1,236 @@
+"""Row reductions on arrays: softmax, log_softmax, logsumexp (``kernels/softmax.cu`` on CuPy).
+
+API (``axis`` any dim; it is moved last and made contiguous, then the kernels see (rows, n))::
+
+    softmax_fwd(x, axis=-1) -> y               softmax_bwd(g, y, axis=-1) -> gx
+    log_softmax_fwd(x, axis=-1) -> y           log_softmax_bwd(g, y, axis=-1) -> gx
+    logsumexp_fwd(x, axis=-1, keepdims=False) -> lse
+    logsumexp_bwd(g, x, lse, axis=-1, keepdims=False) -> gx
+
+Backwards read the forward's output (softmax, log_softmax) or input and output (logsumexp):
+    softmax: gx = y * (g - sum(g * y));  log_softmax: gx = g - exp(y) * sum(g);
+    logsumexp: gx = g * exp(x - lse).
+Numerics: max-subtracted, accumulated in float32 (float64 for float64); a row containing +inf or
+only -inf gives NaN for softmax/log_softmax (as PyTorch), and +inf / -inf for logsumexp (its
+limit, as PyTorch). An empty reduced dim gives an empty result (logsumexp: -inf).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import xp_of
+from ._common import as_compute, check_float, same_device
+from .loader import get_kernel, register_kernels, row_launch
+
+__all__ = ["softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd", "logsumexp_fwd",
+           "logsumexp_bwd"]
+
+_SOURCE = "softmax.cu"
+register_kernels(_SOURCE, [f"gpugrad_{op}_{d}" for op in ("softmax", "log_softmax", "logsumexp")
+                           for d in ("fwd", "bwd")])
+
+
+# -- layout helpers -----------------------------------------------------------------------------
+
+def _axis(a, axis):
+    nd = max(a.ndim, 1)
+    if not -nd <= axis < nd:
+        raise ValueError(f"axis {axis} is out of range for an array of {a.ndim} dimensions")
+    return axis % nd
+
+
+def _to_rows(xp, a, axis):
+    """(rows, n) contiguous view/copy of ``a`` with ``axis`` last, and the moved shape."""
+    if a.ndim == 0:
+        a = a.reshape(1)
+    if axis != a.ndim - 1:
+        a = xp.moveaxis(a, axis, -1)
+    moved = a.shape
+    return xp.ascontiguousarray(a).reshape(math.prod(moved[:-1]), moved[-1]), moved
+
+
+def _from_rows(xp, r, moved, axis, shape):
+    out = r.reshape(moved)
+    if axis != len(moved) - 1:
+        out = xp.moveaxis(out, -1, axis)
+    return out.reshape(shape)
+
+
+def _row_vector(xp, v, shape, axis, keepdims, what):
+    """A per-row array (shape of the reduction result) as a flat (rows,) contiguous array."""
+    rshape = tuple(1 if i == axis else d for i, d in enumerate(shape)) if keepdims else \
+        tuple(d for i, d in enumerate(shape) if i != axis)
+    if shape == ():
+        rshape = (1,) if keepdims else ()
+    if tuple(v.shape) != rshape:
+        raise ValueError(f"{what} shape {tuple(v.shape)} does not match the reduced shape {rshape}")
+    return xp.ascontiguousarray(v).reshape(-1), rshape
+
+
+def _check_pair(what, a, ref, ref_name):
+    if a.shape != ref.shape:
+        raise ValueError(f"{what} shape {tuple(a.shape)} does not match {ref_name} shape {tuple(ref.shape)}")
+    if a.dtype != ref.dtype:
+        raise TypeError(f"{what} dtype {a.dtype} does not match {ref_name} dtype {ref.dtype}")
+
+
+# -- NumPy fallbacks on (rows, n) in the compute dtype ------------------------------------------
+
+def _np_max_shift(x):
+    m = x.max(axis=1, keepdims=True)
+    return m, np.subtract(x, m)
+
+
+def _np_softmax(x):
+    m, y = _np_max_shift(x)
+    np.exp(y, out=y)
+    inv = y.sum(axis=1, keepdims=True)
+    np.reciprocal(inv, out=inv)
+    inv[np.isinf(m)] = np.nan  # NOTE: a +inf or all -inf row is NaN (the kernel's softmax_inv)
+    y *= inv
+    return y
+
+
+def _np_log_softmax(x):
+    m, y = _np_max_shift(x)
+    logs = np.exp(y).sum(axis=1, keepdims=True)
+    np.log(logs, out=logs)
+    logs[np.isinf(m)] = np.nan
+    y -= logs  # NOTE: (x - m) - log(s), as the kernel
+    return y
+
+
+def _np_logsumexp(x):
+    m = x.max(axis=1, keepdims=True)
+    m[np.isinf(m)] = 0  # NOTE: an infinite max gives the limit (+inf, or -inf for all -inf)
+    e = np.subtract(x, m)
+    np.exp(e, out=e)
+    s = e.sum(axis=1)
+    np.log(s, out=s)
+    s += m[:, 0]
+    return s
+
+
+# -- public API ---------------------------------------------------------------------------------
+
+def _fwd(kind, x, axis):
+    dt = check_float("input", x)
+    xp = xp_of(x)
+    ax = _axis(x, axis)
+    r, moved = _to_rows(xp, x, ax)
+    if r.size == 0:
+        return xp.empty(x.shape, dt)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            y = (_np_softmax if kind == "softmax" else _np_log_softmax)(as_compute(r)).astype(dt, copy=False)
+    else:
+        y = _gpu_rows(xp, f"gpugrad_{kind}_fwd", r, (r,), out_shape=r.shape)
+    return _from_rows(xp, y, moved, ax, x.shape)
+
+
+def softmax_fwd(x, axis: int = -1):
+    """Softmax of x along ``axis``."""
+    return _fwd("softmax", x, axis)
+
+
+def log_softmax_fwd(x, axis: int = -1):
+    """Log-softmax of x along ``axis``."""
+    return _fwd("log_softmax", x, axis)
+
+
+def _bwd(kind, g, y, axis):
+    dt = check_float("grad", g)
+    _check_pair("grad", g, y, "output")
+    xp = xp_of(g)
+    same_device(xp, output=y)
+    ax = _axis(g, axis)
+    gr, moved = _to_rows(xp, g, ax)
+    yr, _ = _to_rows(xp, y, ax)
+    if gr.size == 0:
+        return xp.empty(g.shape, dt)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            gc, yc = as_compute(gr), as_compute(yr)
+            if kind == "softmax":
+                dot = np.multiply(gc, yc).sum(axis=1, keepdims=True)
+                gx = np.subtract(gc, dot)
+                gx *= yc
+            else:
+                gsum = gc.sum(axis=1, keepdims=True)
+                gx = np.exp(yc)
+                gx *= gsum
+                np.subtract(gc, gx, out=gx)
+        gx = gx.astype(dt, copy=False)
+    else:
+        gx = _gpu_rows(xp, f"gpugrad_{kind}_bwd", gr, (gr, yr), out_shape=gr.shape)
+    return _from_rows(xp, gx, moved, ax, g.shape)
+
+
+def softmax_bwd(g, y, axis: int = -1):
+    """Gradient of softmax: y * (g - sum(g * y)) along ``axis``, from the saved output y."""
+    return _bwd("softmax", g, y, axis)
+
+
+def log_softmax_bwd(g, y, axis: int = -1):
+    """Gradient of log_softmax: g - exp(y) * sum(g) along ``axis``, from the saved output y."""
+    return _bwd("log_softmax", g, y, axis)
+
+
+def logsumexp_fwd(x, axis: int = -1, keepdims: bool = False):
+    """log(sum(exp(x))) along ``axis`` (dtype of x)."""
+    dt = check_float("input", x)
+    xp = xp_of(x)
+    ax = _axis(x, axis)
+    r, _ = _to_rows(xp, x, ax)
+    rshape = tuple(1 if i == ax else d for i, d in enumerate(x.shape)) if keepdims else \
+        tuple(d for i, d in enumerate(x.shape) if i != ax)
+    if x.ndim == 0:
+        rshape = (1,) if keepdims else ()
+    if r.shape[0] == 0:
+        return xp.empty(rshape, dt)
+    if r.shape[1] == 0:
+        return xp.full(rshape, -np.inf, dt)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            out = _np_logsumexp(as_compute(r)).astype(dt, copy=False)
+    else:
+        out = _gpu_rows(xp, "gpugrad_logsumexp_fwd", r, (r,), out_shape=(r.shape[0],))
+    return out.reshape(rshape)
+
+
+def logsumexp_bwd(g, x, lse, axis: int = -1, keepdims: bool = False):
+    """Gradient of logsumexp: g * exp(x - lse), broadcast back along ``axis``."""
+    dt = check_float("grad", g)
+    xp = xp_of(x)
+    same_device(xp, grad=g, lse=lse)
+    if g.dtype != x.dtype or lse.dtype != x.dtype:
+        raise TypeError(f"grad/lse dtypes {g.dtype}/{lse.dtype} do not match input dtype {x.dtype}")
+    ax = _axis(x, axis)
+    gv, _ = _row_vector(xp, g, x.shape, ax, keepdims, "grad")
+    lv, _ = _row_vector(xp, lse, x.shape, ax, keepdims, "lse")
+    r, moved = _to_rows(xp, x, ax)
+    if r.size == 0:
+        return xp.empty(x.shape, dt)
+    if xp is np:
+        with np.errstate(all="ignore"):
+            gx = np.subtract(as_compute(r), as_compute(lv)[:, None])
+            np.exp(gx, out=gx)
+            gx *= as_compute(gv)[:, None]
+        gx = gx.astype(dt, copy=False)
+    else:
+        gx = _gpu_rows(xp, "gpugrad_logsumexp_bwd", r, (gv, r, lv), out_shape=r.shape)
+    return _from_rows(xp, gx, moved, ax, x.shape)
+
+
+# -- GPU launch ---------------------------------------------------------------------------------
+
+def _gpu_rows(cp, kernel, r, inputs, out_shape):
+    rows, n = r.shape
+    with cp.cuda.Device(r.device.id):
+        out = cp.empty(out_shape, r.dtype)
+        k = get_kernel(_SOURCE, kernel, r.dtype, r.device.id)
+        grid, block = row_launch(rows, n)
+        k(grid, block, (*inputs, out, np.int64(rows), np.int64(n)))
+    return out

@@ -1,0 +1,50 @@
+"""``gg.nn``: Module, Parameter, layers, losses, ``functional`` (F) and ``init``."""
+from __future__ import annotations
+
+from . import functional, init  # noqa: F401
+from .activation import (
+    ELU,
+    GELU,
+    SELU,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from .container import ModuleDict, ModuleList, ParameterList, Sequential
+from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d
+from .layers import Dropout, Embedding, Flatten, Identity, Linear, Unflatten
+from .loss import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from .module import Module, RemovableHandle
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .parameter import Buffer, Parameter
+
+# TEMPORARY GUARD (integration): gpugrad/nn/utils.py (clip_grad_norm_ etc.) is written by another engineer.
+try:
+    from . import utils  # noqa: F401
+except ModuleNotFoundError as _e:
+    if _e.name != f"{__name__}.utils":
+        raise
+
+__all__ = ["Module", "Parameter", "Buffer", "RemovableHandle", "functional", "init",
+           "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+           "Identity", "Linear", "Flatten", "Unflatten", "Embedding", "Dropout",
+           "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+           "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm",
+           "ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softplus", "LogSigmoid",
+           "Softmax", "LogSoftmax",
+           "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss"]

@@ -1,0 +1,517 @@
+"""``gg.nn.Module``: the base class of layers and models (PyTorch's registration and traversal rules).
+
+Attributes that are Parameters, Modules or registered buffers are kept in ``_parameters``,
+``_modules`` and ``_buffers`` (insertion ordered); ``named_parameters``/``state_dict`` walk them
+with dotted names. ``to(device/dtype)`` converts arrays IN PLACE (``param.data = ...``) so that an
+optimizer built before the move keeps updating the same Parameter objects.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from .. import backend as _be
+from ..tensor import Tensor, as_dtype, is_floating
+from .parameter import Buffer, Parameter
+
+__all__ = ["Module", "RemovableHandle"]
+
+
+class RemovableHandle:
+    """Returned by ``register_*_hook``: ``handle.remove()`` unregisters the hook (also a context manager)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks_dict):
+        self.id = next(RemovableHandle._ids)
+        self._hooks = hooks_dict
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+def _addindent(s, n):
+    lines = s.split("\n")
+    return lines[0] + "".join("\n" + " " * n + line for line in lines[1:])
+
+
+def _parse_to(args, kwargs):
+    """Module.to arguments -> (device or None, dtype or None)."""
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+        elif isinstance(a, _be.Device) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "auto")):
+            device = a
+        else:
+            dtype = a
+    device = None if device is None else _be.device(device)
+    dtype = as_dtype(dtype)
+    if dtype is not None and not is_floating(dtype):
+        raise TypeError(f"Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
+    return device, dtype
+
+
+class Module:
+    """Base class for all layers and models. Subclasses call ``super().__init__()`` then assign
+    Parameters / sub-Modules as attributes, and define ``forward``."""
+
+    training: bool
+    _version = 1
+
+    def __init__(self):
+        d = self.__dict__
+        d["training"] = True
+        d["_parameters"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_non_persistent_buffers_set"] = set()
+        d["_modules"] = OrderedDict()
+        d["_forward_hooks"] = OrderedDict()
+        d["_forward_pre_hooks"] = OrderedDict()
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+
+    # -- registration ---------------------------------------------------------------------------------
+    def _check_ready(self, what):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign {what} before Module.__init__() call "
+                                 f"(call super().__init__() first in {type(self).__name__}.__init__)")
+
+    @staticmethod
+    def _check_name(name, kind):
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
+        if "." in name or name == "":
+            raise KeyError(f"{kind} name can't be empty or contain '.', got {name!r}")
+
+    def register_parameter(self, name, param):
+        self._check_ready("parameters")
+        self._check_name(name, "parameter")
+        if hasattr(self, name) and name not in self._parameters:
+            raise KeyError(f"attribute {name!r} already exists")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign a {type(param).__name__} as parameter {name!r} "
+                            "(gg.nn.Parameter or None expected)")
+        if param is not None and param.grad_fn is not None:
+            raise ValueError(f"cannot assign non-leaf Tensor to parameter {name!r}: model parameters must be "
+                             "created explicitly; to express it as a function of another Tensor, compute it in forward()")
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register a non-trainable tensor (e.g. running stats); saved in state_dict unless persistent=False."""
+        self._check_ready("buffers")
+        self._check_name(name, "buffer")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"attribute {name!r} already exists")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign a {type(tensor).__name__} as buffer {name!r} (Tensor or None expected)")
+        if isinstance(tensor, Buffer):
+            persistent = tensor.persistent
+            tensor = Tensor(tensor.data)
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
+
+    def add_module(self, name, module):
+        self._check_ready("child modules")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._check_name(name, "module")
+        if hasattr(self, name) and name not in self._modules:
+            raise KeyError(f"attribute {name!r} already exists")
+        self._modules[name] = module
+
+    register_module = add_module
+
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        params = d.get("_parameters")
+        if isinstance(value, Parameter):
+            self._check_ready("parameters")
+            self._remove_from(name, d, params)
+            self.register_parameter(name, value)
+        elif params is not None and name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign a {type(value).__name__} as parameter {name!r} "
+                                "(gg.nn.Parameter or None expected)")
+            params[name] = None
+        elif isinstance(value, Module):
+            self._check_ready("child modules")
+            self._remove_from(name, d, params)
+            d["_modules"][name] = value
+        elif d.get("_modules") is not None and name in d["_modules"]:
+            if value is not None:
+                raise TypeError(f"cannot assign a {type(value).__name__} as child module {name!r} (Module or None expected)")
+            d["_modules"][name] = None
+        elif isinstance(value, Buffer):
+            self._check_ready("buffers")
+            self._remove_from(name, d, params)
+            self.register_buffer(name, value)
+        elif d.get("_buffers") is not None and name in d["_buffers"]:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign a {type(value).__name__} as buffer {name!r} (Tensor or None expected)")
+            d["_buffers"][name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def _remove_from(self, name, d, params):
+        d.pop(name, None)
+        for key in ("_parameters", "_buffers", "_modules"):
+            reg = d.get(key)
+            if reg is not None:
+                reg.pop(name, None)
+        d["_non_persistent_buffers_set"].discard(name)
+
+    def __getattr__(self, name):
+        # only called when normal lookup fails
+        d = self.__dict__
+        for key in ("_parameters", "_buffers", "_modules"):
+            reg = d.get(key)
+            if reg is not None and name in reg:
+                return reg[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for key in ("_parameters", "_buffers", "_modules"):
+            reg = self.__dict__.get(key)
+            if reg is not None and name in reg:
+                del reg[name]
+                self._non_persistent_buffers_set.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
+
+    # -- traversal ------------------------------------------------------------------------------------
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(name, module) for this module and every descendant, depth first; shared modules once."""
+        if memo is None:
+            memo = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if remove_duplicate:
+                if id(m) in memo:
+                    continue
+                memo.add(id(m))
+            yield name, m
+            children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items() if c is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, get, prefix, recurse, remove_duplicate=True):
+        seen = set()
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        for mname, m in mods:
+            for k, v in get(m):
+                if v is None or (remove_duplicate and id(v) in seen):
+                    continue
+                seen.add(id(v))
+                yield (f"{mname}.{k}" if mname else k), v
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Parameter) pairs; a parameter shared by several modules appears once."""
+        yield from self._named_members(lambda m: m._parameters.items(), prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        yield from self._named_members(lambda m: m._buffers.items(), prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def get_submodule(self, target):
+        m = self
+        if target == "":
+            return m
+        for part in target.split("."):
+            if part not in m._modules or m._modules[part] is None:
+                raise AttributeError(f"{type(m).__name__} has no submodule {part!r} (looking up {target!r})")
+            m = m._modules[part]
+        return m
+
+    def get_parameter(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._parameters:
+            raise AttributeError(f"{type(m).__name__} has no parameter {name!r}")
+        return m._parameters[name]
+
+    def get_buffer(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._buffers:
+            raise AttributeError(f"{type(m).__name__} has no buffer {name!r}")
+        return m._buffers[name]
+
+    # -- modes and in-place conversion ------------------------------------------------------------------
+    def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise TypeError("training mode is expected to be boolean")
+        for m in self.modules():
+            m.__dict__["training"] = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                if p.grad.grad_fn is not None:
+                    p.grad = p.grad.detach()
+                p.grad.data[...] = 0
+
+    def apply(self, fn):
+        """Call ``fn(m)`` on every submodule (children first) and on self; returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def _apply_arrays(self, fn, convert_buffers=True):
+        """Replace every parameter's (and its grad's) and buffer's array by ``fn(array)``, in place."""
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is None:
+                    continue
+                p.data = fn(p.data)
+                if p.grad is not None:
+                    p.grad.data = fn(p.grad.data)
+            if convert_buffers:
+                for b in m._buffers.values():
+                    if b is not None:
+                        b.data = fn(b.data)
+        return self
+
+    def to(self, *args, **kwargs):
+        """Move/cast parameters and buffers in place: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``,
+        ``to(tensor)``. Only floating point arrays change dtype (integer buffers keep theirs)."""
+        device, dtype = _parse_to(args, dict(kwargs))
+
+        def conv(a):
+            if device is not None:
+                a = _be.to_device(a, device)
+            if dtype is not None and a.dtype.kind == "f" and a.dtype != dtype:
+                a = a.astype(dtype)
+            return a
+        return self._apply_arrays(conv)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+
+    def type(self, dst_type):
+        return self.to(dtype=dst_type)
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def half(self):
+        return self.to(dtype=np.float16)
+
+    # -- state dict -------------------------------------------------------------------------------------
+    def _state_items(self, prefix=""):
+        """(key, owner module, attribute name, kind) of every entry a state_dict holds."""
+        for mname, m in self.named_modules(prefix=prefix.rstrip(".") if prefix else "", remove_duplicate=False):
+            base = f"{mname}." if mname else ""
+            for k, p in m._parameters.items():
+                if p is not None:
+                    yield base + k, m, k, p
+            for k, b in m._buffers.items():
+                if b is not None and k not in m._non_persistent_buffers_set:
+                    yield base + k, m, k, b
+
+    def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
+        """OrderedDict of dotted name -> detached Tensor (sharing memory) for parameters and persistent buffers."""
+        if args:  # PyTorch's legacy positional (destination, prefix, keep_vars)
+            destination = args[0]
+            if len(args) > 1:
+                prefix = args[1]
+            if len(args) > 2:
+                keep_vars = args[2]
+        out = OrderedDict() if destination is None else destination
+        for key, _, _, t in self._state_items(prefix):
+            out[key] = t if keep_vars else t.detach()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy values from ``state_dict`` into parameters and buffers (in place, keeping dtype and device).
+
+        Everything is validated first: with ``strict`` any missing or unexpected key is an error, and a
+        shape mismatch always is; on error nothing is changed. Returns (missing_keys, unexpected_keys).
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"expected a dict-like state_dict, got {type(state_dict).__name__}")
+        own = {key: (m, k, t) for key, m, k, t in self._state_items()}
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors, plan = [], []
+        for key, (m, k, t) in own.items():
+            if key not in state_dict:
+                continue
+            v = state_dict[key]
+            arr = v.data if isinstance(v, Tensor) else v
+            if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
+                try:
+                    arr = np.asarray(arr)
+                except Exception:  # noqa: BLE001
+                    arr = None
+                if arr is None or arr.dtype == object:
+                    errors.append(f'While copying the parameter named "{key}", expected a Tensor or array from '
+                                  f"the checkpoint, got {type(v).__name__}.")
+                    continue
+            if tuple(arr.shape) != tuple(t.shape):
+                errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
+                              f"checkpoint, the shape in current model is {tuple(t.shape)}.")
+                continue
+            plan.append((t, arr, m, k))
+        if strict:
+            if unexpected:
+                errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+            if missing:
+                errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        dev_arrays = []
+        for t, arr, m, k in plan:  # convert everything before touching the model
+            a = _be.to_device(arr, t.device)
+            if assign:
+                dev_arrays.append((t, a, m, k))
+            else:
+                dev_arrays.append((t, a.astype(t.dtype, copy=False), m, k))
+        for t, a, m, k in dev_arrays:
+            if assign:
+                if isinstance(t, Parameter):
+                    m._parameters[k] = Parameter(a, requires_grad=t.requires_grad)
+                else:
+                    m._buffers[k] = Tensor(a)
+            else:
+                t.data[...] = a
+        return _IncompatibleKeys(missing, unexpected)
+
+    # -- hooks and call -----------------------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """``hook(module, args)`` runs before forward; it may return new args (a tuple or a single value)."""
+        h = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[h.id] = (hook, with_kwargs)
+        if prepend:
+            self._forward_pre_hooks.move_to_end(h.id, last=False)
+        return h
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """``hook(module, args, output)`` runs after forward; it may return a replacement output."""
+        h = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[h.id] = (hook, with_kwargs)
+        if prepend:
+            self._forward_hooks.move_to_end(h.id, last=False)
+        return h
+
+    def __call__(self, *args, **kwargs):
+        d = self.__dict__
+        if not d["_forward_pre_hooks"] and not d["_forward_hooks"]:
+            return self.forward(*args, **kwargs)
+        for hook, wk in list(d["_forward_pre_hooks"].values()):
+            if wk:
+                r = hook(self, args, kwargs)
+                if r is not None:
+                    if not (isinstance(r, tuple) and len(r) == 2):
+                        raise RuntimeError("a forward pre-hook with with_kwargs=True must return None or (args, kwargs)")
+                    args, kwargs = r
+            else:
+                r = hook(self, args)
+                if r is not None:
+                    args = r if isinstance(r, tuple) else (r,)
+        out = self.forward(*args, **kwargs)
+        for hook, wk in list(d["_forward_hooks"].values()):
+            r = hook(self, args, kwargs, out) if wk else hook(self, args, out)
+            if r is not None:
+                out = r
+        return out
+
+    def _call_impl(self, *args, **kwargs):
+        return self(*args, **kwargs)
+
+    # -- repr -------------------------------------------------------------------------------------------
+    def extra_repr(self):
+        """One line shown inside this module's repr (subclasses override)."""
+        return ""
+
+    def _get_name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        lines = []
+        extra = self.extra_repr()
+        if extra:
+            lines.extend(extra.split("\n"))
+        children = [f"({k}): " + _addindent(repr(m), 2) for k, m in self._modules.items()]
+        main = self._get_name() + "("
+        if lines and not children and len(lines) == 1:
+            return main + lines[0] + ")"
+        body = lines + children
+        if body:
+            main += "\n  " + "\n  ".join(body) + "\n"
+        return main + ")"
+
+    def __getstate__(self):
+        return self.__dict__.copy()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)

@@ -1,0 +1,449 @@
+"""Learning-rate schedulers (``gg.optim.lr_scheduler``), PyTorch's names, arguments and semantics.
+
+A scheduler writes ``group["lr"]`` of every parameter group of its optimizer, each group from its
+own base lr (``group["initial_lr"]``). Call ``scheduler.step()`` after ``optimizer.step()``: once
+per epoch for epoch schedules, once per batch for OneCycleLR; ``ReduceLROnPlateau.step(metric)``.
+
+Like PyTorch, the chainable schedulers (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR,
+LinearLR) compute the new lr from the group's current lr (so several of them can be stepped on one
+optimizer and compose); ``_get_closed_form_lr`` gives the same value from the base lr and is used
+when a step is given an explicit epoch (as SequentialLR does at its milestones).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from bisect import bisect_right
+from collections import Counter
+
+from .optimizer import Optimizer
+
+__all__ = [
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LinearLR",
+    "MultiStepLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+]
+
+
+def _per_group(optimizer, name, value):
+    """One value per parameter group: a list/tuple of exactly that length, or a scalar repeated."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"expected {n} values for {name} (one per parameter group), got {len(value)}")
+        return list(value)
+    return [value] * n
+
+
+def _check_optimizer(optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+
+
+class LRScheduler:
+    """Base class: ``get_lr()`` returns one lr per group for ``self.last_epoch``; ``step()`` advances it."""
+
+    def __init__(self, optimizer, last_epoch=-1):
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming a "
+                                   "scheduler with last_epoch != -1")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self):
+        self._step_count = 0
+        self.step()
+
+    def get_lr(self):
+        """The lr of each group at ``self.last_epoch`` (subclasses implement)."""
+        raise NotImplementedError
+
+    def get_last_lr(self):
+        """The lrs set by the last ``step()``, one per parameter group."""
+        return self._last_lr
+
+    def step(self, epoch=None):
+        """Advance one step (or, deprecated in PyTorch, jump to ``epoch`` using the closed form)."""
+        self._step_count += 1
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        """Everything but the optimizer (which has its own state_dict)."""
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "optimizer"})
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update(copy.deepcopy(state_dict))
+
+
+class StepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (epoch // step_size)``."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        if not isinstance(step_size, int) or isinstance(step_size, bool) or step_size <= 0:
+            raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
+        self.step_size = step_size
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return [g["lr"] for g in self.optimizer.param_groups]
+        return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self):
+        return [b * self.gamma ** (self.last_epoch // self.step_size) for b in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (number of milestones <= epoch)`` (repeated milestones count twice)."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        # NOTE: a plain {epoch: count} dict (a repeated milestone decays twice), so state_dict() holds plain types
+        self.milestones = dict(Counter(int(m) for m in milestones))
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch not in self.milestones:
+            return [g["lr"] for g in self.optimizer.param_groups]
+        k = self.milestones[self.last_epoch]
+        return [g["lr"] * self.gamma ** k for g in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self):
+        ms = sorted(m for m, c in self.milestones.items() for _ in range(c))
+        return [b * self.gamma ** bisect_right(ms, self.last_epoch) for b in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """``lr = base_lr * gamma ** epoch``."""
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [g["lr"] for g in self.optimizer.param_groups]
+        return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self):
+        return [b * self.gamma ** self.last_epoch for b in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` (SGDR without restarts;
+    past ``T_max`` the cosine continues, rising back towards base_lr)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        if not T_max > 0:
+            raise ValueError(f"T_max must be positive, got {T_max!r}")
+        self.T_max = T_max
+        self.eta_min = eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t, T, lo = self.last_epoch, self.T_max, self.eta_min
+        groups = self.optimizer.param_groups
+        if t == 0:
+            return [g["lr"] for g in groups]
+        if self._step_count == 1 and t > 0:  # resumed: no current lr to continue from
+            return [lo + (b - lo) * (1 + math.cos(t * math.pi / T)) / 2 for b in self.base_lrs]
+        if (t - 1 - T) % (2 * T) == 0:
+            # NOTE: the recursive ratio below is 0/0 right after a minimum; step up from the minimum instead
+            return [g["lr"] + (b - lo) * (1 - math.cos(math.pi / T)) / 2 for b, g in zip(self.base_lrs, groups)]
+        return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (g["lr"] - lo) + lo
+                for g in groups]
+
+    def _get_closed_form_lr(self):
+        lo = self.eta_min
+        return [lo + (b - lo) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2 for b in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """Linear warm-up (or decay) of the factor from ``start_factor`` to ``end_factor`` over
+    ``total_iters`` steps: ``lr = base_lr * (s + (e - s) * min(epoch, total_iters) / total_iters)``."""
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if not 0 < start_factor <= 1:
+            raise ValueError(f"start_factor must be in (0, 1], got {start_factor!r}")
+        if not 0 <= end_factor <= 1:
+            raise ValueError(f"end_factor must be in [0, 1], got {end_factor!r}")
+        if not isinstance(total_iters, int) or total_iters <= 0:
+            raise ValueError(f"total_iters must be a positive integer, got {total_iters!r}")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        s, e, n, t = self.start_factor, self.end_factor, self.total_iters, self.last_epoch
+        if t == 0:
+            return [g["lr"] * s for g in groups]
+        if t > n:
+            return [g["lr"] for g in groups]
+        ratio = 1.0 + (e - s) / (n * s + (t - 1) * (e - s))
+        return [g["lr"] * ratio for g in groups]
+
+    def _get_closed_form_lr(self):
+        s, e = self.start_factor, self.end_factor
+        f = s + (e - s) * min(self.total_iters, self.last_epoch) / self.total_iters
+        return [b * f for b in self.base_lrs]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (per batch): lr rises from ``max_lr / div_factor`` to ``max_lr`` over the
+    first ``pct_start`` of ``total_steps``, then falls to ``initial_lr / final_div_factor``
+    (``three_phase``: back to the initial lr first, then down to the minimum). Momentum (SGD/RMSprop
+    ``momentum`` or Adam's ``betas[0]``) cycles inversely between ``max_momentum`` and
+    ``base_momentum`` when ``cycle_momentum``. Not chainable."""
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        if total_steps is not None:
+            if not isinstance(total_steps, int) or total_steps <= 0:
+                raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
+            self.total_steps = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            if not isinstance(epochs, int) or epochs <= 0:
+                raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+                raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("you must define either total_steps OR (epochs AND steps_per_epoch)")
+        if not 0 <= pct_start <= 1:
+            raise ValueError(f"pct_start must be a float in [0, 1], got {pct_start!r}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        T = self.total_steps
+        if three_phase:
+            self._schedule_phases = [
+                dict(end_step=float(pct_start * T) - 1, start_lr="initial_lr", end_lr="max_lr",
+                     start_momentum="max_momentum", end_momentum="base_momentum"),
+                dict(end_step=float(2 * pct_start * T) - 2, start_lr="max_lr", end_lr="initial_lr",
+                     start_momentum="base_momentum", end_momentum="max_momentum"),
+                dict(end_step=T - 1, start_lr="initial_lr", end_lr="min_lr",
+                     start_momentum="max_momentum", end_momentum="max_momentum"),
+            ]
+        else:
+            self._schedule_phases = [
+                dict(end_step=float(pct_start * T) - 1, start_lr="initial_lr", end_lr="max_lr",
+                     start_momentum="max_momentum", end_momentum="base_momentum"),
+                dict(end_step=T - 1, start_lr="max_lr", end_lr="min_lr",
+                     start_momentum="base_momentum", end_momentum="max_momentum"),
+            ]
+        groups = optimizer.param_groups
+        if last_epoch == -1:
+            for m, g in zip(_per_group(optimizer, "max_lr", max_lr), groups):
+                g["initial_lr"] = m / div_factor
+                g["max_lr"] = m
+                g["min_lr"] = g["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            if last_epoch == -1:
+                for mx, base, g in zip(_per_group(optimizer, "max_momentum", max_momentum),
+                                       _per_group(optimizer, "base_momentum", base_momentum), groups):
+                    self._set_momentum(g, mx)
+                    g["max_momentum"] = mx
+                    g["base_momentum"] = base
+        super().__init__(optimizer, last_epoch)
+
+    def _set_momentum(self, group, m):
+        if self.use_beta1:
+            group["betas"] = (m, *group["betas"][1:])
+        else:
+            group["momentum"] = m
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self):
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"Tried to step {step} times. The specified number of total steps is {self.total_steps}")
+        lrs = []
+        phases = self._schedule_phases
+        for g in self.optimizer.param_groups:
+            start = 0.0
+            for i, ph in enumerate(phases):
+                end = ph["end_step"]
+                if step <= end or i == len(phases) - 1:
+                    # NOTE: a zero-length phase (pct_start * total_steps == 1) would divide by zero here;
+                    #       treat it as already finished.
+                    pct = (step - start) / (end - start) if end != start else 1.0
+                    lr = self._anneal(g[ph["start_lr"]], g[ph["end_lr"]], pct)
+                    if self.cycle_momentum:
+                        self._set_momentum(g, self._anneal(g[ph["start_momentum"]], g[ph["end_momentum"]], pct))
+                    break
+                start = end
+            lrs.append(lr)
+        return lrs
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by ``factor`` once the metric given to ``step(metric)`` has not improved for
+    more than ``patience`` steps; then wait ``cooldown`` steps; never below ``min_lr``, and skip
+    changes smaller than ``eps``. ``threshold_mode`` 'rel' compares with ``best * (1 -/+ threshold)``,
+    'abs' with ``best -/+ threshold``."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8):
+        _check_optimizer(optimizer)
+        if not 0.0 <= factor < 1.0:
+            raise ValueError(f"Factor should be < 1.0 (and >= 0), got {factor!r}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode {mode!r} is unknown: use 'min' or 'max'")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold mode {threshold_mode!r} is unknown: use 'rel' or 'abs'")
+        if not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
+        if not isinstance(cooldown, int) or cooldown < 0:
+            raise ValueError(f"cooldown must be a non-negative integer, got {cooldown!r}")
+        self.optimizer = optimizer
+        self.factor = factor
+        self.min_lrs = [float(m) for m in _per_group(optimizer, "min_lr", min_lr)]
+        self.patience = patience
+        self.cooldown = cooldown
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.eps = eps
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.last_epoch = 0
+        self._last_lr = [g["lr"] for g in optimizer.param_groups]
+        self._reset()
+
+    def _reset(self):
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def is_better(self, a, best):
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def step(self, metrics, epoch=None):
+        current = float(metrics.item() if hasattr(metrics, "item") else metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # NOTE: bad epochs during cooldown are ignored
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def _reduce_lr(self):
+        for i, g in enumerate(self.optimizer.param_groups):
+            old = float(g["lr"])
+            new = max(old * self.factor, self.min_lrs[i])
+            if old - new > self.eps:
+                g["lr"] = new
+
+    def get_lr(self):
+        return self._last_lr
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers[i]`` between ``milestones[i-1]`` and ``milestones[i]``; at each milestone the next
+    scheduler starts from its own epoch 0 (e.g. LinearLR warm-up, then CosineAnnealingLR)."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        _check_optimizer(optimizer)
+        schedulers = list(schedulers)
+        milestones = list(milestones)
+        if not schedulers:
+            raise ValueError("SequentialLR expects at least one scheduler")
+        for i, s in enumerate(schedulers):
+            if not hasattr(s, "optimizer"):
+                raise TypeError(f"SequentialLR: scheduler at index {i} is a {type(s).__name__}, not a scheduler")
+            if isinstance(s, ReduceLROnPlateau):
+                raise ValueError(f"SequentialLR does not support ReduceLROnPlateau (scheduler at index {i}): "
+                                 "it needs a metric at every step")
+            if s.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR expects all schedulers to belong to the same optimizer, but the "
+                                 f"scheduler at index {i} has a different one")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR expects one milestone fewer than schedulers, got {len(schedulers)} "
+                             f"scheduler(s) and {len(milestones)} milestone(s)")
+        if any(b <= a for a, b in zip(milestones, milestones[1:])):
+            raise ValueError(f"SequentialLR milestones must be strictly increasing, got {milestones}")
+        self.optimizer = optimizer
+        self._schedulers = schedulers
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        # NOTE: each sub-scheduler already took its initial step at construction; undo those and
+        #       restart the first one from the base lrs, so the chain begins where the first begins.
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for s in schedulers:
+            s.last_epoch -= 1
+        schedulers[0]._initial_step()
+        self._last_lr = schedulers[0].get_last_lr()
+
+    def step(self):
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        s = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            s.step(0)  # the next scheduler starts at its epoch 0 (closed form from its base lrs)
+        else:
+            s.step()
+        self._last_lr = s.get_last_lr()
+
+    def state_dict(self):
+        sd = copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")})
+        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        subs = state_dict.pop("_schedulers")
+        self.__dict__.update(copy.deepcopy(state_dict))
+        if len(subs) != len(self._schedulers):
+            raise ValueError(f"state dict has {len(subs)} scheduler(s), this SequentialLR has {len(self._schedulers)}")
+        for s, sd in zip(self._schedulers, subs):
+            s.load_state_dict(sd)

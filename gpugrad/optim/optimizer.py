@@ -1,0 +1,312 @@
+"""The Optimizer base class: parameter groups, per-parameter state, state_dict round trips.
+
+Subclasses declare their options in ``defaults``, check one group's values in ``_check_group``
+and implement ``step``; the update math lives in :mod:`gpugrad.kernels.optim` (a fused CUDA kernel
+on the GPU, NumPy in place on the CPU).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import to_device
+from ..kernels.optim import state_dtype
+from ..tensor import Tensor
+
+__all__ = ["Optimizer", "required"]
+
+
+class _RequiredParameter:
+    """Marks an option that has no default and must be given (per group or to the constructor)."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+# NOTE: options a group may carry besides the optimizer's own: LR schedulers store the starting lr
+#       here, and a resumed scheduler (last_epoch != -1) expects it in the groups it is given.
+_EXTRA_GROUP_KEYS = frozenset({"params", "initial_lr"})
+
+
+class _ParamState:
+    """``optimizer.state``: per-parameter dicts keyed by the parameter object (by identity).
+
+    Reading a missing parameter returns (and stores) a new empty dict, like PyTorch's
+    ``defaultdict(dict)``; ``p in state`` does not create one.
+    """
+
+    __slots__ = ("_d",)
+
+    def __init__(self):
+        self._d = {}  # id(param) -> (param, dict)
+
+    def __getitem__(self, p):
+        e = self._d.get(id(p))
+        if e is None:
+            e = self._d[id(p)] = (p, {})
+        return e[1]
+
+    def __setitem__(self, p, value):
+        self._d[id(p)] = (p, value)
+
+    def __delitem__(self, p):
+        del self._d[id(p)]
+
+    def __contains__(self, p):
+        return id(p) in self._d
+
+    def __len__(self):
+        return len(self._d)
+
+    def __iter__(self):
+        return (p for p, _ in self._d.values())
+
+    def keys(self):
+        return list(self)
+
+    def values(self):
+        return [v for _, v in self._d.values()]
+
+    def items(self):
+        return list(self._d.values())
+
+    def get(self, p, default=None):
+        e = self._d.get(id(p))
+        return default if e is None else e[1]
+
+    def clear(self):
+        self._d.clear()
+
+    # NOTE: ids change across pickling; rebuild the index from the parameter objects themselves.
+    def __getstate__(self):
+        return list(self._d.values())
+
+    def __setstate__(self, items):
+        self._d = {id(p): (p, v) for p, v in items}
+
+    def __repr__(self):
+        return f"{{{', '.join(f'<param {tuple(p.shape)}>: {sorted(v)}' for p, v in self._d.values())}}}"
+
+
+def _is_number(x):
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    ``params`` is an iterable of Tensors, or of dicts (parameter groups) each with a ``"params"``
+    entry plus any per-group options, e.g. ``[{"params": body, "lr": 1e-4}, {"params": head}]``:
+    options missing from a group take the constructor's values (``defaults``).
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = _ParamState()
+        self.param_groups = []
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {type(params).__name__}; wrap a single parameter in a list")
+        if isinstance(params, dict):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            "but got a dict; pass a list of parameter groups: [{'params': ...}]")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
+                            "of tensors in sets will change between runs; use a list instead")
+        param_groups = list(params)
+        if not param_groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    # -- groups ------------------------------------------------------------------------------------
+    def add_param_group(self, param_group):
+        """Add a parameter group (a dict with ``"params"`` and optional per-group options)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("a parameter group must have a 'params' entry")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
+                            "of tensors in sets will change between runs; use a list instead")
+        else:
+            params = list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but parameter {i} of the group is a "
+                                f"{type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i} of the group); "
+                                 "optimize the leaf it was computed from, or .detach().requires_grad_() it")
+            state_dtype(p.dtype)  # raises TypeError for integer/bool parameters
+        group["params"] = params
+
+        unknown = sorted(set(group) - set(self.defaults) - _EXTRA_GROUP_KEYS)
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} in a parameter group of "
+                             f"{type(self).__name__}; valid options are {', '.join(sorted(self.defaults))}")
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+            group.setdefault(name, default)
+        self._check_group(group)
+
+        ids = [id(p) for p in params]
+        if len(set(ids)) != len(ids):
+            raise ValueError("optimizer contains a parameter group with duplicate parameters")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if seen.intersection(ids):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def _check_group(self, group):
+        """Validate one group's option values (subclasses extend); raise ValueError with the value."""
+        if "lr" in group:
+            _check_nonneg(group, "lr", "learning rate")
+
+    # -- gradients ---------------------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True):
+        """Reset the gradients of all parameters: to None (default), or to zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                elif p.grad.requires_grad or not p.grad.is_leaf:
+                    # NOTE: a grad that is part of a graph (create_graph=True) is replaced, not mutated
+                    p.grad = Tensor(p.grad.xp.zeros_like(p.grad.data))
+                else:
+                    p.grad.data.fill(0)
+
+    def _eval_closure(self, closure):
+        if closure is None:
+            return None
+        from ..autograd import enable_grad
+        with enable_grad():
+            return closure()
+
+    def step(self, closure=None):
+        """Perform one update of every parameter that has a gradient; returns ``closure()``'s loss."""
+        raise NotImplementedError
+
+    # -- state helpers for subclasses --------------------------------------------------------------
+    @staticmethod
+    def _zeros(p, fill=0.0):
+        """A state Tensor shaped like ``p`` on its device (float32 for float16 parameters)."""
+        xp = p.device.xp
+        a = xp.zeros(p.shape, dtype=state_dtype(p.dtype)) if fill == 0 else xp.full(p.shape, fill, dtype=state_dtype(p.dtype))
+        return Tensor(a)
+
+    # -- (de)serialization -------------------------------------------------------------------------
+    def state_dict(self):
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``.
+
+        Parameters are numbered in group order from 0, as in PyTorch. State Tensors are shared with
+        the optimizer (not copied): deep-copy or save the dict to keep a snapshot.
+        """
+        index = {}
+        groups = []
+        for g in self.param_groups:
+            packed = {k: v for k, v in g.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in g["params"]]
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Load a dict from :meth:`state_dict` (this optimizer's or a saved one) into this optimizer.
+
+        Groups are matched by position and must hold the same number of parameters; state arrays
+        are copied to each parameter's device and state dtype.
+        """
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("expected a dict with 'state' and 'param_groups' entries (from Optimizer.state_dict())")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter group(s), but the optimizer has "
+                             f"{len(self.param_groups)}")
+        by_index = {}
+        for i, (g, sg) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(g["params"]) != len(sg["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group that doesn't match the size of "
+                                 f"optimizer's group: group {i} has {len(sg['params'])} parameter(s) in the state "
+                                 f"dict and {len(g['params'])} in the optimizer")
+            by_index.update(zip(sg["params"], g["params"]))
+
+        new_state = _ParamState()
+        for idx, s in state_dict["state"].items():
+            if idx not in by_index:
+                raise ValueError(f"state dict has state for parameter index {idx}, which is in no parameter group")
+            p = by_index[idx]
+            new_state[p] = {k: self._load_value(p, idx, k, v) for k, v in s.items()}
+
+        new_groups = []
+        for g, sg in zip(self.param_groups, saved_groups):
+            ng = {k: v for k, v in sg.items() if k != "params"}
+            for k, v in g.items():  # NOTE: options added since the dict was saved keep their current value
+                ng.setdefault(k, v)
+            ng["params"] = g["params"]
+            self._check_group(ng)
+            new_groups.append(ng)
+        self.state = new_state
+        self.param_groups = new_groups
+
+    @staticmethod
+    def _load_value(p, idx, key, v):
+        if key == "step":
+            return int(v.item() if hasattr(v, "item") else v)
+        arr = v.data if isinstance(v, Tensor) else v
+        if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
+            return v  # plain Python values are kept as they are
+        if tuple(arr.shape) != tuple(p.shape):
+            raise ValueError(f"state '{key}' of parameter {idx} has shape {tuple(arr.shape)}, but the parameter has "
+                             f"shape {tuple(p.shape)}")
+        arr = to_device(arr, p.device).astype(state_dtype(p.dtype), copy=True)
+        return Tensor(arr)
+
+    # -- misc --------------------------------------------------------------------------------------
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {g[k]}" for k in sorted(g) if k != "params"]
+        lines.append(")")
+        return "\n".join(lines)
+
+
+# -- validation helpers (shared by the optimizers) -------------------------------------------------
+
+def _num(group, key):
+    v = group[key]
+    if not _is_number(v):
+        raise TypeError(f"{key} must be a real number, got {v!r}")
+    return float(v)
+
+
+def _check_nonneg(group, key, what=None):
+    v = _num(group, key)
+    if not v >= 0.0:  # NOTE: also rejects NaN
+        raise ValueError(f"Invalid {what or key} value: {group[key]!r} (must be >= 0)")
+    return v
+
+
+def _check_unit(group, key, what=None, closed=False):
+    """0 <= v < 1 (or <= 1 with closed=True)."""
+    v = _num(group, key)
+    if not (0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0):
+        raise ValueError(f"Invalid {what or key} value: {group[key]!r} (must be in [0, 1{']' if closed else ')'})")
+    return v
+
+
+def _check_flags_unsupported(group, **names):
+    for name, what in names.items():
+        if group.get(name):
+            raise NotImplementedError(f"{name}=True is not supported by gpugrad: {what}")

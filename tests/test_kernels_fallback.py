@@ -1,0 +1,632 @@
+"""NumPy fallbacks of gpugrad.kernels vs straightforward float64 reference formulas.
+
+Forward values against textbook formulas (and a few hand-computed numbers), backward values
+against the analytic derivative and central finite differences of the forward, for float16,
+float32 and float64; extremes (+-1e4 logits, +-inf, NaN), PyTorch kink conventions, and the
+error messages for bad input.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from gpugrad.kernels import activation as A  # noqa: E402
+from gpugrad.kernels import loss as L  # noqa: E402
+from gpugrad.kernels import softmax as S  # noqa: E402
+from gpugrad.kernels._common import np_erfc  # noqa: E402
+
+DTYPES = [np.float16, np.float32, np.float64]
+TOL = {np.float16: dict(rtol=2e-3, atol=2e-3), np.float32: dict(rtol=2e-6, atol=1e-6),
+       np.float64: dict(rtol=1e-12, atol=1e-13)}
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+SELU_A, SELU_S = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def close(actual, expected, dt, scale=1.0, **kw):
+    tol = {k: v * scale for k, v in TOL[dt].items()}
+    tol.update(kw)
+    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64), **tol)
+
+
+def fd(f, x, h=1e-6):
+    """Elementwise central difference of an elementwise f (float64)."""
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+def fd_dir(f, x, v, h=1e-6):
+    """Directional derivative <grad f(x), v> of a scalar-valued f by central differences."""
+    return (float(f(x + h * v)) - float(f(x - h * v))) / (2 * h)
+
+
+# -- activations ------------------------------------------------------------------------------------
+
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+# name, params, reference forward (float64, |x| <= 20), reference derivative
+ACT_REF = [
+    ("relu", {}, lambda x: np.where(x > 0, x, 0.0), lambda x: (x > 0) * 1.0),
+    ("leaky_relu", {}, lambda x: np.where(x > 0, x, 0.01 * x), lambda x: np.where(x > 0, 1.0, 0.01)),
+    ("leaky_relu", {"negative_slope": -0.3}, lambda x: np.where(x > 0, x, -0.3 * x),
+     lambda x: np.where(x > 0, 1.0, -0.3)),
+    ("elu", {"alpha": 1.3}, lambda x: np.where(x > 0, x, 1.3 * (np.exp(x) - 1)),
+     lambda x: np.where(x > 0, 1.0, 1.3 * np.exp(x))),
+    ("elu", {"alpha": -0.5}, lambda x: np.where(x > 0, x, -0.5 * (np.exp(x) - 1)),
+     lambda x: np.where(x > 0, 1.0, -0.5 * np.exp(x))),
+    ("selu", {}, lambda x: SELU_S * np.where(x > 0, x, SELU_A * (np.exp(x) - 1)),
+     lambda x: SELU_S * np.where(x > 0, 1.0, SELU_A * np.exp(x))),
+    ("gelu", {}, lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
+     lambda x: 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)),
+    ("gelu", {"approximate": "tanh"},
+     lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
+     lambda x: 0.5 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+     + 0.5 * x * (1 - np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)) ** 2)
+     * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x ** 2)),
+    ("silu", {}, lambda x: x * _sig(x), lambda x: _sig(x) * (1 + x * (1 - _sig(x)))),
+    ("mish", {}, lambda x: x * np.tanh(np.log1p(np.exp(x))),
+     lambda x: np.tanh(np.log1p(np.exp(x))) + x * (1 - np.tanh(np.log1p(np.exp(x))) ** 2) * _sig(x)),
+    ("sigmoid", {}, _sig, lambda x: _sig(x) * (1 - _sig(x))),
+    ("tanh", {}, np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+    ("softplus", {}, lambda x: np.log1p(np.exp(x)), _sig),
+    ("softplus", {"beta": 2.0, "threshold": 3.0}, lambda x: np.where(2 * x > 3, x, np.log1p(np.exp(2 * x)) / 2),
+     lambda x: np.where(2 * x > 3, 1.0, _sig(2 * x))),
+    ("log_sigmoid", {}, lambda x: np.log(_sig(x)), lambda x: 1 - _sig(x)),
+]
+ACT_IDS = [f"{n}{'-' + '-'.join(map(str, p.values())) if p else ''}" for n, p, _, _ in ACT_REF]
+
+
+def _act_points(dt):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-6, 6, 200), [-20, -12, -3, -1, -0.5, 0.25, 1, 2.5, 7, 12, 20]])
+    return x.astype(dt)
+
+
+def _bwd(name, g, x, params):
+    saves = A.activation_saves(name, **params)
+    kw = {"y": A.activation_fwd(name, x, **params)} if saves == "output" else {"x": x}
+    return A.activation_bwd(name, g, **kw, **params)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("name,params,ref,dref", ACT_REF, ids=ACT_IDS)
+def test_activation_matches_reference(name, params, ref, dref, dt):
+    x = _act_points(dt)
+    x64 = x.astype(np.float64)
+    y = A.activation_fwd(name, x, **params)
+    assert y.dtype == dt and y.shape == x.shape
+    close(y, ref(x64), dt)
+    g = np.linspace(-1.5, 1.5, x.size).astype(dt)
+    gx = _bwd(name, g, x, params)
+    assert gx.dtype == dt
+    # NOTE: float16 saves y in float16, so output-based derivatives see y rounded to 1e-3
+    close(gx, g.astype(np.float64) * dref(x64), dt, scale=4.0 if dt == np.float16 else 1.0)
+
+
+@pytest.mark.parametrize("name,params,ref,dref", ACT_REF, ids=ACT_IDS)
+def test_activation_bwd_matches_finite_differences(name, params, ref, dref):
+    x = _act_points(np.float64)
+    x = x[(np.abs(np.abs(x) - 1.5) > 1e-3) & (np.abs(x) != 20)]  # away from softplus's threshold switch
+    num = fd(lambda v: A.activation_fwd(name, v, **params), x)
+    np.testing.assert_allclose(_bwd(name, np.ones_like(x), x, params), num, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name,params,expected", [
+    ("relu", {}, 0.0), ("leaky_relu", {"negative_slope": 0.2}, 0.2), ("elu", {"alpha": 0.7}, 0.7),
+    ("elu", {"alpha": -0.7}, -0.7), ("selu", {}, SELU_S * SELU_A), ("gelu", {}, 0.5), ("silu", {}, 0.5),
+    ("sigmoid", {}, 0.25), ("tanh", {}, 1.0), ("softplus", {}, 0.5), ("log_sigmoid", {}, 0.5),
+    ("mish", {}, math.tanh(math.log(2))), ("gelu", {"approximate": "tanh"}, 0.5)])
+def test_activation_derivative_at_zero_follows_pytorch(name, params, expected):
+    for dt in DTYPES:
+        x = np.zeros(3, dt)
+        close(_bwd(name, np.ones(3, dt), x, params), [expected] * 3, dt)
+
+
+# limits at -inf and +inf: (f(-inf), f(inf), f'(-inf), f'(inf))
+LIMITS = {"relu": (0, np.inf, 0, 1), "leaky_relu": (-np.inf, np.inf, 0.01, 1), "elu": (-1, np.inf, 0, 1),
+          "selu": (-SELU_S * SELU_A, np.inf, 0, SELU_S), "gelu": (0, np.inf, 0, 1), "silu": (0, np.inf, 0, 1),
+          "mish": (0, np.inf, 0, 1), "sigmoid": (0, 1, 0, 0), "tanh": (-1, 1, 0, 0), "softplus": (0, np.inf, 0, 1),
+          "log_sigmoid": (-np.inf, 0, 1, 0)}
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_activation_extremes(name, dt):
+    lo, hi, dlo, dhi = LIMITS[name]
+    for params in ({}, {"approximate": "tanh"}) if name == "gelu" else ({},):
+        x = np.array([-np.inf, np.inf], dt)
+        np.testing.assert_array_equal(A.activation_fwd(name, x, **params), np.array([lo, hi], dt))
+        # NOTE: float16 output-based derivatives see y rounded to float16 (selu'(-inf) ~ 3e-4)
+        close(_bwd(name, np.ones(2, dt), x, params), [dlo, dhi], dt, atol=1e-3 if dt == np.float16 else 1e-12)
+        big = np.array([-1e4, -88, -20, 20, 88, 1e4, 65504 if dt == np.float16 else 1e30], dt)
+        assert np.isfinite(A.activation_fwd(name, big[:-1], **params)).all()
+        assert np.isfinite(_bwd(name, np.ones_like(big), big, params)).all()
+        nan = A.activation_fwd(name, np.array([np.nan, 1.0], dt), **params)
+        assert np.isnan(nan[0]) and np.isfinite(nan[1])
+
+
+def test_sigmoid_tails_keep_relative_precision():
+    x = np.array([-30.0, -80.0, -700.0, 30.0])
+    y = A.activation_fwd("sigmoid", x)
+    np.testing.assert_allclose(y, [math.exp(-30) / (1 + math.exp(-30)), math.exp(-80), math.exp(-700), 1.0],
+                               rtol=1e-13)
+    assert A.activation_fwd("log_sigmoid", np.array([-1e4]))[0] == -1e4
+    np.testing.assert_allclose(A.activation_fwd("log_sigmoid", np.array([40.0])), [-math.exp(-40)], rtol=1e-12)
+
+
+def test_erfc_fallback_matches_math_erfc():
+    z = np.concatenate([np.linspace(-6, 26, 4001), [0.0, 1e-300, np.inf, -np.inf]])
+    ref = np.array([math.erfc(v) for v in z])
+    np.testing.assert_allclose(np_erfc(z), ref, rtol=2e-13, atol=0)
+    z32 = np.linspace(-4, 4, 801).astype(np.float32)
+    got = np_erfc(z32)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, [math.erfc(v) for v in z32.astype(np.float64)], rtol=3e-6)
+    assert np.isnan(np_erfc(np.array([np.nan])))[0]
+
+
+def test_activation_saves():
+    assert A.activation_saves("relu") == "output" and A.activation_saves("sigmoid") == "output"
+    assert A.activation_saves("leaky_relu") == "output"
+    assert A.activation_saves("leaky_relu", negative_slope=-0.1) == "input"
+    assert A.activation_saves("elu", alpha=-1.0) == "input" and A.activation_saves("elu") == "output"
+    assert A.activation_saves("gelu", approximate="tanh") == "input" and A.activation_saves("softplus") == "input"
+    assert set(A.ACTIVATIONS) == set(LIMITS)
+
+
+def test_activation_errors():
+    x = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        A.activation_fwd("swish", x)
+    with pytest.raises(TypeError, match="alpha"):
+        A.activation_fwd("relu", x, alpha=1.0)
+    with pytest.raises(ValueError, match="approximate"):
+        A.activation_fwd("gelu", x, approximate="fast")
+    with pytest.raises(ValueError, match="saved output y"):
+        A.activation_bwd("sigmoid", x, x=x)
+    with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
+        A.activation_bwd("gelu", x, x=np.ones(4, np.float32))
+    with pytest.raises(TypeError, match="float16, float32 or float64"):
+        A.activation_fwd("relu", np.ones(3, np.int32))
+    with pytest.raises(ValueError, match=r"bias shape \(4,\)"):
+        A.bias_act_fwd("relu", np.ones((2, 3), np.float32), np.ones(4, np.float32))
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("name,params", [("relu", {}), ("gelu", {}), ("elu", {"alpha": -0.5}), ("tanh", {}),
+                                         ("softplus", {"beta": 2.0})])
+def test_bias_act(name, params, dt):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 5, 7)).astype(dt)
+    b = rng.standard_normal(7).astype(dt)
+    z = (x.astype(np.float64) + b.astype(np.float64))
+    y = A.bias_act_fwd(name, x, b, **params)
+    assert y.dtype == dt and y.shape == x.shape
+    close(y, A.activation_fwd(name, z, **params), dt, scale=2.0)
+    g = rng.standard_normal(x.shape).astype(dt)
+    saves = A.activation_saves(name, **params)
+    gx, gb = A.bias_act_bwd(name, g, b, **({"y": y} if saves == "output" else {"x": x}), **params)
+    assert gx.shape == x.shape and gb.shape == b.shape and gb.dtype == dt
+    ref = g.astype(np.float64) * _bwd(name, np.ones(z.shape), z, params)
+    close(gx, ref, dt, scale=4.0)
+    close(gb, ref.reshape(-1, 7).sum(axis=0), dt, scale=8.0)
+
+
+def test_zero_size_and_0d():
+    assert A.activation_fwd("relu", np.zeros((0, 3), np.float32)).shape == (0, 3)
+    y = A.activation_fwd("sigmoid", np.array(0.0))
+    assert y.shape == () and float(y) == 0.5
+    assert float(A.activation_bwd("tanh", np.array(2.0), y=np.array(0.5))) == 1.5
+
+
+# -- softmax family ---------------------------------------------------------------------------------
+
+def _ref_lse(x, axis=-1):
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.sum(np.exp(x - m), axis=axis))
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_softmax_family_matches_reference(dt, axis):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((4, 5, 6)) * 3).astype(dt)
+    x64 = x.astype(np.float64)
+    lse = _ref_lse(x64, axis)
+    sm = np.exp(x64 - np.expand_dims(lse, axis))
+    close(S.softmax_fwd(x, axis), sm, dt)
+    close(S.log_softmax_fwd(x, axis), x64 - np.expand_dims(lse, axis), dt, scale=4.0)
+    out = S.logsumexp_fwd(x, axis)
+    assert out.dtype == dt and out.shape == lse.shape
+    close(out, lse, dt, scale=4.0)
+    assert S.logsumexp_fwd(x, axis, keepdims=True).shape == np.expand_dims(lse, axis).shape
+    g = rng.standard_normal(x.shape).astype(dt)
+    g64 = g.astype(np.float64)
+    close(S.softmax_bwd(g, S.softmax_fwd(x, axis), axis),
+          sm * (g64 - np.sum(g64 * sm, axis=axis, keepdims=True)), dt, scale=4.0)
+    close(S.log_softmax_bwd(g, S.log_softmax_fwd(x, axis), axis),
+          g64 - sm * np.sum(g64, axis=axis, keepdims=True), dt, scale=4.0)
+    gl = rng.standard_normal(lse.shape).astype(dt)
+    close(S.logsumexp_bwd(gl, x, out, axis), np.expand_dims(gl.astype(np.float64), axis) * sm, dt, scale=4.0)
+
+
+def test_softmax_family_bwd_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5))
+    v = rng.standard_normal(x.shape)
+    g = rng.standard_normal(x.shape)
+    for fwd, bwd in ((S.softmax_fwd, S.softmax_bwd), (S.log_softmax_fwd, S.log_softmax_bwd)):
+        num = fd_dir(lambda a: np.sum(g * fwd(a)), x, v)
+        assert np.sum(bwd(g, fwd(x)) * v) == pytest.approx(num, rel=1e-7)
+    gl = rng.standard_normal(3)
+    num = fd_dir(lambda a: np.sum(gl * S.logsumexp_fwd(a)), x, v)
+    assert np.sum(S.logsumexp_bwd(gl, x, S.logsumexp_fwd(x)) * v) == pytest.approx(num, rel=1e-7)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_softmax_extremes(dt):
+    big = 3e4 if dt == np.float16 else 1e4  # NOTE: x - max must stay within float16's range
+    x = np.array([[big, -big, 0.0, big], [-big] * 4, [np.inf, 1, 2, 3], [-np.inf] * 4, [np.nan, 1, 2, 3]], dt)
+    y = S.softmax_fwd(x)
+    np.testing.assert_allclose(y[0], [0.5, 0, 0, 0.5])
+    np.testing.assert_allclose(y[1], [0.25] * 4)
+    assert np.isnan(y[2:]).all()  # a +inf, all -inf or NaN row: NaN (PyTorch)
+    ls = S.log_softmax_fwd(x)
+    assert np.isfinite(ls[:2]).all() and ls[0, 0] == pytest.approx(-math.log(2), rel=1e-3)
+    lse = S.logsumexp_fwd(x)
+    assert lse[2] == np.inf and lse[3] == -np.inf and np.isnan(lse[4])
+    close(lse[:2], [big + math.log(2), -big + math.log(4)], dt, scale=10.0)
+    g = np.ones_like(x[:2])
+    assert np.isfinite(S.softmax_bwd(g, y[:2])).all() and np.isfinite(S.log_softmax_bwd(g, ls[:2])).all()
+
+
+def test_softmax_errors_and_empty():
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        S.softmax_fwd(x, axis=2)
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(3, 2\)"):
+        S.softmax_bwd(x, np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"grad shape \(3,\)"):
+        S.logsumexp_bwd(np.ones(3, np.float32), x, np.ones(2, np.float32))
+    assert S.softmax_fwd(np.ones((0, 3))).shape == (0, 3)
+    np.testing.assert_array_equal(S.logsumexp_fwd(np.ones((2, 0))), [-np.inf, -np.inf])
+
+
+# -- cross-entropy ----------------------------------------------------------------------------------
+
+def ref_cross_entropy(x, t, w=None, ignore_index=-100, eps=0.0, reduction="mean"):
+    """PyTorch's definition, written out in float64 (class dim 1, or 0 for a 1-D input)."""
+    x = np.asarray(x, np.float64)
+    if x.ndim == 1:
+        x, t = x[None], np.asarray(t)[None]
+    x = np.moveaxis(x, 1, -1)
+    C = x.shape[-1]
+    logp = x - _ref_lse(x)[..., None]
+    w = np.ones(C) if w is None else np.asarray(w, np.float64)
+    if np.issubdtype(np.asarray(t).dtype, np.floating):  # probabilities
+        q = np.moveaxis(np.asarray(t, np.float64), 1, -1) * (1 - eps) + eps / C
+        loss = -(q * w * logp).sum(-1)
+        return {"none": loss, "sum": loss.sum(), "mean": loss.sum() / loss.size}[reduction]
+    t = np.asarray(t)
+    keep = t != ignore_index
+    tc = np.where(keep, t, 0)
+    nll = -np.take_along_axis(logp, tc[..., None], -1)[..., 0] * w[tc]
+    smooth = -(logp * w).sum(-1)
+    loss = np.where(keep, (1 - eps) * nll + eps / C * smooth, 0.0)
+    return {"none": loss, "sum": loss.sum(), "mean": loss.sum() / (w[tc] * keep).sum()}[reduction]
+
+
+def test_cross_entropy_hand_computed():
+    x = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    t = np.array([2, 0])
+    w = np.array([1.0, 2.0, 3.0])
+    lse0 = math.log(math.e + math.e ** 2 + math.e ** 3)
+    expect = (3 * (lse0 - 3) + 1 * math.log(3)) / (3 + 1)  # 'mean' divides by the target weights
+    assert float(L.cross_entropy_fwd(x, t, weight=w)[0]) == pytest.approx(expect, rel=1e-14)
+    assert float(L.cross_entropy_fwd(np.zeros(4), np.array(1))[0]) == pytest.approx(math.log(4))
+    # smoothing 0.3 on 2 uniform classes is still log 2
+    assert float(L.cross_entropy_fwd(np.zeros((1, 2)), np.array([0]), label_smoothing=0.3)[0]) == \
+        pytest.approx(math.log(2))
+
+
+CE_CASES = [dict(), dict(weight=True), dict(label_smoothing=0.2), dict(weight=True, label_smoothing=0.1),
+            dict(ignore_index=1, weight=True, label_smoothing=0.3), dict(probs=True),
+            dict(probs=True, weight=True, label_smoothing=0.15)]
+CE_IDS = ["-".join(f"{k}" for k in c) or "plain" for c in CE_CASES]
+
+
+def _ce_data(dt, case, shape=(6, 5), rng_seed=4):
+    rng = np.random.default_rng(rng_seed)
+    x = (rng.standard_normal(shape) * 2).astype(dt)
+    C = shape[1]
+    if case.get("probs"):
+        t = rng.random(shape)
+        t = (t / t.sum(axis=1, keepdims=True)).astype(dt)
+    else:
+        sample = (shape[0],) + shape[2:]
+        t = rng.integers(0, C, sample)
+        t.flat[0] = -100
+        t.flat[2] = 1
+    w = (rng.random(C) + 0.5).astype(dt) if case.get("weight") else None
+    kw = dict(weight=w, label_smoothing=case.get("label_smoothing", 0.0))
+    if "ignore_index" in case:
+        kw["ignore_index"] = case["ignore_index"]
+        if not case.get("probs"):
+            t[t == -100] = case["ignore_index"]
+    return x, t, kw
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("case", CE_CASES, ids=CE_IDS)
+def test_cross_entropy_matches_reference(case, reduction, dt):
+    x, t, kw = _ce_data(dt, case)
+    loss, lse = L.cross_entropy_fwd(x, t, reduction=reduction, **kw)
+    ref = ref_cross_entropy(x, t, kw["weight"], kw.get("ignore_index", -100), kw["label_smoothing"], reduction)
+    assert loss.dtype == dt and loss.shape == np.shape(ref)
+    close(loss, ref, dt, scale=4.0)
+    assert lse.shape == (6,) and lse.dtype == (np.float32 if dt == np.float16 else np.float64)
+    close(lse, _ref_lse(x.astype(np.float64)), np.float32 if dt == np.float16 else dt)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("case", CE_CASES, ids=CE_IDS)
+def test_cross_entropy_bwd_matches_finite_differences(case, reduction):
+    x, t, kw = _ce_data(np.float64, case, shape=(5, 4, 3))  # K-dim: (N, C, d1)
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((5, 3)) if reduction == "none" else np.array(1.7)
+    _, lse = L.cross_entropy_fwd(x, t, reduction=reduction, **kw)
+    gx = L.cross_entropy_bwd(g, x, t, lse, reduction=reduction, **kw)
+    assert gx.shape == x.shape
+    for seed in range(3):
+        v = np.random.default_rng(seed).standard_normal(x.shape)
+        num = fd_dir(lambda a: np.sum(g * L.cross_entropy_fwd(a, t, reduction=reduction, **kw)[0]), x, v)
+        assert np.sum(gx * v) == pytest.approx(num, rel=1e-6, abs=1e-9)
+    if not case.get("probs"):
+        ig = kw.get("ignore_index", -100)
+        assert (gx[np.broadcast_to((t == ig)[:, None, :], x.shape)] == 0).all()
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_cross_entropy_extreme_logits(dt):
+    big = 1024 if dt == np.float16 else 1e4  # NOTE: big - 1 must be representable
+    x = np.array([[big, -big, 0.0], [-big, -big, -big], [big, big - 1, -big]], dt)
+    t = np.array([0, 2, 1])
+    for kw in (dict(), dict(label_smoothing=0.1), dict(weight=np.array([1, 2, 3], dt))):
+        loss, lse = L.cross_entropy_fwd(x, t, reduction="none", **kw)
+        assert np.isfinite(loss).all() and np.isfinite(lse).all()
+        gx = L.cross_entropy_bwd(np.ones(3, dt), x, t, lse, reduction="none", **kw)
+        assert np.isfinite(gx).all()
+    loss, lse = L.cross_entropy_fwd(x, t, reduction="none")
+    close(loss, [0.0, math.log(3), 1 + math.log1p(math.exp(-1))], dt, atol=1e-3 if dt == np.float16 else 1e-6)
+    gx = L.cross_entropy_bwd(np.ones(3, dt), x, t, lse, reduction="none")
+    close(gx[2], [1 / (1 + math.exp(-1)), 1 / (1 + math.e) - 1, 0.0], dt, atol=2e-3 if dt == np.float16 else 1e-6)
+
+
+def test_cross_entropy_confident_row_keeps_precision():
+    # loss = log(1 + e^-40) ~ 4.2e-18: the (m - x_t) + log(s) form keeps it, lse - x_t would give 0
+    x = np.array([[1e4, 1e4 - 40.0]])
+    loss, _ = L.cross_entropy_fwd(x, np.array([0]))
+    assert float(loss) == pytest.approx(math.exp(-40), rel=1e-9)
+
+
+def test_cross_entropy_all_ignored_mean_is_nan():
+    loss, _ = L.cross_entropy_fwd(np.zeros((2, 3)), np.array([-100, -100]))
+    assert np.isnan(loss)
+    assert float(L.cross_entropy_fwd(np.zeros((2, 3)), np.array([-100, -100]), reduction="sum")[0]) == 0
+
+
+def test_cross_entropy_errors():
+    x = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"target 7 is out of bounds.*\[0, 4\).*ignore_index=-100"):
+        L.cross_entropy_fwd(x, np.array([0, 7, 1]))
+    with pytest.raises(ValueError, match=r"target -1 is out of bounds"):
+        L.cross_entropy_fwd(x, np.array([0, -1, 1]))
+    with pytest.raises(ValueError, match=r"target shape \(2,\) does not match logits shape \(3, 4\)"):
+        L.cross_entropy_fwd(x, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"target shape \(3, 3\) does not match logits shape \(3, 4\)"):
+        L.cross_entropy_fwd(x, np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"weight shape \(3,\) does not match .*\(3, 4\)"):
+        L.cross_entropy_fwd(x, np.array([0, 1, 2]), weight=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        L.cross_entropy_fwd(x, np.array([0, 1, 2]), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="reduction"):
+        L.cross_entropy_fwd(x, np.array([0, 1, 2]), reduction="avg")
+    with pytest.raises(ValueError, match=r"grad of a 'mean'-reduced loss must be a scalar"):
+        L.cross_entropy_bwd(np.ones(3), x, np.array([0, 1, 2]), np.zeros(3))
+    with pytest.raises(TypeError, match="integer class indices or floating"):
+        L.cross_entropy_fwd(x, np.array([True, False, True]))
+    # ignore_index inside the class range is honoured; the same value is not an error
+    loss, _ = L.cross_entropy_fwd(x, np.array([3, 3, 1]), ignore_index=3, reduction="none")
+    np.testing.assert_allclose(loss, [0, 0, math.log(4)], rtol=1e-6)
+
+
+# -- nll_loss ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_nll_loss(dt, reduction, weighted):
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((7, 4)) - 2).astype(dt)
+    t = rng.integers(0, 4, 7)
+    t[3] = -100
+    w = (rng.random(4) + 0.5).astype(dt) if weighted else None
+    w64 = np.ones(4) if w is None else w.astype(np.float64)
+    rows = -x.astype(np.float64)[np.arange(7), np.where(t >= 0, t, 0)] * w64[np.where(t >= 0, t, 0)] * (t >= 0)
+    ref = {"none": rows, "sum": rows.sum(), "mean": rows.sum() / (w64[np.where(t >= 0, t, 0)] * (t >= 0)).sum()}
+    out = L.nll_loss_fwd(x, t, w, reduction=reduction)
+    assert out.dtype == dt
+    close(out, ref[reduction], dt, scale=2.0)
+    g = rng.standard_normal(7).astype(dt) if reduction == "none" else np.array(0.7, dt)
+    gx = L.nll_loss_bwd(g, x, t, w, reduction=reduction)
+    if dt == np.float64:
+        v = rng.standard_normal(x.shape)
+        num = fd_dir(lambda a: np.sum(g * L.nll_loss_fwd(a, t, w, reduction=reduction)), x, v)
+        assert np.sum(gx * v) == pytest.approx(num, rel=1e-7)
+    assert (gx[3] == 0).all() and np.count_nonzero(gx) <= 6
+    with pytest.raises(ValueError, match=r"target 4 is out of bounds"):
+        L.nll_loss_fwd(x, np.full(7, 4), w)
+
+
+# -- binary cross-entropy with logits ---------------------------------------------------------------
+
+def ref_bce(x, t, w=None, pw=None):
+    x, t = x.astype(np.float64), t.astype(np.float64)
+    w = 1.0 if w is None else w.astype(np.float64)
+    pw = 1.0 if pw is None else pw.astype(np.float64)
+    return -w * (pw * t * np.log(_sig(x)) + (1 - t) * np.log(1 - _sig(x)))
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bce_with_logits(dt, weighted):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((5, 3)) * 4).astype(dt)
+    t = rng.random((5, 3)).astype(dt)
+    w = (rng.random((5, 1)) + 0.5).astype(dt) if weighted else None   # broadcast over classes
+    pw = np.array([0.5, 2.0, 3.0], dt) if weighted else None          # per class
+    ref = ref_bce(x, t, w, pw)
+    for red, r in (("none", ref), ("sum", ref.sum()), ("mean", ref.mean())):
+        close(L.bce_with_logits_fwd(x, t, w, pw, reduction=red), r, dt, scale=4.0)
+    x64, t64 = x.astype(np.float64), t.astype(np.float64)
+    w64 = None if w is None else w.astype(np.float64)
+    pw64 = None if pw is None else pw.astype(np.float64)
+    gx = L.bce_with_logits_bwd(np.array(1.0), x64, t64, w64, pw64, reduction="sum")
+    np.testing.assert_allclose(gx, fd(lambda a: ref_bce(a, t64, w64, pw64), x64), rtol=1e-6, atol=1e-9)
+    assert L.bce_with_logits_bwd(np.array(1.0, dt), x, t, w, pw).dtype == dt
+
+
+def test_bce_with_logits_extremes_and_errors():
+    x = np.array([1e4, -1e4, 1e4, -1e4, 88.0, -88.0])
+    t = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    out = L.bce_with_logits_fwd(x, t, reduction="none")
+    np.testing.assert_allclose(out, [0, 0, 1e4, 1e4, math.exp(-88), 88], rtol=1e-12, atol=1e-300)
+    assert np.isfinite(L.bce_with_logits_bwd(np.ones(6), x, t, reduction="none")).all()
+    assert np.isfinite(L.bce_with_logits_fwd(x.astype(np.float16), t.astype(np.float16), reduction="none")).all()
+    with pytest.raises(ValueError, match=r"target shape \(5,\) does not match input shape \(6,\)"):
+        L.bce_with_logits_fwd(x, t[:5])
+    with pytest.raises(ValueError, match=r"pos_weight shape \(4,\) cannot be broadcast to input shape \(6,\)"):
+        L.bce_with_logits_fwd(x, t, pos_weight=np.ones(4))
+
+
+# -- regression losses ------------------------------------------------------------------------------
+
+POINTWISE = [
+    ("mse", L.mse_loss_fwd, L.mse_loss_bwd, {}, lambda d: d * d, lambda d: 2 * d),
+    ("l1", L.l1_loss_fwd, L.l1_loss_bwd, {}, np.abs, np.sign),
+    ("huber", L.huber_loss_fwd, L.huber_loss_bwd, {"delta": 0.8},
+     lambda d: np.where(np.abs(d) < 0.8, 0.5 * d * d, 0.8 * (np.abs(d) - 0.4)), lambda d: np.clip(d, -0.8, 0.8)),
+    ("smooth_l1", L.smooth_l1_loss_fwd, L.smooth_l1_loss_bwd, {"beta": 0.5},
+     lambda d: np.where(np.abs(d) < 0.5, d * d, np.abs(d) - 0.25), lambda d: np.clip(2 * d, -1, 1)),
+    ("smooth_l1_beta0", L.smooth_l1_loss_fwd, L.smooth_l1_loss_bwd, {"beta": 0.0}, np.abs, np.sign),
+]
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("name,fwd,bwd,kw,ref,dref", POINTWISE, ids=[p[0] for p in POINTWISE])
+def test_pointwise_losses(name, fwd, bwd, kw, ref, dref, dt):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 6)).astype(dt)
+    t = rng.standard_normal((4, 6)).astype(dt)
+    t[0, :2] = x[0, :2]  # exact zeros of d: the kink
+    d = x.astype(np.float64) - t.astype(np.float64)
+    for red, r in (("none", ref(d)), ("sum", ref(d).sum()), ("mean", ref(d).mean())):
+        out = fwd(x, t, reduction=red, **kw)
+        assert out.dtype == dt and out.shape == np.shape(r)
+        close(out, r, dt, scale=4.0)
+    g = rng.standard_normal(x.shape).astype(dt)
+    close(bwd(g, x, t, reduction="none", **kw), g.astype(np.float64) * dref(d), dt, scale=2.0)
+    close(bwd(np.array(3.0, dt), x, t, reduction="mean", **kw), 3.0 * dref(d) / d.size, dt, scale=2.0)
+    assert (bwd(np.ones_like(g), x, t, reduction="none", **kw)[0, :2] == 0).all() or name == "mse"
+    if dt == np.float64:
+        smooth = np.abs(np.abs(d) - kw.get("delta", kw.get("beta", -1))) > 1e-4
+        smooth &= np.abs(d) > 1e-4
+        num = fd(lambda a: fwd(a, t, reduction="none", **kw), x)
+        np.testing.assert_allclose(bwd(np.ones_like(x), x, t, reduction="none", **kw)[smooth], num[smooth],
+                                   rtol=1e-6, atol=1e-8)
+
+
+def test_pointwise_loss_edge_cases():
+    with pytest.raises(ValueError, match=r"target shape \(2,\) does not match input shape \(3,\)"):
+        L.mse_loss_fwd(np.ones(3), np.ones(2))
+    with pytest.raises(ValueError, match="grad shape"):
+        L.mse_loss_bwd(np.ones(2), np.ones(3), np.ones(3), reduction="none")
+    assert np.isnan(L.mse_loss_fwd(np.ones(0), np.ones(0)))
+    assert float(L.l1_loss_fwd(np.ones(0), np.ones(0), reduction="sum")) == 0
+    assert np.isnan(L.l1_loss_fwd(np.array([np.nan, 1.0]), np.zeros(2), reduction="none")[0])
+    assert L.huber_loss_fwd(np.array([1e4]), np.array([-1e4]), reduction="none")[0] == 2e4 - 0.5
+
+
+# -- loader (the parts that need no GPU) ----------------------------------------------------------
+
+def test_loader_finds_sources_and_names_kernels():
+    from gpugrad.kernels import loader  # noqa: PLC0415
+    d = loader.kernels_dir()
+    assert d == ROOT / "kernels" or d.name == "_kernels"
+    assert {"common.cuh", "activation.cu", "softmax.cu", "loss.cu"} <= {p.name for p in d.iterdir()}
+    assert loader.name_expression("gpugrad_relu_fwd", np.float16) == "gpugrad_relu_fwd<__half>"
+    assert loader.name_expression("gpugrad_adam_step<float>", np.float64) == "gpugrad_adam_step<float>"
+    with pytest.raises(TypeError, match="int32"):
+        loader.ctype(np.int32)
+    assert len(loader.registered_kernels("activation.cu")) == 12 * 4 + 1
+    assert "gpugrad_cross_entropy_bwd" in loader.registered_kernels("loss.cu")
+    assert loader.row_launch(10, 7) == ((3, 1, 1), (32, 4, 1))
+    assert loader.row_launch(2, 20000) == ((2, 1, 1), (1024, 1, 1))
+    grid, block = loader.bias_launch(4096, 4096, 4)
+    assert block[0] * block[1] == 256 and grid[0] * block[0] * 4 >= 4096 and grid[0] * grid[1] <= 2048
+    assert loader.elementwise_grid(10**9, 4) == 65535 * 8 and loader.elementwise_grid(1, 8) == 1
+
+
+def test_import_never_touches_cuda():
+    import subprocess  # noqa: PLC0415
+    code = ("import sys; import gpugrad, gpugrad.kernels.activation, gpugrad.kernels.softmax, "
+            "gpugrad.kernels.loss; sys.exit(1 if 'cupy' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_get_kernel_without_cuda_says_why():
+    from gpugrad.backend import CudaUnavailableError, cuda  # noqa: PLC0415
+    from gpugrad.kernels import loader  # noqa: PLC0415
+    if cuda.why_unavailable() is None:
+        pytest.skip("CUDA is available here; the no-CUDA error path cannot be observed")
+    with pytest.raises(CudaUnavailableError, match="CuPy|CUDA"):
+        loader.get_kernel("activation.cu", "gpugrad_relu_fwd", np.float32, 0)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_fallbacks_never_modify_their_inputs(dt):
+    for name, params, _, _ in ACT_REF:
+        for shape in ((), (5,)):
+            x = np.full(shape, -0.75, dt)
+            g = np.full(shape, 2.0, dt)
+            y = A.activation_fwd(name, x, **params)
+            _bwd(name, g, x, params)
+            assert (x == dt(-0.75)).all() and (g == 2).all(), name
+            assert y.shape == shape
+    x = np.full((2, 3), -0.5, dt)
+    b = np.full(3, 0.25, dt)
+    A.bias_act_bwd("sigmoid", np.ones_like(x), b, y=A.bias_act_fwd("sigmoid", x, b))
+    S.softmax_bwd(np.ones_like(x), S.softmax_fwd(x))
+    L.cross_entropy_bwd(np.array(1.0, dt), x, np.array([0, 2]), L.cross_entropy_fwd(x, np.array([0, 2]))[1])
+    L.huber_loss_bwd(np.array(1.0, dt), x, b[None].repeat(2, 0))
+    assert (x == dt(-0.5)).all() and (b == dt(0.25)).all()
+
+
+def test_gelu_with_the_pure_numpy_erfc(monkeypatch):
+    from gpugrad.kernels import _common  # noqa: PLC0415
+    monkeypatch.setattr(_common, "_erfc_impl", np_erfc)
+    name, params, ref, dref = ACT_REF[6]
+    assert name == "gelu" and not params
+    for dt in (np.float32, np.float64):
+        x = _act_points(dt)
+        close(A.activation_fwd("gelu", x), ref(x.astype(np.float64)), dt)
+        close(_bwd("gelu", np.ones_like(x), x, {}), dref(x.astype(np.float64)), dt)
