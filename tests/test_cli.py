@@ -1,0 +1,59 @@
+"""The main job: `python -m gpugrad train` on the bundled digits, checkpoints and resume."""
+import json
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+from gpugrad.__main__ import main
+
+
+def _train(tmp_path, name, *extra):
+    out = tmp_path / name
+    rc = main(["train", "--device", "cpu", "--out", str(out), "--no-progress", *extra])
+    assert rc == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_train_mlp_learns_and_writes_outputs(tmp_path):
+    out, m = _train(tmp_path, "a", "--epochs", "6")
+    h = m["history"]
+    assert len(h) == 6 and m["epochs"] == 6
+    assert h[-1]["train_loss"] < 0.5 * h[0]["train_loss"]  # the loss falls
+    assert h[-1]["test_acc"] > 0.9
+    ck = gg.load(out / "checkpoint.ggt")
+    assert ck["epoch"] == 6 and ck["model_config"]["model"] == "mlp"
+    # the checkpoint reproduces the reported test accuracy
+    from gpugrad import models
+    from gpugrad.train import evaluate
+    model = models.build_model(ck["model_config"])
+    model.load_state_dict(ck["model_state"])
+    _, acc = evaluate(model, gg.data.load_digits("test", device="cpu"))
+    assert acc == pytest.approx(h[-1]["test_acc"])
+
+
+def test_same_seed_same_numbers_and_resume_continues(tmp_path):
+    _, full = _train(tmp_path, "full", "--epochs", "4", "--seed", "3")
+    _, again = _train(tmp_path, "again", "--epochs", "4", "--seed", "3")
+    assert [r["train_loss"] for r in full["history"]] == [r["train_loss"] for r in again["history"]]
+    out, _ = _train(tmp_path, "part", "--epochs", "2", "--seed", "3")
+    _, resumed = _train(tmp_path, "part", "--epochs", "4", "--seed", "3", "--resume", str(out / "checkpoint.ggt"))
+    np.testing.assert_allclose([r["train_loss"] for r in resumed["history"]],
+                               [r["train_loss"] for r in full["history"]], rtol=1e-6)
+
+
+def test_train_cnn_one_epoch(tmp_path):
+    _, m = _train(tmp_path, "cnn", "--model", "cnn", "--epochs", "1", "--batch-size", "64")
+    assert m["history"][0]["test_acc"] > 0.5
+
+
+def test_resume_with_other_model_is_refused(tmp_path):
+    out, _ = _train(tmp_path, "m", "--epochs", "1")
+    with pytest.raises(SystemExit, match="checkpoint holds model"):
+        main(["train", "--device", "cpu", "--model", "cnn", "--out", str(tmp_path / "x"), "--no-progress",
+              "--resume", str(out / "checkpoint.ggt")])
+
+
+def test_info_runs(capsys):
+    assert main(["info"]) == 0
+    assert "gpugrad" in capsys.readouterr().out
