@@ -19,33 +19,8 @@ def is_grad_enabled() -> bool:
     return state.grad_enabled
 
 
-class set_grad_enabled:
-    """Context manager / decorator setting grad mode on or off; restores the previous mode on exit."""
-
-    def __init__(self, mode: bool):
-        self.mode = bool(mode)
-        self.prev = state.grad_enabled
-        state.grad_enabled = self.mode  # like PyTorch, also works as a plain function call
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        state.grad_enabled = self.prev
-        return False
-
-    def __call__(self, fn):
-        mode = self.mode
-        state.grad_enabled = self.prev  # the decorator form must not change the mode now
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
-        return wrapper
-
-
 class _Mode:
+    """Base of the grad-mode contexts: ``with`` block, or decorator (with or without parentheses)."""
     mode = True
 
     def __new__(cls, orig_func=None):
@@ -67,9 +42,33 @@ class _Mode:
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
+            prev = state.grad_enabled
+            state.grad_enabled = mode
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                state.grad_enabled = prev
         return wrapper
+
+
+class set_grad_enabled(_Mode):
+    """Set grad mode on or off: at once (like PyTorch, it works as a plain call), as a ``with``
+    block that restores the previous mode, or as a decorator."""
+
+    def __new__(cls, mode):
+        return object.__new__(cls)
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.prev = state.grad_enabled
+        state.grad_enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        state.grad_enabled = self.prev  # the decorator form must not change the mode now
+        return super().__call__(fn)
 
 
 class no_grad(_Mode):
