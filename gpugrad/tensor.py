@@ -487,14 +487,15 @@ class Tensor:
     def cos(self):
         return _ew.Cos.apply(_floatify(self))
 
+    # NOTE: tanh/sigmoid/relu are the fused activations (gpugrad/ops/activation.py), called directly
     def tanh(self):
-        return _ew.Tanh.apply(self if self.data.dtype.kind == "f" else _floatify(self))
+        return _act.Activation.apply(self if self.data.dtype.kind == "f" else _floatify(self), name="tanh")
 
     def sigmoid(self):
-        return _ew.Sigmoid.apply(self if self.data.dtype.kind == "f" else _floatify(self))
+        return _act.Activation.apply(self if self.data.dtype.kind == "f" else _floatify(self), name="sigmoid")
 
     def relu(self):
-        return _ew.Relu.apply(self)
+        return _act.relu(self)
 
     def abs(self):
         return _ew.Abs.apply(self)
@@ -583,22 +584,13 @@ class Tensor:
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
     def logsumexp(self, dim, keepdim=False):
-        # NOTE: a core composite (does not need gpugrad.nn). The max shift m is a constant: it cancels
-        # in the gradient, so it needs no graph; non-finite maxima (all -inf rows) shift by 0.
-        x = _floatify(self)
-        axes, xp = _rd.norm(dim, x.ndim), x.xp
-        m = x.data.max(axis=axes, keepdims=True) if x.data.size else xp.zeros((1,) * x.ndim, x.dtype)
-        m = Tensor(xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False))
-        out = (x - m).exp().sum(axes, keepdim=True).log() + m
-        return out if keepdim else out.squeeze(axes)
+        return _sm.logsumexp(self, dim, keepdim)
 
-    def softmax(self, dim):
-        from .nn import functional as F  # noqa: PLC0415
-        return F.softmax(self, dim)
+    def softmax(self, dim, dtype=None):
+        return _sm.softmax(self, dim, dtype=dtype)
 
-    def log_softmax(self, dim):
-        from .nn import functional as F  # noqa: PLC0415
-        return F.log_softmax(self, dim)
+    def log_softmax(self, dim, dtype=None):
+        return _sm.log_softmax(self, dim, dtype=dtype)
 
     def norm(self, p=2, dim=None, keepdim=False):
         if p == 2:
@@ -751,6 +743,8 @@ from .ops import elementwise as _ew  # noqa: E402
 from .ops import reduce as _rdmod  # noqa: E402
 from .ops import shape as _sh  # noqa: E402
 from .ops import linalg as _la  # noqa: E402
+from .ops import activation as _act  # noqa: E402
+from .ops import softmax as _sm  # noqa: E402
 from .ops._util import norm_dim as _norm_dim, one_dim as _one  # noqa: E402
 
 

@@ -8,53 +8,27 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
 
 import numpy as np
 
 from .. import random as _random
 from ..autograd.grad_mode import no_grad
+from ..ops import activation as _act
 from ..ops import conv as _conv
+from ..ops import loss as _loss
+from ..ops import softmax as _softmax
+from ..ops.activation import *  # noqa: F403  (the fused ops are re-exported)
 from ..ops.linalg import Linear as _Linear
+from ..ops.loss import *  # noqa: F403
 from ..ops.reduce import MaxMin as _MaxMin
+from ..ops.softmax import *  # noqa: F403
 from ..tensor import Tensor, matmul, where
 from ..tensor import one_hot as _one_hot
 from ..tensor import pad as _core_pad
 
-# Fused kernels (activations, softmax, losses) live in the ops package and are re-exported here.
-# TEMPORARY GUARDS (integration): replace each try/except by its plain star import once
-# gpugrad/ops/activation.py, softmax.py and loss.py exist.
-try:
-    from ..ops.activation import *  # noqa: F403
-except ModuleNotFoundError as _e:
-    if _e.name != "gpugrad.ops.activation":
-        raise
-try:
-    from ..ops.softmax import *  # noqa: F403
-except ModuleNotFoundError as _e:
-    if _e.name != "gpugrad.ops.softmax":
-        raise
-try:
-    from ..ops.loss import *  # noqa: F403
-except ModuleNotFoundError as _e:
-    if _e.name != "gpugrad.ops.loss":
-        raise
-# TEMPORARY fallback until ops/activation lands: the three activations the core already has.
-if "relu" not in globals():
-    def relu(input, inplace=False):  # noqa: A002
-        return input.relu()
-
-    def sigmoid(input):  # noqa: A002
-        return input.sigmoid()
-
-    def tanh(input):  # noqa: A002
-        return input.tanh()
-
 __all__ = ["linear", "conv2d", "unfold", "fold", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
            "layer_norm", "group_norm", "dropout", "embedding", "pad", "one_hot", "flatten", "normalize"]
-__all__ += [n for m in ("activation", "softmax", "loss")  # the re-exported fused ops
-            for n in getattr(sys.modules.get(f"gpugrad.ops.{m}"), "__all__", ())]
-__all__ += [n for n in ("relu", "sigmoid", "tanh") if n not in __all__]
+__all__ += _act.__all__ + _softmax.__all__ + _loss.__all__  # the re-exported fused ops
 
 
 # -- argument helpers -------------------------------------------------------------------------------

@@ -1,5 +1,10 @@
-"""Elementwise primitives: arithmetic, unary math, where/maximum/minimum/clamp, dtype casts."""
+"""Elementwise primitives: arithmetic, unary math, where/maximum/minimum/clamp, dtype casts.
+
+tanh, sigmoid and relu are fused activations (gpugrad/ops/activation.py), not primitives here.
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -160,38 +165,25 @@ class Cos(Function):
         return -(g * self.call(Sin, self.values()[0]))
 
 
-class Tanh(Function):
-    save_output = True
-
+class Erfc(Function):
+    """erfc(x) = 1 - erf(x); a primitive for the exact-GELU composite (NumPy has no erf)."""
     def forward(self, x):
-        return xp_of(x).tanh(x)
+        return _erfc(x)
 
     def backward(self, g):
-        y = self.result()
-        return g * (1 - y * y)
+        (x,) = self.values()
+        return g * self.call(Exp, -(x * x)) * (-2 / math.sqrt(math.pi))
 
 
-class Sigmoid(Function):
-    save_output = True
-
-    def forward(self, x):
-        xp = xp_of(x)
-        # NOTE: exp(-|x|) never overflows; the two branches give 1/(1+e^-x) and e^x/(1+e^x).
-        e = xp.exp(-xp.abs(x))
-        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-
-    def backward(self, g):
-        y = self.result()
-        return g * y * (1 - y)
-
-
-class Relu(Function):
-    def forward(self, x):
-        return xp_of(x).maximum(x, 0)
-
-    def backward(self, g):
-        # NOTE: relu'(0) = 0, as in PyTorch.
-        return g * (self.inputs[0].data > 0)
+def _erfc(x):
+    if xp_of(x) is np:
+        # NOTE: the kernels' erfc (SciPy when installed, else a pure-NumPy series); float16 in float32
+        from ..kernels._common import erfc  # noqa: PLC0415
+        flat = x.reshape(-1)  # NOTE: 1-d (the pure-NumPy series writes with out=, which 0-d results refuse)
+        y = erfc(flat.astype(np.float32) if x.dtype == np.float16 else flat)
+        return y.astype(x.dtype, copy=False).reshape(x.shape)
+    import cupyx.scipy.special  # noqa: PLC0415
+    return cupyx.scipy.special.erfc(x)
 
 
 class Abs(Function):

@@ -1,0 +1,216 @@
+"""Fused activations: one Function for the whole family, parametrised by the activation's name.
+
+Forward and first-order backward are the array kernels of :mod:`gpugrad.kernels.activation`
+(CUDA on CuPy arrays, the NumPy fallback otherwise); the node keeps exactly what
+``activation_saves`` names (the input or the output). Under ``create_graph=True`` the engine
+differentiates ``Activation.composite``: the same function written with core Tensor ops in stable
+forms (softplus as max(x, 0) + log1p(exp(-|x|)), sigmoid and tanh from exp(-|x|), exact GELU from
+the Erfc primitive), so every order of derivative works without a second-order kernel.
+
+NOTE: tanh, sigmoid and relu take the composite route too, although their first-order formulas
+(g * (1 - y*y), ...) are Tensor expressions of the output: Function.result() hands the output
+Tensor back only for a class-level ``save_output``, which would keep the output of every
+activation alive, including those that must save only the input. One route for all; it costs a
+few more graph nodes, and only while a create_graph backward runs.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import tensor as _tensor
+from ..autograd.function import Function
+from ..kernels import activation as _K
+from .elementwise import Erfc
+
+__all__ = ["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "sigmoid", "tanh", "softplus", "logsigmoid",
+           "bias_act"]
+
+_SAVES_OUTPUT = {}  # (name, params) -> bool: memo of kernels.activation_saves (it parses params each call)
+
+
+def _saves_output(name, params):
+    key = (name, *sorted(params.items())) if params else name
+    r = _SAVES_OUTPUT.get(key)
+    if r is None:
+        r = _SAVES_OUTPUT[key] = _K.activation_saves(name, **params) == "output"
+    return r
+
+
+class Activation(Function):
+    """``y = act(x)``, or ``y = act(x + b)`` when a bias ``b`` of shape (x.shape[-1],) is given."""
+
+    def forward(self, x, b=None, name="relu", **params):
+        y = _K.activation_fwd(name, x, **params) if b is None else _K.bias_act_fwd(name, x, b, **params)
+        from_y = _SAVES_OUTPUT.get(name) if not params else None
+        if from_y is None:
+            from_y = _saves_output(name, params)
+        self.act, self.kp, self.from_y = name, params, from_y
+        self.s = y if from_y else x
+        return y
+
+    def backward(self, g):
+        x, y = (None, self.s) if self.from_y else (self.s, None)
+        if len(self.inputs) == 1:
+            return _K.activation_bwd(self.act, g, x, y, **self.kp)
+        gx, gb = _K.bias_act_bwd(self.act, g, self.inputs[1].data, x, y, **self.kp)
+        nx, nb = self.needs_input_grad
+        return (gx if nx else None), (gb if nb else None)
+
+    @staticmethod
+    def composite(x, b=None, name="relu", **params):
+        return _COMPOSITES[name](x if b is None else x + b, **params)
+
+
+# -- composites: core Tensor ops in stable forms (used for create_graph) ---------------------------
+def _const(x, arr):
+    return _tensor.Tensor(arr.astype(x.dtype, copy=False))
+
+
+def _sign_abs(x):
+    """(s, |x|) with s = +-1 a constant (+1 at 0), so that d|x|/dx = s is never 0 (kinks stay exact)."""
+    s = _const(x, x.xp.where(x.data >= 0, 1, -1))
+    return s, x * s
+
+
+def _pos(x):
+    return x.data > 0
+
+
+def _c_relu(x):
+    # NOTE: NaN passes through (as the kernel); relu'(0) = 0
+    return _tensor.where(_tensor.Tensor(_pos(x) | x.xp.isnan(x.data)), x, 0.0)
+
+
+def _c_leaky_relu(x, negative_slope=0.01):
+    return _tensor.where(_tensor.Tensor(_pos(x)), x, x * negative_slope)
+
+
+def _expm1_neg(x):
+    """exp(min(x, 0)) - 1: the clamp keeps exp finite in the branch where() discards (no 0 * inf)."""
+    return x.clamp(max=0.0).exp() - 1
+
+
+def _c_elu(x, alpha=1.0):
+    return _tensor.where(_tensor.Tensor(_pos(x)), x, _expm1_neg(x) * alpha)
+
+
+_SELU_SCALE, _SELU_ALPHA = 1.0507009873554804934193349852946, 1.6732632423543772848170429916717
+
+
+def _c_selu(x):
+    return _tensor.where(_tensor.Tensor(_pos(x)), x, _expm1_neg(x) * _SELU_ALPHA) * _SELU_SCALE
+
+
+def _c_softplus1(x):
+    """log(1 + e^x) = max(x, 0) + log1p(exp(-|x|)); (x + |x|) / 2 is max(x, 0) exactly."""
+    _, a = _sign_abs(x)
+    return (x + a) * 0.5 + (-a).exp().log1p()
+
+
+def _c_sigmoid(x):
+    # NOTE: exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below
+    _, a = _sign_abs(x)
+    e = (-a).exp()
+    return _tensor.where(_tensor.Tensor(x.data >= 0), 1.0, e) / (e + 1)
+
+
+def _c_tanh(x):
+    s, a = _sign_abs(x)
+    e = (a * -2).exp()
+    return s * (1 - e) / (1 + e)
+
+
+def _c_gelu(x, approximate="none"):
+    if approximate == "tanh":
+        # NOTE: 0.5 (1 + tanh(u)) = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
+        return x * _c_sigmoid((x + x * x * x * 0.044715) * (2 * math.sqrt(2 / math.pi)))
+    # NOTE: Phi(x) = erfc(-x / sqrt 2) / 2 keeps the relative precision of the negative tail
+    return x * Erfc.apply(x * -math.sqrt(0.5)) * 0.5
+
+
+def _c_silu(x):
+    return x * _c_sigmoid(x)
+
+
+def _c_mish(x):
+    e = (_c_softplus1(x) * -2).exp()  # NOTE: softplus >= 0, so tanh = (1 - e) / (1 + e) with no sign
+    return x * (1 - e) / (1 + e)
+
+
+def _c_softplus(x, beta=1.0, threshold=20.0):
+    z = x * beta
+    return _tensor.where(_tensor.Tensor(z.data > threshold), x, _c_softplus1(z) / beta)
+
+
+def _c_log_sigmoid(x):
+    return -_c_softplus1(-x)
+
+
+_COMPOSITES = {"relu": _c_relu, "leaky_relu": _c_leaky_relu, "elu": _c_elu, "selu": _c_selu, "gelu": _c_gelu,
+               "silu": _c_silu, "mish": _c_mish, "sigmoid": _c_sigmoid, "tanh": _c_tanh, "softplus": _c_softplus,
+               "log_sigmoid": _c_log_sigmoid}
+assert set(_COMPOSITES) == set(_K.ACTIVATIONS)
+
+
+# -- public functions (torch.nn.functional names, arguments and defaults) -----------------------------
+# NOTE: ``inplace`` is accepted for PyTorch compatibility; the result is always a new tensor.
+def _floatify(x):
+    return x if x.dtype.kind == "f" else x.float()
+
+
+def relu(input, inplace=False):  # noqa: A002
+    if input.dtype.kind != "f":
+        return _tensor.Tensor(input.xp.maximum(input.data, 0))  # NOTE: integer relu, as PyTorch (no gradient)
+    return Activation.apply(input, name="relu")
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
+    return Activation.apply(input, name="leaky_relu", negative_slope=negative_slope)
+
+
+def elu(input, alpha=1.0, inplace=False):  # noqa: A002
+    return Activation.apply(input, name="elu", alpha=alpha)
+
+
+def selu(input, inplace=False):  # noqa: A002
+    return Activation.apply(input, name="selu")
+
+
+def gelu(input, approximate="none"):  # noqa: A002
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Activation.apply(input, name="gelu", approximate=approximate)
+
+
+def silu(input, inplace=False):  # noqa: A002
+    return Activation.apply(input, name="silu")
+
+
+def mish(input, inplace=False):  # noqa: A002
+    return Activation.apply(input, name="mish")
+
+
+def sigmoid(input):  # noqa: A002
+    return Activation.apply(_floatify(input), name="sigmoid")
+
+
+def tanh(input):  # noqa: A002
+    return Activation.apply(_floatify(input), name="tanh")
+
+
+def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
+    return Activation.apply(input, name="softplus", beta=beta, threshold=threshold)
+
+
+def logsigmoid(input):  # noqa: A002
+    return Activation.apply(input, name="log_sigmoid")
+
+
+def bias_act(input, bias, activation="relu", **params):  # noqa: A002
+    """``activation(input + bias)`` in one fused pass (a linear layer's epilogue); bias: (input.shape[-1],).
+
+    ``activation`` is a name of :data:`gpugrad.kernels.activation.ACTIVATIONS` (``'logsigmoid'`` is
+    accepted for ``'log_sigmoid'``); ``params`` are that activation's (e.g. ``negative_slope=0.2``).
+    """
+    name = "log_sigmoid" if activation == "logsigmoid" else activation
+    return Activation.apply(input, bias, name=name, **params)

@@ -1,0 +1,287 @@
+"""Fused losses: one Function for the family, parametrised by the loss's name.
+
+Forward and the gradient w.r.t. the input are the kernels of :mod:`gpugrad.kernels.loss`.
+cross_entropy keeps only the per-sample log-sum-exp between forward and backward (no
+batch x classes intermediate). Targets get gradients where PyTorch gives them (float targets of
+the pointwise losses, binary_cross_entropy_with_logits and probability targets of cross_entropy),
+from closed forms here; weights are constants. Under ``create_graph=True`` the engine
+differentiates the composite of each loss, written with core Tensor ops (max-shifted
+log_softmax, log1p(exp(-|x|)) softplus).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .. import tensor as _tensor
+from ..autograd.function import Function
+from ..autograd.grad_mode import state as _grad_state
+from ..backend import xp_of
+from ..kernels import activation as _KA
+from ..kernels import loss as _K
+from .activation import _c_softplus1
+from .softmax import RowReduce
+
+__all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "huber_loss",
+           "smooth_l1_loss"]
+
+_POINTWISE = ("mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss")
+_KERNELS = {n: (getattr(_K, f"{n}_fwd"), getattr(_K, f"{n}_bwd")) for n in ("nll_loss",) + _POINTWISE}
+_KERNELS["bce_with_logits"] = (_K.bce_with_logits_fwd, _K.bce_with_logits_bwd)
+
+
+class Loss(Function):
+    """Loss ``name`` of input x against target t (kernel keyword params: weight, reduction, ...)."""
+
+    def forward(self, x, t, name, **params):
+        self.kp = params
+        if name == "cross_entropy":
+            loss, self.lse = _K.cross_entropy_fwd(x, t, **params)
+            return loss
+        return _KERNELS[name][0](x, t, **params)
+
+    def backward(self, g):
+        name, kp = self.params["name"], self.kp
+        x, t = self.inputs[0].data, self.inputs[1].data
+        nx, nt = self.needs_input_grad
+        gx = gt = None
+        if name == "cross_entropy":
+            if nx:
+                gx = _K.cross_entropy_bwd(g, x, t, self.lse, **kp)
+            if nt:
+                gt = _ce_target_grad(g, x, t, self.lse, **kp)
+        elif name in _POINTWISE:
+            gx = _KERNELS[name][1](g, x, t, **kp)
+            if nt:
+                gt = (-gx).astype(t.dtype, copy=False)  # NOTE: these losses depend on x - t only
+        else:
+            if nx:
+                gx = _KERNELS[name][1](g, x, t, **kp)
+            if nt:
+                gt = _bce_target_grad(g, x, t, **kp)
+        return gx if nx else None, gt
+
+    @staticmethod
+    def composite(x, t, name, **params):
+        return _COMPOSITES[name](x, t, **params)
+
+
+# -- target gradients (first order) -----------------------------------------------------------------
+def _upstream(g, reduction, n):
+    """The loss gradient per element/sample: g itself ('none', 'sum') or g / n ('mean')."""
+    return g / n if reduction == "mean" else g
+
+
+def _ce_target_grad(g, x, q, lse, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    # NOTE: loss = -sum_c w_c q'_c log p_c with q' = (1 - eps) q + eps / C, so dloss/dq_c = -(1 - eps) w_c log p_c
+    xp = xp_of(x)
+    cdim = 1 if x.ndim >= 2 else 0
+    logp = x - xp.expand_dims(lse, cdim)  # in lse's wide dtype
+    d = logp * -(1.0 - label_smoothing)
+    if weight is not None:
+        d *= weight.reshape((-1,) + (1,) * (x.ndim - cdim - 1))
+    up = _upstream(g, reduction, lse.size)
+    d *= xp.expand_dims(up, cdim) if reduction == "none" else up
+    return d.astype(q.dtype, copy=False)
+
+
+def _bce_target_grad(g, x, t, weight=None, pos_weight=None, reduction="mean"):
+    # NOTE: d/dt [w ((1 - t) x + (1 + (pw - 1) t) softplus(-x))] = w (-x - (pw - 1) log_sigmoid(x))
+    xc = x.astype(np.float32) if x.dtype == np.float16 else x
+    d = -xc
+    if pos_weight is not None:
+        d = d - (pos_weight.astype(xc.dtype) - 1) * _KA.activation_fwd("log_sigmoid", xc)
+    if weight is not None:
+        d = d * weight.astype(xc.dtype)
+    return (d * _upstream(g, reduction, x.size)).astype(t.dtype, copy=False)
+
+
+# -- composites (core Tensor ops; differentiable to any order) --------------------------------------------
+def _reduce(rows, reduction, denom=None):
+    if reduction == "none":
+        return rows
+    total = rows.sum()
+    if reduction == "sum":
+        return total
+    with np.errstate(invalid="ignore", divide="ignore"):  # NOTE: a mean over nothing is NaN
+        return total / (rows.numel() if denom is None else denom)
+
+
+def _class_layout(x, weight):
+    cdim = 1 if x.ndim >= 2 else 0
+    wshape = (x.shape[cdim],) + (1,) * (x.ndim - cdim - 1)
+    w = None if weight is None else _tensor.Tensor(weight.astype(x.dtype, copy=False).reshape(wshape))
+    return cdim, wshape, w
+
+
+def _index_rows(logp, t, weight, ignore_index, scale):
+    """(-w[t] * scale * logp[t] per sample (0 where ignored), valid mask, w[t] (0 where ignored))."""
+    cdim, wshape, _ = _class_layout(logp, None)
+    xp, td = logp.xp, t.data
+    valid = td != ignore_index
+    tc = xp.where(valid, td, 0)
+    onehot = xp.expand_dims(tc, cdim) == xp.arange(logp.shape[cdim]).reshape(wshape)
+    wt = xp.ones(td.shape, logp.dtype) if weight is None else weight.astype(logp.dtype, copy=False)[tc]
+    wt = xp.where(valid, wt, 0).astype(logp.dtype, copy=False)
+    picked = (logp * _tensor.Tensor(onehot)).sum(cdim)
+    return picked * _tensor.Tensor(wt * -scale), valid, wt
+
+
+def _c_cross_entropy(x, t, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    cdim, _, w = _class_layout(x, weight)
+    ncls, eps = x.shape[cdim], label_smoothing
+    logp = RowReduce.composite(x, "log_softmax", cdim)
+    if t.dtype.kind == "f":
+        q = t * (1 - eps) + eps / ncls
+        rows = -((logp * q if w is None else logp * q * w).sum(cdim))
+        return _reduce(rows, reduction)
+    rows, valid, wt = _index_rows(logp, t, weight, ignore_index, 1 - eps)
+    if eps:
+        smooth = (logp if w is None else logp * w).sum(cdim) * (-eps / ncls)
+        rows = rows + smooth
+    rows = _tensor.where(_tensor.Tensor(valid), rows, 0.0)
+    return _reduce(rows, reduction, _tensor.Tensor(wt.sum()))
+
+
+def _c_nll_loss(logp, t, weight=None, ignore_index=-100, reduction="mean"):
+    rows, valid, wt = _index_rows(logp, t, weight, ignore_index, 1.0)
+    return _reduce(_tensor.where(_tensor.Tensor(valid), rows, 0.0), reduction, _tensor.Tensor(wt.sum()))
+
+
+def _c_bce(x, t, weight=None, pos_weight=None, reduction="mean"):
+    t = t.type(x.dtype)
+    sp = _c_softplus1(-x)
+    if pos_weight is not None:
+        sp = sp * (t * _tensor.Tensor(pos_weight.astype(x.dtype) - 1) + 1)
+    out = (1 - t) * x + sp
+    if weight is not None:
+        out = out * _tensor.Tensor(weight.astype(x.dtype))
+    return _reduce(out, reduction)
+
+
+def _c_pointwise(name):
+    def composite(x, t, reduction="mean", delta=1.0, beta=1.0):
+        d = x - t.type(x.dtype)
+        if name == "mse_loss":
+            out = d * d
+        elif name == "l1_loss" or (name == "smooth_l1_loss" and beta == 0):
+            out = d.abs()
+        else:
+            p = delta if name == "huber_loss" else beta
+            a = d.abs()
+            quad = d * d * (0.5 if name == "huber_loss" else 0.5 / p)
+            lin = (a - 0.5 * p) * (p if name == "huber_loss" else 1.0)
+            out = _tensor.where(_tensor.Tensor(a.data < p), quad, lin)
+        return _reduce(out, reduction)
+    return composite
+
+
+_COMPOSITES = {"cross_entropy": _c_cross_entropy, "nll_loss": _c_nll_loss, "bce_with_logits": _c_bce,
+               **{n: _c_pointwise(n) for n in _POINTWISE}}
+
+
+# -- public functions (torch.nn.functional names, arguments, defaults) ---------------------------------------
+def _reduction(size_average, reduce, reduction):
+    """PyTorch's legacy size_average/reduce arguments mapped onto ``reduction``."""
+    if size_average is None and reduce is None:
+        return reduction
+    warnings.warn("size_average and reduce args will be deprecated, please use reduction= instead.", stacklevel=3)
+    if reduce is not None and not reduce:
+        return "none"
+    return "sum" if size_average is not None and not size_average else "mean"
+
+
+def _check_tensor(what, fname, a):
+    if not isinstance(a, _tensor.Tensor):
+        raise TypeError(f"{fname}: {what} must be a Tensor, got {type(a).__name__}")
+
+
+def _const(fname, what, w):
+    """An optional weight Tensor as a constant array (PyTorch has no gradient for loss weights either)."""
+    if w is None:
+        return None
+    _check_tensor(what, fname, w)
+    if w.requires_grad and _grad_state.grad_enabled:
+        raise NotImplementedError(f"{fname}: gradients with respect to {what} are not supported; pass "
+                                  f"{what}.detach()")
+    return w.data
+
+
+def _pair(fname, input, target, broadcast):  # noqa: A002
+    _check_tensor("input", fname, input)
+    _check_tensor("target", fname, target)
+    if input.shape != target.shape:
+        try:
+            shape = np.broadcast_shapes(input.shape, target.shape)
+        except ValueError:
+            shape = None
+        if not broadcast or shape is None:
+            raise ValueError(f"{fname}: target shape {tuple(target.shape)} does not match input shape "
+                             f"{tuple(input.shape)}" + ("" if not broadcast else " and cannot be broadcast to it"))
+        # NOTE: PyTorch broadcasts the pointwise losses, with this warning
+        warnings.warn(f"{fname}: using a target size {tuple(target.shape)} that is different to the input size "
+                      f"{tuple(input.shape)}; this will likely lead to incorrect results due to broadcasting",
+                      stacklevel=3)
+        input, target = input.expand(shape), target.expand(shape)
+    return input, target
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,  # noqa: A002
+                  reduction="mean", label_smoothing=0.0):
+    """Cross entropy of logits ``input`` against class indices or class probabilities ``target``.
+
+    Layouts as PyTorch: logits (C,) with a 0-d target, (N, C) with (N,), (N, C, d1, ...) with
+    (N, d1, ...); a floating target of the logits' shape holds class probabilities.
+    """
+    _check_tensor("input", "cross_entropy", input)
+    _check_tensor("target", "cross_entropy", target)
+    if target.dtype.kind == "f" and target.shape != input.shape and input.ndim >= 1:
+        cdim = 1 if input.ndim >= 2 else 0
+        if target.shape == input.shape[:cdim] + input.shape[cdim + 1:]:
+            raise TypeError(f"cross_entropy: target of shape {tuple(target.shape)} looks like class indices but has "
+                            f"dtype {target.dtype}; class indices must be integers (use target.long()), class "
+                            f"probabilities must have the input's shape {tuple(input.shape)}")
+    return Loss.apply(input, target, name="cross_entropy", weight=_const("cross_entropy", "weight", weight),
+                      ignore_index=int(ignore_index), label_smoothing=float(label_smoothing),
+                      reduction=_reduction(size_average, reduce, reduction))
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,  # noqa: A002
+             reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``input`` (N, C, ...) at class indices ``target``."""
+    _check_tensor("input", "nll_loss", input)
+    _check_tensor("target", "nll_loss", target)
+    return Loss.apply(input, target, name="nll_loss", weight=_const("nll_loss", "weight", weight),
+                      ignore_index=int(ignore_index), reduction=_reduction(size_average, reduce, reduction))
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
+                                     reduction="mean", pos_weight=None):
+    """Sigmoid + binary cross entropy in one stable pass: w ((1 - t) x + (1 + (pw - 1) t) softplus(-x))."""
+    input, target = _pair("binary_cross_entropy_with_logits", input, target, broadcast=False)
+    return Loss.apply(input, target, name="bce_with_logits",
+                      weight=_const("binary_cross_entropy_with_logits", "weight", weight),
+                      pos_weight=_const("binary_cross_entropy_with_logits", "pos_weight", pos_weight),
+                      reduction=_reduction(size_average, reduce, reduction))
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    input, target = _pair("mse_loss", input, target, broadcast=True)
+    return Loss.apply(input, target, name="mse_loss", reduction=_reduction(size_average, reduce, reduction))
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    input, target = _pair("l1_loss", input, target, broadcast=True)
+    return Loss.apply(input, target, name="l1_loss", reduction=_reduction(size_average, reduce, reduction))
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):  # noqa: A002
+    input, target = _pair("huber_loss", input, target, broadcast=True)
+    return Loss.apply(input, target, name="huber_loss", reduction=reduction, delta=float(delta))
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):  # noqa: A002
+    input, target = _pair("smooth_l1_loss", input, target, broadcast=True)
+    return Loss.apply(input, target, name="smooth_l1_loss", reduction=_reduction(size_average, reduce, reduction),
+                      beta=float(beta))
