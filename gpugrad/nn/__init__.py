@@ -33,12 +33,7 @@ from .module import Module, RemovableHandle
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .parameter import Buffer, Parameter
 
-# TEMPORARY GUARD (integration): gpugrad/nn/utils.py (clip_grad_norm_ etc.) is written by another engineer.
-try:
-    from . import utils  # noqa: F401
-except ModuleNotFoundError as _e:
-    if _e.name != f"{__name__}.utils":
-        raise
+from . import utils  # noqa: F401  (clip_grad_norm_, clip_grad_value_)
 
 __all__ = ["Module", "Parameter", "Buffer", "RemovableHandle", "functional", "init",
            "Sequential", "ModuleList", "ModuleDict", "ParameterList",
