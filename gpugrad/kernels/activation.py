@@ -22,12 +22,13 @@ is summed in the compute dtype from the unrounded per-element gradients.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from ..backend import xp_of
-from ._common import as_compute, check_float, compute_dtype, erfc, np_mul0, np_sigmoid
+from ._common import F32, F64, as_compute, check_float, compute_dtype, erfc, np_sigmoid
 from .loader import bias_launch, elementwise_grid, get_kernel, register_kernels
 
 __all__ = ["ACTIVATIONS", "activation_saves", "activation_fwd", "activation_bwd", "bias_act_fwd",
@@ -51,157 +52,286 @@ _K0 = math.sqrt(2.0 / math.pi)
 _K1 = 0.044715
 
 
-# -- NumPy fallbacks: fwd(x, p0, p1, out) -> y, bwd(g, s, p0, p1, from_y) -> gx ----------------
-# x, g, s are in the compute dtype. `out` is None or x itself (then x may be overwritten).
-# They mirror the functors in kernels/activation.cu formula by formula.
+# -- NumPy fallbacks: fwd(x, p0, p1, out) -> y, bwd(g, s, p0, p1, from_y, out) -> gx ----------
+# x, g, s are in the compute dtype (float32/float64) and are never written; `out` is None (a new
+# array is made) or an array of their shape and dtype that aliases none of them. They mirror the
+# functors in kernels/activation.cu formula by formula, with NumPy's cheap passes only:
+# NOTE: no np.where / copyto(where=) / masked ufuncs on the hot paths: with a data-dependent mask
+# they branch per element (~7-10 ns/element here, 5-10x a plain pass). Selections are written as
+# clip (the fast SIMD min/max with a scalar; np.maximum(x, 0) is ~3x slower), bit masks on an
+# integer view, or a multiply by a 0/1 mask where that is exact (checked, see _fix_nle).
+# NOTE: mul0(a, b) (0 where b == 0, even for infinite a) becomes "clip a to the finite range, then
+# multiply": b == 0 there only when a is huge or infinite, and +-max * 0 is 0.
+
+try:  # NOTE: the clip ufunc itself: np.clip's Python wrapper costs ~3 us a call on small arrays
+    from numpy._core.umath import clip as _clip
+except ImportError:  # NumPy < 2
+    try:
+        from numpy.core.umath import clip as _clip
+    except ImportError:
+        _clip = np.clip
+
+_IVIEW = {F32: np.int32, F64: np.int64}
+_FMAX = {F32: float(np.finfo(F32).max), F64: float(np.finfo(F64).max)}
+
+
+def _new(a, out):
+    return np.empty_like(a) if out is None else out
+
+
+def _finite(a, out=None, hi=True):
+    """a clipped to [-max, max] (NaN kept; hi=False leaves +inf alone)."""
+    m = _FMAX[a.dtype]
+    return _clip(a, -m, m if hi else np.inf, out=out)
+
+
+def _neg_part(s, out):
+    """(u, nle): u = s where s <= 0 else +0 (NaN gives 0), and the bool mask not(s <= 0)."""
+    le = np.less_equal(s, 0)
+    keep = np.negative(le.view(np.int8))          # -1 (all bits) where s <= 0, else 0
+    iv = _IVIEW[s.dtype]
+    np.bitwise_and(s.view(iv), keep, out=out.view(iv))
+    return out, np.logical_not(le, out=le)
+
+
+def _fix_nle(f, nle, have, want):
+    """Where nle (not s <= 0), f holds `have`: make it `want`, exactly."""
+    ct = f.dtype.type
+    if ct(have) == ct(want):
+        return f
+    d = ct(want) - ct(have)
+    if ct(have) + d == ct(want):  # NOTE: then have + (want - have) rounds to want itself
+        f += np.multiply(nle, d, dtype=f.dtype)    # + 0 elsewhere: exact
+    else:
+        np.copyto(f, want, where=nle)
+    return f
+
+
+def _select(mask, a, out):
+    """out = a where mask else out, exactly (bitwise: out ^= (out ^ a) & -mask)."""
+    iv = _IVIEW[out.dtype]
+    o = out.view(iv)
+    t = np.bitwise_xor(o, a.view(iv))
+    np.bitwise_and(t, np.negative(mask.view(np.int8)), out=t)
+    np.bitwise_xor(o, t, out=o)
+    return out
+
 
 def _relu_f(x, p0, p1, out):
-    return np.maximum(x, 0, out=out)
+    return _clip(x, 0, np.inf, out=out)  # NaN passes through
 
 
-def _relu_b(g, s, p0, p1, from_y):
-    return np.where(s <= 0, 0, g)
+def _relu_b(g, s, p0, p1, from_y, out):
+    keep = np.less_equal(s, 0).view(np.int8)
+    np.subtract(keep, 1, out=keep)                # 0 where s <= 0, else -1 (all bits set)
+    out = _new(g, out)
+    iv = _IVIEW[g.dtype]
+    np.bitwise_and(g.view(iv), keep, out=out.view(iv))  # NOTE: exactly +0 or g, as the kernel
+    return out
 
 
 def _leaky_f(x, slope, p1, out):
     # NOTE: max(x, slope*x) for slope <= 1 (min for slope > 1): two passes, NaN propagates
-    return (np.maximum if slope <= 1 else np.minimum)(x, x * slope, out=out)
+    t = np.multiply(x, slope, out=out)
+    return (np.maximum if slope <= 1 else np.minimum)(x, t, out=t)
 
 
-def _leaky_b(g, s, slope, p1, from_y):
-    gx = g * slope
-    np.copyto(gx, g, where=s > 0)
-    return gx
+def _leaky_b(g, s, slope, p1, from_y, out):
+    ct = g.dtype.type
+    pos = np.greater(s, 0)                        # NaN s takes the slope branch, as the kernel
+    d = ct(1) - ct(slope)
+    if ct(slope) + d == ct(1):                    # NOTE: then slope + 1*(1 - slope) is exactly 1
+        f = np.multiply(pos, d, out=_new(g, out))
+        f += ct(slope)
+    else:
+        f = np.full_like(g, slope) if out is None else (out.fill(slope) or out)
+        np.copyto(f, 1, where=pos)
+    f *= g
+    return f
 
 
 def _elu_f(x, alpha, p1, out):
-    t = np.minimum(x, 0)  # NOTE: expm1 only on the negative part: no overflow warnings
+    t = _clip(x, -np.inf, 0, out=out)           # NOTE: expm1 on the negative part only
     np.expm1(t, out=t)
-    t *= alpha
-    np.copyto(t, x, where=x > 0)
+    if alpha != 1:
+        t *= alpha
+    if alpha <= 1:
+        # NOTE: for x <= 0, alpha*expm1(x) >= x when alpha <= 1 (e^x >= 1 + x), so the max picks
+        # it; for x > 0 the first term is 0 and the max picks x. One pass, NaN propagates.
+        return np.maximum(t, x, out=t)
+    t += _clip(x, 0, np.inf)
     return t
 
 
-def _elu_b(g, s, alpha, p1, from_y):
+def _elu_b(g, s, alpha, p1, from_y, out):
+    f, nle = _neg_part(s, _new(g, out))           # s where s <= 0, else 0 (and NaN -> 0)
     if from_y:
-        d = s + alpha
+        f += alpha                                # s + alpha (alpha where not s <= 0)
     else:
-        d = np.minimum(s, 0)
-        np.exp(d, out=d)
-        d *= alpha
-    d *= g
-    np.copyto(d, g, where=~(s <= 0))
-    return d
+        np.exp(f, out=f)
+        f *= alpha                                # alpha exp(s) (alpha where not s <= 0)
+    _fix_nle(f, nle, alpha, 1)
+    f *= g
+    return f
 
 
 def _selu_f(x, p0, p1, out):
-    t = np.minimum(x, 0)
+    t = _clip(x, -np.inf, 0, out=out)
     np.expm1(t, out=t)
     t *= _SELU_SCALE * _SELU_ALPHA
-    np.copyto(t, x * _SELU_SCALE, where=x > 0)
+    p = _clip(x, 0, np.inf)
+    p *= _SELU_SCALE
+    t += p                                        # exactly one of the two terms is nonzero
     return t
 
 
-def _selu_b(g, s, p0, p1, from_y):
-    d = s + _SELU_SCALE * _SELU_ALPHA
-    d *= g
-    np.copyto(d, g * _SELU_SCALE, where=~(s <= 0))
-    return d
+def _selu_b(g, s, p0, p1, from_y, out):
+    f, nle = _neg_part(s, _new(g, out))
+    f += _SELU_SCALE * _SELU_ALPHA
+    _fix_nle(f, nle, _SELU_SCALE * _SELU_ALPHA, _SELU_SCALE)
+    f *= g
+    return f
 
 
 def _gelu_cdf(x):
-    t = erfc(x * -_SQRT1_2)
-    t *= 0.5
-    return t
+    """Phi(x) = erfc(-x/sqrt2)/2, from h = erfc(|x|/sqrt2)/2 <= 1/2: h for x <= -0, 1 - h for
+    x >= +0 (the sign bit decides, so +-0 both give 1/2), written (x >= +0) - copysign(h, x).
+    NOTE: SciPy's erfc branches on the sign of its argument (2 - erfc(-z)): on mixed-sign data
+    that costs ~8 ns/element in mispredictions, more than the 4 cheap passes of the fix-up."""
+    h = np.multiply(x, _SQRT1_2)
+    np.abs(h, out=h)
+    h = erfc(h)
+    h *= 0.5
+    np.copysign(h, x, out=h)
+    pos = np.signbit(x)
+    np.logical_not(pos, out=pos)
+    return np.subtract(pos, h, out=h)
 
 
 def _gelu_f(x, p0, p1, out):
-    return np_mul0(x, _gelu_cdf(x))
+    c = _gelu_cdf(x)
+    y = _finite(x, out, hi=False)                 # mul0: cdf(-inf) = 0
+    y *= c
+    return y
 
 
-def _gelu_b(g, x, p0, p1, from_y):
+def _gelu_b(g, x, p0, p1, from_y, out):
     pdf = np.multiply(x, x)
     pdf *= -0.5
     np.exp(pdf, out=pdf)
     pdf *= _INV_SQRT_2PI
-    d = np_mul0(x, pdf)
-    d += _gelu_cdf(x)
-    d *= g
-    return d
+    pdf *= _finite(x, out)                        # mul0(x, pdf)
+    pdf += _gelu_cdf(x)
+    return np.multiply(pdf, g, out=out)
 
 
-def _gelu_tanh_u2(x):
-    u = np.multiply(x, x)      # 2u = 2 k0 x (1 + k1 x^2)
+def _gelu_tanh_nu2(x):
+    """-2u = -2 k0 x (1 + k1 x^2), the exponent of sigmoid(2u) = 1 / (1 + exp(-2u))."""
+    u = np.multiply(x, x)
     u *= _K1
     u += 1
     u *= x
-    u *= 2 * _K0
+    u *= -2 * _K0
     return u
 
 
 def _gelu_tanh_f(x, p0, p1, out):
-    return np_mul0(x, np_sigmoid(_gelu_tanh_u2(x)))
+    e = _gelu_tanh_nu2(x)
+    np.exp(e, out=e)
+    e += 1
+    return _zero_at_neginf(np.divide(x, e, out=_new(x, out)), x)  # x sigmoid(2u)
 
 
-def _sigmoid2(z):
-    sp = np_sigmoid(z)
-    sn = np_sigmoid(np.negative(z))  # NOTE: sigmoid(-z), not 1 - sigmoid(z): keeps the tail
-    return sp, sn
+def _sig_pair(e):
+    """From e = exp(-z) (overwritten): (sp, q) = (sigmoid(z), sigmoid(z) sigmoid(-z)).
+    NOTE: sigmoid(-z) = e sp keeps the right tail; where e overflowed (sp = 0) inf * 0 is NaN and
+    fmin makes it 1, its limit (and NaN z still gives NaN through sp)."""
+    sp = np.add(e, 1)
+    np.reciprocal(sp, out=sp)
+    e *= sp
+    np.fmin(e, 1, out=e)
+    e *= sp
+    return sp, e
 
 
-def _gelu_tanh_b(g, x, p0, p1, from_y):
-    sp, sn = _sigmoid2(_gelu_tanh_u2(x))
+def _gelu_tanh_b(g, x, p0, p1, from_y, out):
+    e = _gelu_tanh_nu2(x)
+    np.exp(e, out=e)
+    sp, q = _sig_pair(e)
     du = np.multiply(x, x)
     du *= 3 * _K1
     du += 1
     du *= x
-    du *= 2 * _K0             # 2 x du/dx
-    sn *= sp
-    d = np_mul0(du, sn)
-    d += sp
-    d *= g
-    return d
+    du *= 2 * _K0                                 # 2 x du/dx
+    _finite(du, du)                               # mul0(2x du, sp sn)
+    du *= q
+    du += sp
+    return np.multiply(du, g, out=out)
+
+
+def _zero_at_neginf(y, x):
+    """mul0 for forms x * gate(x) with gate(-inf) = 0, computed as x / (1 + inf) = NaN at x = -inf:
+    0 there. NOTE: one min-reduction (a read, ~1/3 of a clip pass) finds out whether any -inf
+    (or NaN) is present; only then the masked fix-up runs."""
+    if not np.minimum.reduce(x, axis=None, initial=np.inf) > -np.inf:
+        np.copyto(y, 0, where=np.isneginf(x))
+    return y
 
 
 def _silu_f(x, p0, p1, out):
-    return np_mul0(x, np_sigmoid(x))
+    e = np.negative(x, out=out)
+    np.exp(e, out=e)
+    e += 1
+    return _zero_at_neginf(np.divide(x, e, out=e), x)  # x / (1 + exp(-x))
 
 
-def _silu_b(g, x, p0, p1, from_y):
-    sp, sn = _sigmoid2(x)
-    sn *= sp
-    d = np_mul0(x, sn)
-    d += sp
-    d *= g
-    return d
+def _silu_b(g, x, p0, p1, from_y, out):
+    e = np.negative(x)
+    np.exp(e, out=e)
+    sp, q = _sig_pair(e)
+    q *= _finite(x, out)                          # mul0(x, sp sn)
+    q += sp
+    return np.multiply(q, g, out=out)
 
 
-def _mish_t(x):
-    t = np.logaddexp(0, x)  # NOTE: numpy's logaddexp is the stable softplus in one pass
+def _mish_t(x, scratch):
+    """tanh(softplus(x)), softplus = max(x, 0) + log1p(exp(-|x|)) (the sign-split form)."""
+    t = np.abs(x)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    t += _clip(x, 0, np.inf, out=scratch)
     return np.tanh(t, out=t)
 
 
 def _mish_f(x, p0, p1, out):
-    return np_mul0(x, _mish_t(x))
+    out = _new(x, out)
+    t = _mish_t(x, out)
+    y = _finite(x, out, hi=False)                 # mul0: tanh(softplus(-inf)) = 0
+    y *= t
+    return y
 
 
-def _mish_b(g, x, p0, p1, from_y):
-    t = _mish_t(x)
+def _mish_b(g, x, p0, p1, from_y, out):
+    out = _new(g, out)
+    t = _mish_t(x, out)
     q = np.multiply(t, t)
     np.subtract(1, q, out=q)
-    q *= np_sigmoid(x)
-    d = np_mul0(x, q)
-    d += t
-    d *= g
-    return d
+    e = np.negative(x, out=out)
+    np.exp(e, out=e)
+    e += 1
+    q /= e                                        # (1 - t^2) sigmoid(x)
+    q *= _finite(x, out)                          # mul0
+    q += t
+    return np.multiply(q, g, out=out)
 
 
 def _sigmoid_f(x, p0, p1, out):
     return np_sigmoid(x, out=out)
 
 
-def _sigmoid_b(g, y, p0, p1, from_y):
-    d = np.subtract(1, y)
+def _sigmoid_b(g, y, p0, p1, from_y, out):
+    d = np.subtract(1, y, out=out)
     d *= y
     d *= g
     return d
@@ -211,40 +341,65 @@ def _tanh_f(x, p0, p1, out):
     return np.tanh(x, out=out)
 
 
-def _tanh_b(g, y, p0, p1, from_y):
-    d = np.multiply(y, y)
+def _tanh_b(g, y, p0, p1, from_y, out):
+    d = np.multiply(y, y, out=out)
     np.subtract(1, d, out=d)
     d *= g
     return d
 
 
+@functools.lru_cache(maxsize=64)
+def _softplus_linear_is_noop(ct, beta, threshold, grad):
+    """True when, for beta == 1, every z > threshold already rounds to the linear branch (y = x,
+    slope 1) in the compute dtype, so the threshold select can be skipped (float32 with the
+    default threshold 20: log1p(exp(-20)) = 2e-9 is below half an ulp of 20)."""
+    if beta != 1 or not threshold > 0:
+        return False
+    z = np.nextafter(ct(threshold), ct(np.inf))   # the smallest z > threshold
+    if grad:
+        return bool(ct(1) + np.exp(-z) == ct(1))
+    return bool(z + np.log1p(np.exp(-z)) == z)    # NOTE: the correction decreases, ulp(z) grows
+
+
 def _softplus_f(x, beta, threshold, out):
-    z = x * beta
-    y = np.logaddexp(0, z)
-    y /= beta
-    np.copyto(y, x, where=z > threshold)  # NOTE: linear above the threshold, as PyTorch
+    z = x if beta == 1 else np.multiply(x, beta)
+    t = np.abs(z)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    y = _clip(z, 0, np.inf, out=out)
+    y += t
+    if beta != 1:
+        y /= beta
+    if not _softplus_linear_is_noop(x.dtype.type, beta, threshold, False):
+        _select(np.greater(z, threshold), x, y)   # NOTE: linear above the threshold, as PyTorch
     return y
 
 
-def _softplus_b(g, x, beta, threshold, from_y):
-    z = x * beta
-    d = np_sigmoid(z)
-    np.copyto(d, 1, where=z > threshold)
-    d *= g
+def _softplus_b(g, x, beta, threshold, from_y, out):
+    e = np.multiply(x, -beta)
+    np.exp(e, out=e)
+    e += 1
+    d = np.divide(g, e, out=out)                  # g sigmoid(beta x)
+    if not _softplus_linear_is_noop(x.dtype.type, beta, threshold, True):
+        _select(np.greater(np.multiply(x, beta, out=e), threshold), g, d)
     return d
 
 
 def _log_sigmoid_f(x, p0, p1, out):
-    y = np.negative(x, out=out)
-    np.logaddexp(0, y, out=y)
-    return np.negative(y, out=y)
+    t = np.abs(x)                                 # min(x, 0) - log1p(exp(-|x|))
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    y = _clip(x, -np.inf, 0, out=out)
+    y -= t
+    return y
 
 
-def _log_sigmoid_b(g, y, p0, p1, from_y):
-    d = np.expm1(y)  # NOTE: d/dx = 1 - exp(y) = -expm1(y)
-    np.negative(d, out=d)
+def _log_sigmoid_b(g, y, p0, p1, from_y, out):
+    d = np.expm1(y, out=out)  # NOTE: d/dx = 1 - exp(y) = -expm1(y)
     d *= g
-    return d
+    return np.negative(d, out=d)
 
 
 _NP = {"relu": (_relu_f, _relu_b), "leaky_relu": (_leaky_f, _leaky_b), "elu": (_elu_f, _elu_b),
@@ -252,6 +407,43 @@ _NP = {"relu": (_relu_f, _relu_b), "leaky_relu": (_leaky_f, _leaky_b), "elu": (_
        "silu": (_silu_f, _silu_b), "mish": (_mish_f, _mish_b), "sigmoid": (_sigmoid_f, _sigmoid_b),
        "tanh": (_tanh_f, _tanh_b), "softplus": (_softplus_f, _softplus_b),
        "log_sigmoid": (_log_sigmoid_f, _log_sigmoid_b)}
+# NOTE: large arrays run in chunks of _CHUNK elements: every pass of a multi-pass formula then
+# works on data still in cache, and the temporaries are small and reused instead of fresh
+# multi-megabyte arrays (each costs page faults on first touch, ~1 ms per 4 MiB here); only the
+# output is allocated whole. Small arrays (the autograd loop's) take a single call, and so do the
+# formulas that make no temporary and few passes (_UNCHUNKED): for them chunking only adds calls.
+# 2^16 elements measured best of 2^14..2^18 (2^20 and 2^22 float32, see benchmarks/NOTES.md).
+_CHUNK = 1 << 16
+
+
+def _run_fwd(f, x, p0, p1):
+    n = x.size
+    if n <= 2 * _CHUNK or f in _UNCHUNKED or not x.flags.c_contiguous:
+        return f(x, p0, p1, None)
+    out = np.empty_like(x)
+    xf, of = x.reshape(-1), out.reshape(-1)
+    for i in range(0, n, _CHUNK):
+        f(xf[i:i + _CHUNK], p0, p1, of[i:i + _CHUNK])
+    return out
+
+
+def _run_bwd(f, g, s, p0, p1, from_y):
+    n = g.size
+    if n <= 2 * _CHUNK or f in _UNCHUNKED or not (g.flags.c_contiguous and s.flags.c_contiguous):
+        return f(g, s, p0, p1, from_y, None)
+    out = np.empty_like(g)
+    gf, sf, of = g.reshape(-1), s.reshape(-1), out.reshape(-1)
+    for i in range(0, n, _CHUNK):
+        j = i + _CHUNK
+        f(gf[i:j], sf[i:j], p0, p1, from_y, of[i:j])
+    return out
+
+
+# NOTE: ops whose fallbacks raise no floating-point exception for any input skip np.errstate
+# (~1-4 us a call) on the fast path. tanh's backward can meet inf * 0 (an infinite upstream
+# gradient at |y| = 1): NumPy then warns, and the value is NaN, as the kernel's.
+_QUIET = frozenset(("relu", "tanh"))
+_UNCHUNKED = frozenset((_relu_f, _relu_b, _tanh_f, _tanh_b, _sigmoid_f))
 
 
 # -- op resolution ------------------------------------------------------------------------------
@@ -313,23 +505,80 @@ def _check_bias(x, b):
 
 # -- public API ---------------------------------------------------------------------------------
 
+_RESOLVED = {}  # name -> _resolve(name, {}): the common call without params skips the parsing
+
+
+def _resolve0(name):
+    r = _RESOLVED.get(name)
+    if r is None:
+        r = _RESOLVED[name] = _resolve(name, {})
+    return r
+
+
+def _np_fwd(op, x, p0, p1):
+    """The fallback on a NumPy array of any float dtype and shape (float16 computes in float32)."""
+    with np.errstate(all="ignore"):  # NOTE: +-inf/NaN inputs and exp overflows give the limits
+        y = _run_fwd(_NP[op][0], as_compute(_nd1(x)), p0, p1)
+        return y.astype(x.dtype, copy=False).reshape(x.shape)  # NOTE: float16 may overflow to inf here
+
+
+def _tanh_bwd_y(g, y):
+    d = np.multiply(y, y)
+    np.subtract(1, d, out=d)
+    d *= g
+    return d
+
+
+# NOTE: the autograd loop's hottest calls (no params, float32/float64 arrays of ndim >= 1) go
+# straight to the ufuncs: ~0.3 us over the bare expression instead of ~10 us of resolving and
+# converting. Only ops that are _QUIET and _UNCHUNKED qualify (no errstate, no size test).
+_ND = np.ndarray
+_FAST_FWD = {"tanh": np.tanh, "relu": lambda x: _clip(x, 0, np.inf)}
+_FAST_BWD = {"tanh": _tanh_bwd_y, "relu": lambda g, y: _relu_b(g, y, 0.0, 0.0, True, None)}
+
+
 def activation_fwd(name: str, x, **params):
     """y = act(x), same shape and dtype as x."""
-    op, p0, p1, _ = _resolve(name, params)
-    dt = check_float("input", x)
+    fast = _FAST_FWD.get(name)
+    if fast is not None and not params and type(x) is _ND:
+        dt = x.dtype
+        if (dt is F32 or dt is F64) and x.ndim:
+            return fast(x)
+    op, p0, p1, _ = _resolve(name, params) if params else _resolve0(name)
+    if type(x) is np.ndarray:
+        dt = x.dtype
+        # NOTE: fast path (float32/float64, ndim >= 1): nothing to convert or check; the small
+        # arrays of an autograd loop pay little more than the ufunc calls themselves.
+        if (dt is F32 or dt is F64) and x.ndim:
+            if op in _QUIET:
+                return _run_fwd(_NP[op][0], x, p0, p1)
+            with np.errstate(all="ignore"):
+                return _run_fwd(_NP[op][0], x, p0, p1)
+        check_float("input", x)
+        return _np_fwd(op, x, p0, p1)
+    check_float("input", x)
     xp = xp_of(x)
     if xp is np:
-        with np.errstate(all="ignore"):  # NOTE: +-inf/NaN inputs and exp overflows give the limits
-            xc = as_compute(_nd1(x))
-            # NOTE: only the widened float16 copy may be overwritten (a 0-d x reshaped is a view)
-            y = _NP[op][0](xc, p0, p1, xc if x.dtype != xc.dtype else None)
-            return y.astype(dt, copy=False).reshape(x.shape)  # NOTE: float16 may overflow to inf here
+        return _np_fwd(op, x, p0, p1)
     return _gpu_unary(xp, "fwd", op, x, None, p0, p1, 0)
 
 
 def activation_bwd(name: str, g, x=None, y=None, **params):
     """gx = g * act'(x), computed from the saved input x or output y (see :func:`activation_saves`)."""
-    op, p0, p1, from_y = _resolve(name, params)
+    fast = _FAST_BWD.get(name)
+    if fast is not None and x is None and not params and type(g) is _ND and type(y) is _ND:
+        dt = g.dtype
+        if y.dtype is dt and (dt is F32 or dt is F64) and g.shape == y.shape and g.ndim:
+            return fast(g, y)
+    op, p0, p1, from_y = _resolve(name, params) if params else _resolve0(name)
+    s = y if from_y else x
+    if type(g) is np.ndarray and type(s) is np.ndarray:
+        dt = g.dtype
+        if (dt is F32 or dt is F64) and s.dtype is dt and g.ndim and g.shape == s.shape:  # fast path
+            if op in _QUIET:
+                return _run_bwd(_NP[op][1], g, s, p0, p1, from_y)
+            with np.errstate(all="ignore"):
+                return _run_bwd(_NP[op][1], g, s, p0, p1, from_y)
     s = _saved(name, from_y, x, y)
     dt = check_float("grad", g)
     _same_shape("grad", g, s, "saved")
@@ -338,7 +587,7 @@ def activation_bwd(name: str, g, x=None, y=None, **params):
     xp = xp_of(g)
     if xp is np:
         with np.errstate(all="ignore"):
-            gx = _NP[op][1](as_compute(_nd1(g)), as_compute(_nd1(s)), p0, p1, from_y)
+            gx = _run_bwd(_NP[op][1], as_compute(_nd1(g)), as_compute(_nd1(s)), p0, p1, from_y)
             return gx.astype(dt, copy=False).reshape(g.shape)
     return _gpu_unary(xp, "bwd", op, g, s, p0, p1, int(from_y))
 
@@ -352,7 +601,7 @@ def bias_act_fwd(name: str, x, b, **params):
     if xp is np:
         with np.errstate(all="ignore"):
             z = np.add(as_compute(x), as_compute(b))
-            y = _NP[op][0](z, p0, p1, z)
+            y = _run_fwd(_NP[op][0], z, p0, p1)
             return y.astype(dt, copy=False)
     return _gpu_bias(xp, "fwd", op, x, None, b, p0, p1, 0)
 
@@ -368,7 +617,7 @@ def bias_act_bwd(name: str, g, b, x=None, y=None, **params):
     if xp is np:
         with np.errstate(all="ignore"):
             sc = as_compute(s) if from_y else np.add(as_compute(s), as_compute(b))
-            gxc = _NP[op][1](as_compute(g), sc, p0, p1, from_y)
+            gxc = _run_bwd(_NP[op][1], as_compute(g), sc, p0, p1, from_y)
             gb = gxc.reshape(-1, b.shape[0]).sum(axis=0)
             return gxc.astype(dt, copy=False), gb.astype(dt, copy=False)
     return _gpu_bias(xp, "bwd", op, g, s, b, p0, p1, int(from_y))

@@ -227,67 +227,145 @@ def cross_entropy_bwd(g, logits, target, lse, weight=None, ignore_index: int = -
             gsr = np.broadcast_to(gs, (R.rows,)).astype(ldt)
             wl = None if w is None else w.astype(ldt)
             if kind == "index":
-                gx = _np_ce_index_bwd(R.x, t, wl, lse, gsr, ig, eps, ldt)
+                gx = _np_ce_index_bwd(as_compute(R.x), t, wl, lse, gsr, ig, eps, ldt)
             else:
-                gx = _np_ce_prob_bwd(R.x, t, wl, lse, gsr, eps, ldt)
+                gx = _np_ce_prob_bwd(as_compute(R.x), as_compute(t), wl, lse, gsr, eps, ldt)
         gx = gx.astype(dt, copy=False)
     else:
         gx = _gpu_ce_bwd(xp, kind, R, t, w, lse, gs, stride, ig, eps, cdt)
     return R.from_rows(gx)
 
 
-def _np_lse_parts(x):
-    """Row max m (rows, 1), x - m, and log of the normaliser (NaN for an infinite max)."""
-    m = x.max(axis=1, keepdims=True)
-    sh = np.subtract(x, m)
-    return m, sh
+# NOTE: the NumPy cross-entropy works on blocks of rows (about _BLOCK elements): max, shift, exp
+# and the row sums then run on data in cache, the only full-size array is the gradient itself
+# (no (rows, C) temporaries: peak memory one gradient), and everything per element is in the
+# compute dtype (float32 for float16/float32 logits), as the kernels do. Per-row values (the
+# saved lse, coefficients) are in the wide dtype.
+_BLOCK = 1 << 16
 
 
-def _np_logs(sh, m):
-    s = np.exp(sh).sum(axis=1, keepdims=True)
+def _blocks(rows, ncls):
+    step = max(1, _BLOCK // ncls)
+    return [(r, min(rows, r + step)) for r in range(0, rows, step)], step
+
+
+def _np_row_stats(x, w=None, q=None, eps=0.0, want_sw=False):
+    """Per row of x (rows, C): max m, logs = log(sum exp(x - m)) (NaN for an infinite max, as
+    ms_logs in common.cuh), and, when asked, sw = sum_c w_c (x_c - m) (w = 1 without weights)
+    or, with probability targets q, (s1, s2) = (sum w q' (x - m), sum w q'), q' = (1-eps) q + eps/C.
+    Sums are NumPy's pairwise sums in the compute dtype (the kernels accumulate in it too)."""
+    rows, ncls = x.shape
+    m = np.empty(rows, x.dtype)
+    s = np.empty(rows, x.dtype)
+    sw = np.empty(rows, x.dtype) if (want_sw or q is not None) else None
+    s2 = np.empty(rows, x.dtype) if q is not None else None
+    blocks, step = _blocks(rows, ncls)
+    buf = np.empty((min(step, rows), ncls), x.dtype)
+    wq = np.empty_like(buf) if q is not None else None
+    for r0, r1 in blocks:
+        xb, b = x[r0:r1], buf[:r1 - r0]
+        mb = np.max(xb, axis=1, out=m[r0:r1])
+        np.subtract(xb, mb[:, None], out=b)
+        if q is not None:
+            c = wq[:r1 - r0]
+            np.multiply(q[r0:r1], 1 - eps, out=c)
+            c += eps / ncls
+            if w is not None:
+                c *= w
+            np.sum(c, axis=1, out=s2[r0:r1])
+            c *= b
+            np.sum(c, axis=1, out=sw[r0:r1])      # NOTE: shifted by the max: no cancellation
+        elif want_sw:
+            if w is None:
+                np.sum(b, axis=1, out=sw[r0:r1])
+            else:
+                np.matmul(b, w, out=sw[r0:r1])
+        np.exp(b, out=b)
+        np.sum(b, axis=1, out=s[r0:r1])
     np.log(s, out=s)
-    s[np.isinf(m)] = np.nan  # NOTE: as ms_logs in common.cuh: a +inf / all -inf row is NaN
-    return s
+    s[np.isinf(m)] = np.nan
+    return m, s, sw, s2
+
+
+def _np_lse(m, logs, ldt):
+    return m.astype(ldt) + logs.astype(ldt)
 
 
 def _np_ce_index_fwd(x, t, w, ig, eps, ldt):
     rows, ncls = x.shape
     if rows == 0:
         return np.zeros(0, x.dtype), np.zeros(0, ldt)
-    m, sh = _np_lse_parts(x)
-    sw = None
-    if eps != 0:  # NOTE: sum_c w_c (x_c - m): shifted by the max, no cancellation at |x| ~ 1e4
-        sw = sh.sum(axis=1) if w is None else sh @ w
-    logs = _np_logs(sh, m)
+    # NOTE: sum_c w_c (x_c - m): shifted by the max, no cancellation at |x| ~ 1e4
+    m, logs, sw, _ = _np_row_stats(x, w, want_sw=eps != 0)
     valid = _valid(np, t, ig, ncls)
     tc = np.where(valid, t, 0)
     xt = x[np.arange(rows), tc]
     wt = np.ones(rows, x.dtype) if w is None else w[tc]
-    m1, logs1 = m[:, 0], logs[:, 0]
-    loss = (m1 - xt) + logs1          # lse - x_t, without subtracting a rounded lse
+    loss = (m - xt) + logs            # lse - x_t, without subtracting a rounded lse
     loss *= (1 - eps) * wt
     if eps != 0:
         W = ncls if w is None else w.sum()
-        loss += eps / ncls * (W * logs1 - sw)
+        loss += eps / ncls * (W * logs - sw)
     loss[~valid] = 0
-    lse = m1.astype(ldt) + logs1.astype(ldt)
-    return loss, lse
+    return loss, _np_lse(m, logs, ldt)
+
+
+def _np_softmax_rows(x, lse, coef, out):
+    """out = coef[:, None] * exp(x - lse[:, None]) in the compute dtype of x, block by block.
+
+    NOTE: the kernels take x - lse in the wide dtype (lse is float64 for float32 logits, so a
+    logit near 1e4 does not lose ~5e-4 to a float32 lse), then exp in the compute dtype. Here no
+    pass over the matrix is wide:
+    - a block whose rows have 0 <= lse <= 80 (typical logits) computes exp(x) * K, K = coef exp(-lse)
+      per row in the wide dtype, rounded once: x <= lse <= 80 cannot overflow exp(x), and every x
+      with exp(x - lse) above float32's normal range has x >= lse - 87 >= -87, so exp(x) is normal
+      and accurate to ~1 ulp; with K normal (checked) p coef errs by ~2 ulp whatever |x - lse|
+      (the kernels' rounded x - lse gives ~|x - lse| / 2 ulp). One pass less than a shift.
+    - other blocks use lse = hi + lo, hi = lse rounded to the compute dtype: exp(x - lse) =
+      exp(x - hi) exp(-lo), exp(-lo) (per row, wide) folded into coef. x - hi errs by at most half an
+      ulp of |x - hi| = |x - lse| + |lo|, the same as rounding the wide difference, so p keeps the
+      kernels' accuracy; x <= m <= hi for a forward's lse, so exp(x - hi) <= 1 cannot overflow."""
+    cdt = x.dtype
+    hi = lse.astype(cdt)
+    lo = np.subtract(lse, hi, dtype=lse.dtype)
+    lo[~np.isfinite(lo)] = 0          # +-inf / NaN lse: the x - hi pass gives the limit / NaN
+    np.exp(np.negative(lo, out=lo), out=lo)
+    c = (coef * lo).astype(cdt)
+    direct = None
+    if cdt == np.float32:
+        k = coef * np.exp(-lse)
+        ak = np.abs(k)
+        direct = (lse >= 0) & (lse <= 80) & ((ak >= np.finfo(cdt).tiny) | (k == 0)) & (ak <= 1e30)
+        k = k.astype(cdt)
+    for r0, r1 in _blocks(*x.shape)[0]:
+        if direct is not None and direct[r0:r1].all():
+            b = np.exp(x[r0:r1], out=out[r0:r1])
+            b *= k[r0:r1, None]
+            continue
+        b = np.subtract(x[r0:r1], hi[r0:r1, None], out=out[r0:r1])
+        np.exp(b, out=b)
+        b *= c[r0:r1, None]
+    return out
 
 
 def _np_ce_index_bwd(x, t, w, lse, gs, ig, eps, ldt):
+    """x in the compute dtype; w, lse, gs per row / class in the wide dtype ldt."""
     rows, ncls = x.shape
     valid = _valid(np, t, ig, ncls)
     tc = np.where(valid, t, 0)
     gs = np.where(valid, gs, 0)
     wt = np.ones(rows, ldt) if w is None else w[tc]
     W = ncls if w is None else w.sum()
-    gx = np.subtract(x, lse[:, None], dtype=ldt)  # NOTE: the difference in the wide dtype, as the kernel
-    np.exp(gx, out=gx)
-    gx *= (gs * ((1 - eps) * wt + eps / ncls * W))[:, None]
+    gx = _np_softmax_rows(x, lse, gs * ((1 - eps) * wt + eps / ncls * W), np.empty(x.shape, x.dtype))
     if eps != 0:
-        b = gs * (eps / ncls)
-        gx -= b[:, None] if w is None else np.multiply.outer(b, w)
-    gx[np.arange(rows), tc] -= gs * (1 - eps) * wt
+        b = (gs * (eps / ncls)).astype(x.dtype)
+        if w is None:
+            gx -= b[:, None]
+        else:
+            wc = w.astype(x.dtype)
+            for r0, r1 in _blocks(rows, ncls)[0]:
+                gx[r0:r1] -= np.multiply.outer(b[r0:r1], wc)
+    gx[np.arange(rows), tc] -= (gs * (1 - eps) * wt).astype(x.dtype)
     if not valid.all():
         gx[~valid] = 0
     return gx
@@ -297,29 +375,21 @@ def _np_ce_prob_fwd(x, q, w, eps, ldt):
     rows, ncls = x.shape
     if rows == 0:
         return np.zeros(0, x.dtype), np.zeros(0, ldt)
-    wq = q * (1 - eps)
-    wq += eps / ncls
-    if w is not None:
-        wq *= w
-    m, sh = _np_lse_parts(x)
-    s1 = np.einsum("ij,ij->i", wq, sh)  # sum w q' (x - m)
-    s2 = wq.sum(axis=1)
-    logs = _np_logs(sh, m)[:, 0]
+    m, logs, s1, s2 = _np_row_stats(x, w, q=q, eps=eps)
     loss = s2 * logs - s1
-    return loss, m[:, 0].astype(ldt) + logs.astype(ldt)
+    return loss, _np_lse(m, logs, ldt)
 
 
 def _np_ce_prob_bwd(x, q, w, lse, gs, eps, ldt):
-    ncls = x.shape[1]
-    wq = q.astype(ldt) * (1 - eps)
+    """d/dx = gs * (S2 p - w q'), S2 = sum w q' (compute dtype, as the kernel)."""
+    rows, ncls = x.shape
+    wq = np.multiply(q, 1 - eps)
     wq += eps / ncls
     if w is not None:
-        wq *= w
-    s2 = wq.sum(axis=1)
-    gx = np.subtract(x, lse[:, None], dtype=ldt)
-    np.exp(gx, out=gx)
-    gx *= (gs * s2)[:, None]
-    wq *= gs[:, None]
+        wq *= w.astype(x.dtype)
+    s2 = wq.sum(axis=1).astype(ldt)
+    gx = _np_softmax_rows(x, lse, gs * s2, np.empty(x.shape, x.dtype))
+    wq *= gs.astype(x.dtype)[:, None]
     gx -= wq
     return gx
 

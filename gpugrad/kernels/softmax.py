@@ -77,40 +77,89 @@ def _check_pair(what, a, ref, ref_name):
 
 
 # -- NumPy fallbacks on (rows, n) in the compute dtype ------------------------------------------
+# NOTE: blocks of rows (about _BLOCK elements) so that the max, shift, exp, sum and scale passes
+# of one block run on data in cache and no (rows, n) temporary is made: the output is the only
+# full-size array. The arithmetic is unchanged, per element and per row.
+_BLOCK = 1 << 16
 
-def _np_max_shift(x):
-    m = x.max(axis=1, keepdims=True)
-    return m, np.subtract(x, m)
+
+def _blocks(rows, n):
+    step = max(1, _BLOCK // max(n, 1))
+    return [(r, min(rows, r + step)) for r in range(0, rows, step)]
 
 
 def _np_softmax(x):
-    m, y = _np_max_shift(x)
-    np.exp(y, out=y)
-    inv = y.sum(axis=1, keepdims=True)
-    np.reciprocal(inv, out=inv)
-    inv[np.isinf(m)] = np.nan  # NOTE: a +inf or all -inf row is NaN (the kernel's softmax_inv)
-    y *= inv
+    y = np.empty_like(x)
+    for r0, r1 in _blocks(*x.shape):
+        m = x[r0:r1].max(axis=1, keepdims=True)
+        b = np.subtract(x[r0:r1], m, out=y[r0:r1])
+        np.exp(b, out=b)
+        inv = b.sum(axis=1, keepdims=True)
+        np.reciprocal(inv, out=inv)
+        inv[np.isinf(m)] = np.nan  # NOTE: a +inf or all -inf row is NaN (the kernel's softmax_inv)
+        b *= inv
     return y
 
 
 def _np_log_softmax(x):
-    m, y = _np_max_shift(x)
-    logs = np.exp(y).sum(axis=1, keepdims=True)
-    np.log(logs, out=logs)
-    logs[np.isinf(m)] = np.nan
-    y -= logs  # NOTE: (x - m) - log(s), as the kernel
+    y = np.empty_like(x)
+    blocks = _blocks(*x.shape)
+    buf = np.empty((blocks[0][1], x.shape[1]), x.dtype)
+    for r0, r1 in blocks:
+        m = x[r0:r1].max(axis=1, keepdims=True)
+        b = np.subtract(x[r0:r1], m, out=y[r0:r1])
+        e = np.exp(b, out=buf[:r1 - r0])
+        logs = e.sum(axis=1, keepdims=True)
+        np.log(logs, out=logs)
+        logs[np.isinf(m)] = np.nan
+        b -= logs  # NOTE: (x - m) - log(s), as the kernel
     return y
 
 
+def _np_softmax_bwd(g, y):
+    gx = np.empty_like(g)
+    for r0, r1 in _blocks(*g.shape):
+        gb, yb = g[r0:r1], y[r0:r1]
+        dot = np.einsum("ij,ij->i", gb, yb)[:, None]  # NOTE: sum(g * y) without a g * y array
+        b = np.subtract(gb, dot, out=gx[r0:r1])
+        b *= yb
+    return gx
+
+
+def _np_log_softmax_bwd(g, y):
+    gx = np.empty_like(g)
+    for r0, r1 in _blocks(*g.shape):
+        gb = g[r0:r1]
+        gsum = gb.sum(axis=1, keepdims=True)
+        b = np.exp(y[r0:r1], out=gx[r0:r1])
+        b *= gsum
+        np.subtract(gb, b, out=b)
+    return gx
+
+
 def _np_logsumexp(x):
-    m = x.max(axis=1, keepdims=True)
-    m[np.isinf(m)] = 0  # NOTE: an infinite max gives the limit (+inf, or -inf for all -inf)
-    e = np.subtract(x, m)
-    np.exp(e, out=e)
-    s = e.sum(axis=1)
-    np.log(s, out=s)
-    s += m[:, 0]
-    return s
+    rows = x.shape[0]
+    out = np.empty(rows, x.dtype)
+    blocks = _blocks(*x.shape)
+    buf = np.empty((blocks[0][1], x.shape[1]), x.dtype)
+    for r0, r1 in blocks:
+        m = x[r0:r1].max(axis=1, keepdims=True)
+        m[np.isinf(m)] = 0  # NOTE: an infinite max gives the limit (+inf, or -inf for all -inf)
+        e = np.subtract(x[r0:r1], m, out=buf[:r1 - r0])
+        np.exp(e, out=e)
+        s = np.sum(e, axis=1, out=out[r0:r1])
+        np.log(s, out=s)
+        s += m[:, 0]
+    return out
+
+
+def _np_logsumexp_bwd(x, lse, g):
+    gx = np.empty_like(x)
+    for r0, r1 in _blocks(*x.shape):
+        b = np.subtract(x[r0:r1], lse[r0:r1, None], out=gx[r0:r1])
+        np.exp(b, out=b)
+        b *= g[r0:r1, None]
+    return gx
 
 
 # -- public API ---------------------------------------------------------------------------------
@@ -152,16 +201,7 @@ def _bwd(kind, g, y, axis):
         return xp.empty(g.shape, dt)
     if xp is np:
         with np.errstate(all="ignore"):
-            gc, yc = as_compute(gr), as_compute(yr)
-            if kind == "softmax":
-                dot = np.multiply(gc, yc).sum(axis=1, keepdims=True)
-                gx = np.subtract(gc, dot)
-                gx *= yc
-            else:
-                gsum = gc.sum(axis=1, keepdims=True)
-                gx = np.exp(yc)
-                gx *= gsum
-                np.subtract(gc, gx, out=gx)
+            gx = (_np_softmax_bwd if kind == "softmax" else _np_log_softmax_bwd)(as_compute(gr), as_compute(yr))
         gx = gx.astype(dt, copy=False)
     else:
         gx = _gpu_rows(xp, f"gpugrad_{kind}_bwd", gr, (gr, yr), out_shape=gr.shape)
@@ -215,9 +255,7 @@ def logsumexp_bwd(g, x, lse, axis: int = -1, keepdims: bool = False):
         return xp.empty(x.shape, dt)
     if xp is np:
         with np.errstate(all="ignore"):
-            gx = np.subtract(as_compute(r), as_compute(lv)[:, None])
-            np.exp(gx, out=gx)
-            gx *= as_compute(gv)[:, None]
+            gx = _np_logsumexp_bwd(as_compute(r), as_compute(lv), as_compute(gv))
         gx = gx.astype(dt, copy=False)
     else:
         gx = _gpu_rows(xp, "gpugrad_logsumexp_bwd", r, (gv, r, lv), out_shape=r.shape)
