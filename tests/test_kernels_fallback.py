@@ -630,3 +630,31 @@ def test_gelu_with_the_pure_numpy_erfc(monkeypatch):
         x = _act_points(dt)
         close(A.activation_fwd("gelu", x), ref(x.astype(np.float64)), dt)
         close(_bwd("gelu", np.ones_like(x), x, {}), dref(x.astype(np.float64)), dt)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 10), (5, 3), (100, 600)])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_small_fast_path_matches_general_path(dt, shape, reduction):
+    """The small-input CPU fast path (no weight) gives the general path's numbers (weight=ones forces it)."""
+    from gpugrad.kernels import loss as L
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 6).astype(dt)
+    t = rng.integers(0, shape[1], shape[0])
+    assert L._fast(x, t, None, -100, 0.0, reduction)
+    ones = np.ones(shape[1], dt)
+    loss, lse = L.cross_entropy_fwd(x, t, reduction=reduction)
+    loss_g, lse_g = L.cross_entropy_fwd(x, t, weight=ones, reduction=reduction)
+    np.testing.assert_allclose(loss, loss_g, rtol=1e-6)
+    np.testing.assert_array_equal(lse, lse_g)
+    g = np.asarray(0.7, dt)
+    gx = L.cross_entropy_bwd(g, x, t, lse, reduction=reduction)
+    gx_g = L.cross_entropy_bwd(g, x, t, lse_g, weight=ones, reduction=reduction)
+    assert gx.dtype == dt
+    # NOTE: at the target class p - 1 cancels; both paths round p once, so allow a few ulps of max|gx|
+    np.testing.assert_allclose(gx, gx_g, rtol=1e-5, atol=4 * np.finfo(dt).eps * float(np.abs(gx_g).max()))
+    # a target out of range or a present ignore_index never takes the fast path
+    bad = t.copy()
+    bad[0] = shape[1]
+    assert not L._fast(x, bad, None, -100, 0.0, reduction)
+    assert not L._fast(x, t, None, 0, 0.0, reduction)

@@ -165,9 +165,61 @@ def _check_eps(label_smoothing):
 
 # -- cross-entropy --------------------------------------------------------------------------------
 
+def _fast(logits, target, weight, ignore_index, label_smoothing, reduction):
+    """The common small case on the CPU: (rows, C) float32/64 logits, int64 (rows,) class indices all
+    in [0, C) (ignore_index outside it), no weight or smoothing, reduced. Same numbers as the general
+    path, without its per-call overhead (which dominates below ~64k elements)."""
+    if (type(logits) is not np.ndarray or type(target) is not np.ndarray or weight is not None
+            or label_smoothing != 0 or reduction == "none" or logits.ndim != 2 or target.ndim != 1
+            or logits.dtype not in _FAST_DT or target.dtype != np.int64 or not logits.flags.c_contiguous):
+        return False
+    rows, ncls = logits.shape
+    if (rows != target.shape[0] or rows == 0 or ncls == 0 or rows * ncls > _BLOCK
+            or 0 <= ignore_index < ncls or reduction not in ("mean", "sum")):
+        return False
+    return int(target.min()) >= 0 and int(target.max()) < ncls
+
+
+_FAST_DT = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _fast_fwd(x, t, reduction):
+    rows = x.shape[0]
+    m = x.max(axis=1)
+    if not np.isfinite(m).all():
+        return None                   # NOTE: +-inf rows: the general path gives PyTorch's NaN/inf
+    b = np.subtract(x, m[:, None])
+    np.exp(b, out=b)
+    logs = np.log(b.sum(axis=1))
+    loss = (m - x[np.arange(rows), t]) + logs      # lse - x_t, without subtracting a rounded lse
+    total = loss.sum()
+    if reduction == "mean":
+        total = total / rows
+    return np.asarray(total, dtype=x.dtype), m.astype(np.float64) + logs
+
+
+def _fast_bwd(g, x, t, lse, reduction):
+    rows = x.shape[0]
+    gs = float(g.reshape(()))
+    if reduction == "mean":
+        gs /= rows
+    # NOTE: lse = hi + lo with hi in x's dtype: exp(x - lse) = exp(x - hi) exp(-lo), as _np_softmax_rows
+    hi = lse.astype(x.dtype)
+    c = (gs * np.exp(-(lse - hi))).astype(x.dtype)
+    gx = np.subtract(x, hi[:, None])
+    np.exp(gx, out=gx)
+    gx *= c[:, None]
+    gx[np.arange(rows), t] -= x.dtype.type(gs)
+    return gx
+
+
 def cross_entropy_fwd(logits, target, weight=None, ignore_index: int = -100, label_smoothing: float = 0.0,
                       reduction: str = "mean"):
     """(loss, lse): the cross-entropy of ``logits`` against ``target`` and the per-sample logsumexp."""
+    if _fast(logits, target, weight, ignore_index, label_smoothing, reduction):
+        r = _fast_fwd(logits, target, reduction)
+        if r is not None:
+            return r
     dt = check_float("logits", logits)
     check_reduction(reduction)
     eps = _check_eps(label_smoothing)
@@ -202,6 +254,10 @@ def cross_entropy_fwd(logits, target, weight=None, ignore_index: int = -100, lab
 def cross_entropy_bwd(g, logits, target, lse, weight=None, ignore_index: int = -100,
                       label_smoothing: float = 0.0, reduction: str = "mean"):
     """Gradient of :func:`cross_entropy_fwd`'s loss w.r.t. the logits (g: upstream gradient)."""
+    if (_fast(logits, target, weight, ignore_index, label_smoothing, reduction) and type(g) is np.ndarray
+            and g.size == 1 and type(lse) is np.ndarray and lse.shape == (logits.shape[0],)
+            and lse.dtype == np.float64 and np.isfinite(lse).all()):
+        return _fast_bwd(g, logits, target, lse, reduction)
     dt = check_float("logits", logits)
     check_reduction(reduction)
     eps = _check_eps(label_smoothing)
