@@ -4,6 +4,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+
+# NOTE: one thread for every BLAS/OpenMP pool (NumPy's OpenBLAS, PyTorch's): on a shared 2-core
+# machine, pools that spin after each call fight each other when implementations are timed in
+# turns. Single-threaded numbers compare the engines, not the thread pools. Set the variables
+# yourself before running to override.
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
 import platform
 import statistics
 import time
@@ -27,20 +34,37 @@ def median_time(fn, repeat=200, warmup=20, min_time=0.0):
     return statistics.median(times)
 
 
+def interleaved(fns, repeat=200, warmup=20):
+    """Median wall time (s) of each callable, timed in turns (A, B, C, A, B, C, ...) so that a change
+    in machine load affects all of them alike: ratios from one call are comparable."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for ts, fn in zip(times, fns):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
 def try_torch():
     """PyTorch if installed (a peer for comparison only; never a dependency), else None."""
     try:
         import torch  # noqa: PLC0415
-        return torch
     except Exception:
         return None
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    return torch
 
 
 def machine():
     """A description of where the numbers came from."""
     info = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
-            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "threads": {v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

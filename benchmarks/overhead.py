@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import median_time, save, table, try_torch
+from common import interleaved, save, table, try_torch
 
 N_OPS, N = 50, 16
 
@@ -40,7 +40,6 @@ def bench_gpugrad(x0):
 
 
 def bench_torch(torch, x0):
-    torch.set_num_threads(1)
     x = torch.tensor(x0, requires_grad=True)
 
     def step():
@@ -59,8 +58,7 @@ def main(repeat=300):
     if torch is not None:
         impls.append((f"pytorch {torch.__version__}", bench_torch(torch, x0)))
     rows = []
-    for name, fn in impls:
-        t = median_time(fn, repeat=repeat, warmup=30)
+    for (name, _), t in zip(impls, interleaved([f for _, f in impls], repeat=repeat, warmup=30)):
         rows.append({"impl": name, "us_per_op": t / N_OPS * 1e6, "total_us": t * 1e6})
     base = rows[0]["us_per_op"]
     for r in rows:

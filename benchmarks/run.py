@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402,F401  (sets the thread counts before NumPy is imported)
 
 ALL = ("overhead", "train", "kernels")
 

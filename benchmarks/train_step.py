@@ -10,7 +10,7 @@ import argparse
 
 import numpy as np
 
-from common import median_time, save, table, try_torch
+from common import interleaved, save, table, try_torch
 
 SHAPES = [("small", 64, [64, 128, 10]), ("large", 256, [784, 512, 512, 10])]
 LR = 0.01
@@ -26,36 +26,47 @@ def _weights(sizes, rng):
 
 
 def numpy_step(ws, x, y):
-    """The hand-written floor: fused softmax-cross-entropy gradient, in-place SGD."""
+    """The hand-written floor: buffers allocated once and reused (out=), fused softmax-cross-entropy
+    gradient, in-place SGD. No NumPy engine can do less work per step."""
     ws = [(w.copy(), b.copy()) for w, b in ws]
     B = x.shape[0]
     rows = np.arange(B)
+    zs = [np.empty((B, w.shape[0]), np.float32) for w, _ in ws]        # pre-activations, then activations
+    gs = [np.empty((B, w.shape[0]), np.float32) for w, _ in ws]        # gradients w.r.t. layer outputs
+    gws = [np.empty_like(w) for w, _ in ws]
+    gbs = [np.empty_like(b) for _, b in ws]
+    m = np.empty((B, 1), np.float32)
+    s = np.empty((B, 1), np.float32)
 
     def step():
-        acts, zs = [x], []
         h = x
         for k, (w, b) in enumerate(ws):
-            z = h @ w.T
+            z = np.matmul(h, w.T, out=zs[k])
             z += b
-            zs.append(z)
-            h = np.maximum(z, 0) if k < len(ws) - 1 else z
-            acts.append(h)
-        m = h.max(1, keepdims=True)
-        e = np.exp(h - m)
-        s = e.sum(1, keepdims=True)
+            if k < len(ws) - 1:
+                np.maximum(z, 0, out=z)     # the activation overwrites z: relu' = (h > 0)
+            h = z
+        np.max(h, axis=1, keepdims=True, out=m)
+        g = gs[-1]
+        np.subtract(h, m, out=g)
+        np.exp(g, out=g)
+        np.sum(g, axis=1, keepdims=True, out=s)
         loss = float(np.mean(np.log(s[:, 0]) + m[:, 0] - h[rows, y]))
-        g = e / s
+        g /= s
         g[rows, y] -= 1
         g /= B
         for k in range(len(ws) - 1, -1, -1):
             w, b = ws[k]
-            gw = g.T @ acts[k]
-            gb = g.sum(0)
+            np.matmul(g.T, x if k == 0 else zs[k - 1], out=gws[k])
+            np.sum(g, axis=0, out=gbs[k])
             if k:
-                g = g @ w
-                g *= zs[k - 1] > 0
-            w -= LR * gw
-            b -= LR * gb
+                gp = np.matmul(g, w, out=gs[k - 1])
+                gp *= zs[k - 1] > 0
+                g = gp
+            gws[k] *= LR
+            w -= gws[k]
+            gbs[k] *= LR
+            b -= gbs[k]
         return loss
     return step
 
@@ -154,8 +165,6 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=100)
     args = ap.parse_args(argv)
     torch = try_torch()
-    if torch is not None and args.device == "cpu":
-        torch.set_num_threads(2)
     rows = []
     for name, batch, sizes in SHAPES:
         rng = np.random.default_rng(0)
@@ -169,15 +178,15 @@ def main(argv=None):
         if torch is not None:
             impls.append((f"pytorch {torch.__version__}", torch_step(torch, ws, x, y, args.device)))
         rep = args.repeat if name == "small" else max(args.repeat // 4, 10)
-        res = [(impl, median_time(fn, repeat=rep, warmup=10)) for impl, fn in impls]
+        res = list(zip([i for i, _ in impls], interleaved([f for _, f in impls], repeat=rep, warmup=10)))
         base = res[0][1]
         for impl, t in res:
             rows.append({"shape": f"{name} b{batch} {'-'.join(map(str, sizes))}", "impl": impl, "us": t * 1e6,
                          "vs_first": t / base})
         if torch is None:
             rows.append({"shape": name, "impl": "pytorch (not installed)"})
-    res = [(impl, median_time(fn, repeat=max(args.repeat // 4, 10), warmup=5)) for impl, fn in
-           cnn_steps(args.device, torch)]
+    cnn = cnn_steps(args.device, torch)
+    res = list(zip([i for i, _ in cnn], interleaved([f for _, f in cnn], repeat=max(args.repeat // 4, 10), warmup=5)))
     for impl, t in res:
         rows.append({"shape": "digits cnn b32", "impl": impl, "us": t * 1e6, "vs_first": t / res[0][1]})
     print(table(rows, ["shape", "impl", "us", "vs_first"],

@@ -185,13 +185,13 @@ _FAST_DT = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _fast_fwd(x, t, reduction):
     rows = x.shape[0]
+    # NOTE: no finiteness test: a row whose max is +-inf gives NaN here (inf - inf) exactly as the
+    # general path does (PyTorch's NaN), and a finite max cannot overflow exp(x - m) <= 1.
     m = x.max(axis=1)
-    if not np.isfinite(m).all():
-        return None                   # NOTE: +-inf rows: the general path gives PyTorch's NaN/inf
     b = np.subtract(x, m[:, None])
     np.exp(b, out=b)
     logs = np.log(b.sum(axis=1))
-    loss = (m - x[np.arange(rows), t]) + logs      # lse - x_t, without subtracting a rounded lse
+    loss = (m - x[_arange(rows), t]) + logs      # lse - x_t, without subtracting a rounded lse
     total = loss.sum()
     if reduction == "mean":
         total = total / rows
@@ -203,23 +203,34 @@ def _fast_bwd(g, x, t, lse, reduction):
     gs = float(g.reshape(()))
     if reduction == "mean":
         gs /= rows
-    # NOTE: lse = hi + lo with hi in x's dtype: exp(x - lse) = exp(x - hi) exp(-lo), as _np_softmax_rows
+    # NOTE: lse = hi + lo with hi in x's dtype: exp(x - lse) = exp(x - hi) exp(-lo), as _np_softmax_rows;
+    # c = gs exp(-lo) is formed in lse's wide dtype and rounded once
     hi = lse.astype(x.dtype)
-    c = (gs * np.exp(-(lse - hi))).astype(x.dtype)
+    c = np.exp(hi - lse)
+    c *= gs
     gx = np.subtract(x, hi[:, None])
     np.exp(gx, out=gx)
-    gx *= c[:, None]
-    gx[np.arange(rows), t] -= x.dtype.type(gs)
+    gx *= c.astype(x.dtype)[:, None]
+    gx[_arange(rows), t] -= x.dtype.type(gs)
     return gx
+
+
+_AR = np.arange(0)
+
+
+def _arange(n):
+    """0..n-1 (a slice of a cached array: no allocation per call)."""
+    global _AR
+    if _AR.shape[0] < n:
+        _AR = np.arange(max(n, 1024))
+    return _AR[:n]
 
 
 def cross_entropy_fwd(logits, target, weight=None, ignore_index: int = -100, label_smoothing: float = 0.0,
                       reduction: str = "mean"):
     """(loss, lse): the cross-entropy of ``logits`` against ``target`` and the per-sample logsumexp."""
     if _fast(logits, target, weight, ignore_index, label_smoothing, reduction):
-        r = _fast_fwd(logits, target, reduction)
-        if r is not None:
-            return r
+        return _fast_fwd(logits, target, reduction)
     dt = check_float("logits", logits)
     check_reduction(reduction)
     eps = _check_eps(label_smoothing)
@@ -256,7 +267,7 @@ def cross_entropy_bwd(g, logits, target, lse, weight=None, ignore_index: int = -
     """Gradient of :func:`cross_entropy_fwd`'s loss w.r.t. the logits (g: upstream gradient)."""
     if (_fast(logits, target, weight, ignore_index, label_smoothing, reduction) and type(g) is np.ndarray
             and g.size == 1 and type(lse) is np.ndarray and lse.shape == (logits.shape[0],)
-            and lse.dtype == np.float64 and np.isfinite(lse).all()):
+            and lse.dtype == np.float64):
         return _fast_bwd(g, logits, target, lse, reduction)
     dt = check_float("logits", logits)
     check_reduction(reduction)
