@@ -71,6 +71,8 @@ def vjp(f, *primals):
         out = f(*xs)
 
     def vjp_fn(cotangent):
+        if not out.requires_grad:  # f does not depend on its arguments: zero gradients
+            return tuple(zeros_like(x) for x in xs)
         with enable_grad():
             return tuple(_grad(out, xs, cotangent, retain_graph=True, create_graph=outer, allow_unused=True,
                                materialize_grads=True))
@@ -83,6 +85,8 @@ def jvp(f, primals, tangents):
     with enable_grad():
         xs, nums, outer = _prep(primals, tuple(range(len(primals))))
         out = f(*xs)
+        if not out.requires_grad:  # f does not depend on its arguments: zero tangent
+            return (out if outer else out.detach()), zeros_like(out)
         u = zeros_like(out).requires_grad_()
         gx = _grad(out, xs, u, create_graph=True, allow_unused=True, materialize_grads=True)
         pairs = [(g, t) for g, t in zip(gx, tangents) if g.requires_grad]

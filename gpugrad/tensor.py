@@ -519,7 +519,10 @@ class Tensor:
             if max is not None:
                 out = minimum(out, max)
             return out
-        return _ew.Clamp.apply(self, min=min, max=max)
+        x = self
+        if not is_floating(x.dtype) and (isinstance(min, float) or isinstance(max, float)):
+            x = x.type(_default_dtype)  # NOTE: an int tensor clamped at a float bound becomes float32, as PyTorch
+        return _ew.Clamp.apply(x, min=min, max=max)
 
     clip = clamp
 
@@ -593,10 +596,20 @@ class Tensor:
         return _sm.log_softmax(self, dim, dtype=dtype)
 
     def norm(self, p=2, dim=None, keepdim=False):
+        """Vector p-norm over ``dim`` (all elements by default); p may be inf, -inf or 0 (a count)."""
         if p == 2:
             return (self * self).sum(dim, keepdim).sqrt()
         if p == 1:
             return self.abs().sum(dim, keepdim)
+        if p in (float("inf"), float("-inf")):
+            a = self.abs()
+            axes = _rd.norm(dim, self.ndim)
+            for ax in sorted(axes, reverse=True):  # one dim at a time: gradient to the selected element
+                a = (a.max(ax, True) if p > 0 else a.min(ax, True))[0]
+            return a if keepdim else a.reshape(tuple(s for i, s in enumerate(a.shape) if i not in axes))
+        if p == 0:
+            # NOTE: the count of non-zeros has no useful gradient (zero almost everywhere), as in PyTorch
+            return (self != 0).type(self.dtype).sum(dim, keepdim)
         return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
 
     # -- shape ------------------------------------------------------------------------------------------
@@ -688,6 +701,8 @@ class Tensor:
         if len(sizes) < len(shp):
             raise RuntimeError(f"expand: the number of sizes ({len(sizes)}) must be >= the tensor's dims ({len(shp)})")
         lead = len(sizes) - len(shp)
+        if any(s == -1 for s in sizes[:lead]):
+            raise RuntimeError(f"expand: the size -1 is not allowed in a new leading dimension (sizes {sizes})")
         full = tuple(s if s != -1 else shp[i - lead] for i, s in enumerate(sizes))
         for i, s in enumerate(shp):
             if s != 1 and s != full[i + lead]:
@@ -819,8 +834,8 @@ def _binary(fn, a, b, true_div=False):
         else:
             dt = np.promote_types(da, db)
             a, b = a.type(dt), b.type(dt)
-    elif true_div and not is_floating(da):
-        a, b = a.type(_default_dtype), b.type(_default_dtype)
+    if true_div and not is_floating(a.data.dtype):
+        a, b = a.type(_default_dtype), b.type(_default_dtype)  # NOTE: int / int is a float, as PyTorch
     return fn.apply(a, b)
 
 
@@ -864,9 +879,9 @@ def _maxmin(t, dim, keepdim, mode):
         return _rd.MaxMin.apply(t, axis=None, idx=None, keepdim=False, mode=mode)
     d = _one(dim, t.ndim)
     xp = t.xp
-    idx = (xp.argmax if mode == "max" else xp.argmin)(t.data, axis=d, keepdims=True) if t.ndim else xp.zeros((), np.int64)
     if t.ndim == 0:
         return _MaxMinResult((t, Tensor(xp.zeros((), np.int64))))
+    idx = (xp.argmax if mode == "max" else xp.argmin)(t.data, axis=d, keepdims=True)
     vals = _rd.MaxMin.apply(t, axis=d, idx=idx, keepdim=keepdim, mode=mode)
     return _MaxMinResult((vals, Tensor(idx if keepdim else idx.squeeze(d))))
 

@@ -426,3 +426,28 @@ def test_function_with_several_inputs_and_none_gradient():
     ScaleBy.apply(x, s).sum().backward()
     np.testing.assert_allclose(to_np(x.grad), [3.0, 3.0])
     assert s.grad is None
+
+
+def test_grad_wrt_a_nonleaf_stops_there_and_leaves_the_graph_above_intact():
+    a = gg.tensor([1.0, 2.0], requires_grad=True)
+    b = a * 3
+    (g1,) = gg.autograd.grad((b * b).sum(), b)
+    (g2,) = gg.autograd.grad((b * 2).sum(), b)   # b's own node was not run or freed by the first call
+    assert g1.tolist() == [6.0, 12.0] and g2.tolist() == [2.0, 2.0]
+    c = a * 3
+    ga, gc = gg.autograd.grad((c * c).sum(), [a, c])  # an input above another input: walk through it
+    assert ga.tolist() == [18.0, 36.0] and gc.tolist() == [6.0, 12.0]
+
+
+def test_gradcheck_perturbs_non_contiguous_inputs_in_place():
+    x = gg.tensor(np.ones((2, 3))).T.detach().requires_grad_()
+    assert gg.autograd.gradcheck(lambda t: (t * t * 2).sum(), (x,))
+
+
+def test_norm_inf_and_zero_and_int_division_and_clamp_dtypes():
+    assert gg.tensor([1.0, -3.0]).norm(float("inf")).item() == 3.0
+    assert gg.tensor([1.0, 0.0, 2.0]).norm(0).item() == 2.0
+    assert (gg.tensor([3, 5]) / gg.tensor([2, 2], dtype="int32")).dtype == gg.float32
+    assert gg.tensor([1, 2, 3]).clamp(min=1.5).dtype == gg.float32
+    with pytest.raises(RuntimeError, match="-1 is not allowed"):
+        gg.tensor([[1.0, 2.0], [3.0, 4.0]]).expand(-1, 2, 2)

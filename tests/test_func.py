@@ -161,3 +161,11 @@ def test_transforms_differentiate_through_an_outer_graph():
     np.testing.assert_allclose(to_np(inner.detach()), [12.0, 108.0])
     inner.sum().backward()
     np.testing.assert_allclose(to_np(w.grad), [6 * 2.0 * (1 + 9)])
+
+
+def test_transforms_of_a_constant_function_give_zeros():
+    x = gg.tensor([1.0, 2.0])
+    _, jv = gg.func.jvp(lambda t: gg.ones(2), (x,), (gg.ones(2),))
+    assert jv.tolist() == [0.0, 0.0]
+    (g,) = gg.func.vjp(lambda t: gg.ones(2), x)[1](gg.ones(2))
+    assert g.tolist() == [0.0, 0.0]

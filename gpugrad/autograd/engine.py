@@ -113,7 +113,19 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         else:
             n = t._node
             grads[n] = g if n not in grads else grads[n] + g
-    order = _topo(out_list, stop)
+    if inputs is None:
+        order = _topo(out_list, stop)
+    else:
+        # NOTE: the sweep stops at non-leaf inputs (their own backward is not needed, and the graph
+        # above them may already be freed), unless another input lies above one of them.
+        tstop = {t._node for t in inputs if isinstance(t, T) and t._node is not None}
+        full_stop = tstop | (stop or set())
+        order = _topo(out_list, full_stop)
+        reached = {id(t) for n in order if n not in full_stop for t in n.inputs} | {id(t) for t in out_list}
+        if tstop and any(id(t) not in reached for t in inputs):
+            order = _topo(out_list, stop)  # an input lies above a non-leaf input: walk through it
+        else:
+            stop = full_stop
 
     targets = None
     if inputs is not None:
@@ -129,7 +141,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         tnodes = {t._node: t for t in inputs if t._node is not None}
         needed = set()
         for node in order:
-            if node in tnodes or any((id(t) in targets) or (t._node in needed) for t in node.inputs):
+            if any((id(t) in targets) or (t._node in needed) for t in node.inputs):
                 needed.add(node)
         captured = {}
     else:

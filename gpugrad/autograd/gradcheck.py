@@ -31,14 +31,16 @@ def _jacobians(fn, inputs, eps):
             x = inputs[ii]
             n_in = x.numel()
             num = np.zeros((n_out, n_in))
-            flat = x.data.reshape(-1)
+            arr = x.data
             for k in range(n_in):
-                orig = flat[k].copy()
-                flat[k] = orig + eps
+                # NOTE: index the array itself (not a reshape, which copies a non-contiguous array)
+                at = np.unravel_index(k, arr.shape) if arr.ndim else ()
+                orig = arr[at].copy()
+                arr[at] = orig + eps
                 fp = _numpy(_as_tuple(fn(*inputs))[oi].data).astype(np.float64).reshape(-1)
-                flat[k] = orig - eps
+                arr[at] = orig - eps
                 fm = _numpy(_as_tuple(fn(*inputs))[oi].data).astype(np.float64).reshape(-1)
-                flat[k] = orig
+                arr[at] = orig
                 num[:, k] = (fp - fm) / (2 * eps)
             ana = np.zeros((n_out, n_in))
             for r in range(n_out):
