@@ -23,7 +23,7 @@ def _info(args):
     return 0
 
 
-def _bench(args):
+def _bench(rest):
     import runpy  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
@@ -31,13 +31,16 @@ def _bench(args):
         print("the benchmarks live in the source checkout (benchmarks/run.py); clone the repository to run them",
               file=sys.stderr)
         return 2
-    sys.argv = [str(script)] + args.rest
+    sys.argv = [str(script)] + list(rest)
     runpy.run_path(str(script), run_name="__main__")
     return 0
 
 
 def main(argv=None):
     from . import train as _train  # noqa: PLC0415
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"] and argv[1:2] != ["-h"] and argv[1:2] != ["--help"]:
+        return _bench(argv[1:])  # NOTE: everything after `bench` goes to benchmarks/run.py, options first too
     p = argparse.ArgumentParser(prog="gpugrad", description="gpugrad command line")
     sub = p.add_subparsers(dest="cmd", required=True)
     _train.add_parser(sub)
@@ -47,8 +50,7 @@ def main(argv=None):
     except ImportError:
         pass
     b = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
-    b.add_argument("rest", nargs=argparse.REMAINDER)
-    b.set_defaults(func=_bench)
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="[overhead] [train] [kernels] [--device cuda] ...")
     i = sub.add_parser("info", help="versions and devices")
     i.set_defaults(func=_info)
     args = p.parse_args(argv)

@@ -56,6 +56,25 @@ def test_same_seed_same_numbers_and_interrupted_run_resumes_identically(tmp_path
                                [r["train_loss"] for r in full["history"]], rtol=1e-6)
 
 
+def test_resume_with_more_epochs_follows_the_longer_schedule(tmp_path):
+    out, _ = _train(tmp_path, "short", "--epochs", "2", "--seed", "1")
+    _, m = _train(tmp_path, "short", "--epochs", "3", "--seed", "1", "--resume", str(out / "checkpoint.ggt"))
+    assert m["epochs"] == 3
+    ck = gg.load(out / "checkpoint.ggt")
+    # the third epoch ran at the cosine rate of a 3-epoch run: 3e-3 * (1 + cos(2 pi / 3)) / 2
+    lr = ck["optimizer_state"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(3e-3 * (1 + np.cos(2 * np.pi / 3)) / 2)
+
+
+def test_explicit_zero_lr_and_weight_decay_are_kept():
+    from gpugrad import nn
+    from gpugrad.train import _make_optimizer
+    p = [nn.Parameter(gg.zeros(2))]
+    assert _make_optimizer("sgd", p, 0.0, None, "mlp").param_groups[0]["lr"] == 0.0
+    assert _make_optimizer("adamw", p, None, 0.0, "mlp").param_groups[0]["weight_decay"] == 0.0
+    assert _make_optimizer("adamw", p, None, None, "mlp").param_groups[0]["weight_decay"] == 0.01
+
+
 def test_train_cnn_two_epochs(tmp_path):
     _, m = _train(tmp_path, "cnn", "--model", "cnn", "--epochs", "2")
     assert m["history"][-1]["test_acc"] > 0.8

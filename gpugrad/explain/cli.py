@@ -33,7 +33,12 @@ def explain_main(checkpoint, method="saliency", index=0, out_png="explain.png", 
     if not isinstance(ck, dict) or "model_config" not in ck or "model_state" not in ck:
         raise ValueError(f"{checkpoint}: not a checkpoint written by `gpugrad train` "
                          "(expected the keys 'model_config' and 'model_state')")
-    model = models.build_model(ck["model_config"])
+    cfg = ck["model_config"]
+    if int(cfg.get("in_size", 8)) != 8 or int(cfg.get("in_channels", 1)) != 1:
+        raise ValueError(f"{checkpoint}: this model takes {cfg.get('in_channels', 1)}x{cfg.get('in_size')}x"
+                         f"{cfg.get('in_size')} inputs (trained with --data mnist?), but `explain` uses the bundled "
+                         "8x8 digits; explain it from Python with gg.explain on your own images")
+    model = models.build_model(cfg)
     model.to(dev)
     model.load_state_dict(ck["model_state"])
     model.eval()

@@ -349,7 +349,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
     num = weight.shape[0]
-    if idx.size and (int(idx.min()) < -num or int(idx.max()) >= num):
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):  # NOTE: no negative indices, as PyTorch
         raise IndexError(f"embedding: index out of range [0, {num}) (got min {int(idx.min())}, max {int(idx.max())})")
     if padding_idx is not None and padding_idx < 0:
         padding_idx += num
