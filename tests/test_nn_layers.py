@@ -279,3 +279,17 @@ def test_weighted_loss_registers_buffers(device):
     assert m.weight is w and list(m.state_dict()) == ["weight"]
     b = nn.BCEWithLogitsLoss(pos_weight=w)
     assert list(b.state_dict()) == ["pos_weight"]
+
+
+def test_loss_modules_take_pytorch_positional_order_and_legacy_reduction():
+    w = gg.tensor([1.0, 2.0, 3.0])
+    m = gg.nn.CrossEntropyLoss(w, None, 2)          # (weight, size_average, ignore_index)
+    assert m.ignore_index == 2 and m.reduction == "mean"
+    assert gg.nn.MSELoss(None, False).reduction == "none"
+    assert gg.nn.L1Loss(False).reduction == "sum"
+    assert gg.nn.SmoothL1Loss(reduction="sum", beta=0.5).beta == 0.5
+    logits = gg.tensor([[1.0, 2.0, 0.5], [0.1, 0.2, 3.0]])
+    t = gg.tensor([0, 2])
+    # the ignored sample (class 2) drops out: loss is the first sample's weighted loss / its weight
+    lse = np.log(np.exp([1.0, 2.0, 0.5]).sum())
+    assert float(m(logits, t)) == pytest.approx(lse - 1.0, rel=1e-6)

@@ -31,7 +31,7 @@ class DataLoader:
     ``gg.manual_seed``), as PyTorch does.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, generator=None,
+    def __init__(self, dataset, batch_size=1, shuffle=False, *, drop_last=False, seed=None, generator=None,
                  collate_fn=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
