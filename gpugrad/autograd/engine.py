@@ -168,38 +168,23 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
                 gin = node.backward(g)
             nin = node.inputs
             if type(gin) is not tuple:
-                # NOTE: one-input nodes (most of them) skip the general loop below
-                t = nin[0]
-                if gin is not None and t.requires_grad:
-                    if anomaly:
-                        _check_finite(node, 0, gin)
-                    if gin.shape != t.data.shape:
-                        _bad_shape(node, 0, gin, t)
-                    n = t._node
-                    if n is None:
-                        _acc_leaf(leaf, t, gin)
-                    else:
-                        prev = grads.get(n)
-                        grads[n] = gin if prev is None else prev + gin
-            else:
-                for i in range(len(nin)):
-                    t, gi = nin[i], gin[i]
-                    if gi is None or not t.requires_grad:
-                        continue
-                    if anomaly:
-                        _check_finite(node, i, gi)
-                    if gi.shape != t.data.shape:
-                        _bad_shape(node, i, gi, t)
-                    n = t._node
-                    if n is None:
-                        _acc_leaf(leaf, t, gi)
-                    else:
-                        prev = grads.get(n)
-                        grads[n] = gi if prev is None else prev + gi
+                gin = (gin,)
+            for i in range(len(nin)):
+                t, gi = nin[i], gin[i]
+                if gi is None or not t.requires_grad:
+                    continue
+                if anomaly:
+                    _check_finite(node, i, gi)
+                if gi.shape != t.data.shape:
+                    _bad_shape(node, i, gi, t)
+                n = t._node
+                if n is None:
+                    _acc_leaf(leaf, t, gi)
+                else:
+                    prev = grads.get(n)
+                    grads[n] = gi if prev is None else prev + gi
             if not retain_graph:
-                d = node.__dict__  # NOTE: node.release(), inlined: frees what backward saved
-                d.clear()
-                d["inputs"] = None
+                node.release()
             elif create_graph:
                 node.graph = False
 
