@@ -489,10 +489,10 @@ class Tensor:
 
     # NOTE: tanh/sigmoid/relu are the fused activations (gpugrad/ops/activation.py), called directly
     def tanh(self):
-        return _act.Activation.apply(self if self.data.dtype.kind == "f" else _floatify(self), name="tanh")
+        return _act._TANH.apply(self if self.data.dtype.kind == "f" else _floatify(self))
 
     def sigmoid(self):
-        return _act.Activation.apply(self if self.data.dtype.kind == "f" else _floatify(self), name="sigmoid")
+        return _act._SIGMOID.apply(self if self.data.dtype.kind == "f" else _floatify(self))
 
     def relu(self):
         return _act.relu(self)

@@ -37,14 +37,25 @@ def _saves_output(name, params):
 
 
 class Activation(Function):
-    """``y = act(x)``, or ``y = act(x + b)`` when a bias ``b`` of shape (x.shape[-1],) is given."""
+    """``y = act(x)``, or ``y = act(x + b)`` when a bias ``b`` of shape (x.shape[-1],) is given.
 
-    def forward(self, x, b=None, name="relu", **params):
-        y = _K.activation_fwd(name, x, **params) if b is None else _K.bias_act_fwd(name, x, b, **params)
-        from_y = _SAVES_OUTPUT.get(name) if not params else None
-        if from_y is None:
+    One subclass per activation (made by :func:`_op`) carries the name as a class attribute, so
+    the common call without parameters passes no keyword arguments through the hot path.
+    """
+    act = "relu"       # the activation (set on the per-activation subclasses)
+    from_y0 = True     # whether its backward reads the output, with default parameters
+    kp = {}            # keyword parameters of this call, when given
+
+    def forward(self, x, b=None, **params):
+        name = self.act
+        if params:
+            self.kp = params
             from_y = _saves_output(name, params)
-        self.act, self.kp, self.from_y = name, params, from_y
+            y = _K.activation_fwd(name, x, **params) if b is None else _K.bias_act_fwd(name, x, b, **params)
+        else:
+            from_y = self.from_y0
+            y = _K.activation_fwd(name, x) if b is None else _K.bias_act_fwd(name, x, b)
+        self.from_y = from_y
         self.s = y if from_y else x
         return y
 
@@ -56,9 +67,23 @@ class Activation(Function):
         nx, nb = self.needs_input_grad
         return (gx if nx else None), (gb if nb else None)
 
-    @staticmethod
-    def composite(x, b=None, name="relu", **params):
-        return _COMPOSITES[name](x if b is None else x + b, **params)
+
+_OPS = {}
+
+
+def _op(name):
+    """The Activation subclass of ``name`` (made once), whose composite is that activation's."""
+    cls = _OPS.get(name)
+    if cls is None:
+        if name not in _COMPOSITES:
+            raise ValueError(f"unknown activation {name!r}: choose one of {', '.join(sorted(_COMPOSITES))}")
+        comp = _COMPOSITES[name]
+
+        def composite(x, b=None, **params):
+            return comp(x if b is None else x + b, **params)
+        cls = _OPS[name] = type(f"Activation_{name}", (Activation,), {
+            "act": name, "from_y0": _K.activation_saves(name) == "output", "composite": staticmethod(composite)})
+    return cls
 
 
 # -- composites: core Tensor ops in stable forms (used for create_graph) ---------------------------
@@ -150,6 +175,7 @@ _COMPOSITES = {"relu": _c_relu, "leaky_relu": _c_leaky_relu, "elu": _c_elu, "sel
                "silu": _c_silu, "mish": _c_mish, "sigmoid": _c_sigmoid, "tanh": _c_tanh, "softplus": _c_softplus,
                "log_sigmoid": _c_log_sigmoid}
 assert set(_COMPOSITES) == set(_K.ACTIVATIONS)
+_RELU, _SIGMOID, _TANH = _op("relu"), _op("sigmoid"), _op("tanh")
 
 
 # -- public functions (torch.nn.functional names, arguments and defaults) -----------------------------
@@ -161,49 +187,49 @@ def _floatify(x):
 def relu(input, inplace=False):  # noqa: A002
     if input.dtype.kind != "f":
         return _tensor.Tensor(input.xp.maximum(input.data, 0))  # NOTE: integer relu, as PyTorch (no gradient)
-    return Activation.apply(input, name="relu")
+    return _RELU.apply(input)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
-    return Activation.apply(input, name="leaky_relu", negative_slope=negative_slope)
+    return _op("leaky_relu").apply(input, negative_slope=negative_slope)
 
 
 def elu(input, alpha=1.0, inplace=False):  # noqa: A002
-    return Activation.apply(input, name="elu", alpha=alpha)
+    return _op("elu").apply(input, alpha=alpha)
 
 
 def selu(input, inplace=False):  # noqa: A002
-    return Activation.apply(input, name="selu")
+    return _op("selu").apply(input)
 
 
 def gelu(input, approximate="none"):  # noqa: A002
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return Activation.apply(input, name="gelu", approximate=approximate)
+    return _op("gelu").apply(input, approximate=approximate)
 
 
 def silu(input, inplace=False):  # noqa: A002
-    return Activation.apply(input, name="silu")
+    return _op("silu").apply(input)
 
 
 def mish(input, inplace=False):  # noqa: A002
-    return Activation.apply(input, name="mish")
+    return _op("mish").apply(input)
 
 
 def sigmoid(input):  # noqa: A002
-    return Activation.apply(_floatify(input), name="sigmoid")
+    return _SIGMOID.apply(_floatify(input))
 
 
 def tanh(input):  # noqa: A002
-    return Activation.apply(_floatify(input), name="tanh")
+    return _TANH.apply(_floatify(input))
 
 
 def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
-    return Activation.apply(input, name="softplus", beta=beta, threshold=threshold)
+    return _op("softplus").apply(input, beta=beta, threshold=threshold)
 
 
 def logsigmoid(input):  # noqa: A002
-    return Activation.apply(input, name="log_sigmoid")
+    return _op("log_sigmoid").apply(input)
 
 
 def bias_act(input, bias, activation="relu", **params):  # noqa: A002
@@ -213,4 +239,4 @@ def bias_act(input, bias, activation="relu", **params):  # noqa: A002
     accepted for ``'log_sigmoid'``); ``params`` are that activation's (e.g. ``negative_slope=0.2``).
     """
     name = "log_sigmoid" if activation == "logsigmoid" else activation
-    return Activation.apply(input, bias, name=name, **params)
+    return _op(name).apply(input, bias, **params)
