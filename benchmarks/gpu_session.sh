@@ -29,4 +29,4 @@ fi
 # 3. benchmarks on the GPU (tables printed; JSON written under benchmarks/results/)
 python3 benchmarks/run.py kernels --device cuda 2>&1 | tee "$OUT/kernels.txt" | tail -40
 python3 benchmarks/run.py train --device cuda 2>&1 | tee "$OUT/train.txt" | tail -12
-cp benchmarks/results/*-cuda.json "$OUT/" 2>/dev/null || true
+cp benchmarks/results/*-gpu.json "$OUT/" 2>/dev/null || true
