@@ -1,13 +1,13 @@
 """Reverse-mode sweep: ``Tensor.backward`` and ``gg.autograd.grad``.
 
-The sweep is iterative (no recursion): a depth-first post-order over graph nodes gives a
-topological order; nodes are then processed consumers-first, each gradient accumulated per node
-before the node's backward runs. Gradients are raw arrays unless ``create_graph=True``, in which
+The sweep is iterative (no recursion): nodes come off a heap in decreasing creation order, so each
+node runs after all its consumers, with its gradient accumulated from all of them (autograd.grad
+also walks the graph once, depth first, to skip nodes that lead to none of its inputs). Gradients are raw arrays unless ``create_graph=True``, in which
 case they are Tensors and every backward formula records its own graph (double backprop).
 """
 from __future__ import annotations
 
-import numpy as np
+from heapq import heappop, heappush
 
 from . import function as _fn
 from .grad_mode import set_grad_enabled, state
@@ -113,9 +113,13 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         else:
             n = t._node
             grads[n] = g if n not in grads else grads[n] + g
-    if inputs is None:
-        order = _topo(out_list, stop)
-    else:
+    # NOTE: nodes run in decreasing creation order (Function.seq): every consumer of a node was
+    # created after it, so when a node comes off the heap all gradient for it has arrived. No
+    # separate topological sort is needed for backward(); autograd.grad still walks the graph to
+    # prune nodes that lead to none of its inputs.
+    heap = [(-n.seq, n) for n in grads]
+    heap.sort()
+    if inputs is not None:
         # NOTE: the sweep stops at non-leaf inputs (their own backward is not needed, and the graph
         # above them may already be freed), unless another input lies above one of them.
         tstop = {t._node for t in inputs if isinstance(t, T) and t._node is not None}
@@ -149,10 +153,11 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
 
     anomaly = state.anomaly
     with set_grad_enabled(create_graph):
-        for node in reversed(order):
-            g = grads.pop(node, None)
-            if g is None:
-                continue
+        while heap:
+            node = heappop(heap)[1]
+            g = grads.pop(node)
+            if node.inputs is None:
+                raise RuntimeError(_FREED)
             if node.hooks:
                 g = _run_hooks(node.hooks, g, create_graph)
             if targets is not None:
@@ -182,7 +187,11 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
                     _acc_leaf(leaf, t, gi)
                 else:
                     prev = grads.get(n)
-                    grads[n] = gi if prev is None else prev + gi
+                    if prev is None:
+                        grads[n] = gi
+                        heappush(heap, (-n.seq, n))
+                    else:
+                        grads[n] = prev + gi
             if not retain_graph:
                 node.release()
             elif create_graph:

@@ -7,6 +7,7 @@ formula written with operators and :meth:`Function.call` serves both.
 """
 from __future__ import annotations
 
+import itertools
 import traceback
 import weakref
 
@@ -17,6 +18,7 @@ from .grad_mode import state
 __all__ = ["Function"]
 
 _Tensor = None  # set by gpugrad.tensor (avoids a circular import)
+_seq = itertools.count()  # creation order of graph nodes (the backward sweep runs it in reverse)
 
 
 def _check_devices(fn, datas):
@@ -58,6 +60,7 @@ class Function:
             out.requires_grad = True
             out._node = ctx
             ctx.inputs = inputs
+            ctx.seq = next(_seq)
             if cls.save_output:
                 ctx.y = y
                 ctx.out = weakref.ref(out)
@@ -110,8 +113,10 @@ class Function:
     def release(self):
         """Free what backward saved (called after a backward unless retain_graph=True)."""
         d = self.__dict__
+        seq = d.get("seq")
         d.clear()
-        d["inputs"] = None
+        d["inputs"] = None  # NOTE: marks the node freed; seq stays so the sweep can still order it
+        d["seq"] = seq
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
