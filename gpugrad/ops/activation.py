@@ -62,7 +62,8 @@ class Activation(Function):
     def backward(self, g):
         x, y = (None, self.s) if self.from_y else (self.s, None)
         if len(self.inputs) == 1:
-            return _K.activation_bwd(self.act, g, x, y, **self.kp)
+            kp = self.kp
+            return _K.activation_bwd(self.act, g, x, y, **kp) if kp else _K.activation_bwd(self.act, g, x, y)
         gx, gb = _K.bias_act_bwd(self.act, g, self.inputs[1].data, x, y, **self.kp)
         nx, nb = self.needs_input_grad
         return (gx if nx else None), (gb if nb else None)
