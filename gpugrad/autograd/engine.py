@@ -102,7 +102,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
     if retain_graph is None:
         retain_graph = create_graph
     grads = {}
-    leaf = {}      # id(tensor) -> [tensor, grad]
+    leaf = {None: set()}  # id(tensor) -> [tensor, grad]; None -> ids of the arrays handed out (_acc_leaf)
     for t, g in zip(out_list, grad_list):
         if not t.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: "
@@ -214,6 +214,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         return res
 
     # accumulate into leaf .grad (PyTorch semantics: hooks see this pass's total, then += into .grad)
+    del leaf[None]
     for t, g in leaf.values():
         if t._hooks:
             g = _run_hooks(t._hooks, g, create_graph)
@@ -236,13 +237,15 @@ def _bad_shape(node, i, gi, t):
 
 
 def _acc_leaf(leaf, t, g):
+    """Add ``g`` to leaf ``t``'s gradient of this sweep. ``leaf[None]`` holds the ids of the arrays
+    first handed to a leaf: one array must not become two leaves' gradient (Add gives its ``g`` to
+    both inputs), or scaling one ``.grad`` in place would change the other."""
     e = leaf.get(id(t))
     if e is None:
-        # NOTE: a fresh leaf entry may alias another (Add hands the same g to both inputs): copy later if so
-        for other in leaf.values():
-            if other[1] is g:
-                g = g.copy() if not isinstance(g, _fn._Tensor) else g
-                break
+        owned = leaf[None]
+        if id(g) in owned and not isinstance(g, _fn._Tensor):
+            g = g.copy()
+        owned.add(id(g))
         leaf[id(t)] = [t, g]
     else:
         e[1] = e[1] + g
