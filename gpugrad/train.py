@@ -93,8 +93,11 @@ def run(args):
     from . import models  # noqa: PLC0415
     from .nn import functional as F  # noqa: PLC0415
 
-    device = gg.device(args.device)
-    device.xp  # a clear error now if CUDA was asked for and cannot be used
+    try:
+        device = gg.device(args.device)
+        device.xp  # a clear error now if CUDA was asked for and cannot be used
+    except (gg.CudaUnavailableError, ValueError) as e:
+        raise SystemExit(f"gpugrad train: --device {args.device}: {e}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs if args.epochs is not None else (30 if args.model == "mlp" else 20)

@@ -90,3 +90,10 @@ def test_resume_with_other_model_is_refused(tmp_path):
 def test_info_runs(capsys):
     assert main(["info"]) == 0
     assert "gpugrad" in capsys.readouterr().out
+
+
+def test_asking_for_cuda_without_it_is_one_clear_line():
+    if gg.cuda.is_available():
+        pytest.skip("CUDA is usable here")
+    with pytest.raises(SystemExit, match='pip install "gpugrad\\[cuda12\\]"'):
+        main(["train", "--device", "cuda", "--no-progress"])
