@@ -82,7 +82,7 @@ def _method(name):
 
 
 for _n in ("exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "clamp", "clip",
-           "sum", "mean", "max", "min", "amax", "var", "std", "logsumexp", "softmax", "log_softmax", "reshape",
+           "sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "softmax", "log_softmax", "reshape",
            "flatten", "transpose", "permute", "squeeze", "unsqueeze", "argmax", "argmin", "square", "pow", "neg",
            "norm", "isnan", "isfinite", "sign", "swapaxes", "t", "masked_fill", "all", "any"):
     globals()[_n] = _method(_n)

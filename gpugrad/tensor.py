@@ -212,13 +212,7 @@ class Tensor:
         return self
 
     def to(self, *args, dtype=None, device=None, copy=False):
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype, device = a.dtype, a.device
-            elif isinstance(a, _be.Device) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "auto")):
-                device = a
-            else:
-                dtype = a
+        device, dtype = parse_to(args, device, dtype)
         out = self
         if device is not None:
             dev = _be.device(device)
@@ -567,10 +561,10 @@ class Tensor:
         return _maxmin(self, dim, keepdim, "min")
 
     def amax(self, dim=None, keepdim=False):
-        if dim is None or isinstance(dim, int):
-            r = _maxmin(self, dim, keepdim, "max")
-            return r if dim is None else r[0]
-        raise NotImplementedError("amax over several dims: reduce one dim at a time")
+        return _extreme(self, dim, keepdim, "max")
+
+    def amin(self, dim=None, keepdim=False):
+        return _extreme(self, dim, keepdim, "min")
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         if correction is None:
@@ -602,11 +596,7 @@ class Tensor:
         if p == 1:
             return self.abs().sum(dim, keepdim)
         if p in (float("inf"), float("-inf")):
-            a = self.abs()
-            axes = _rd.norm(dim, self.ndim)
-            for ax in sorted(axes, reverse=True):  # one dim at a time: gradient to the selected element
-                a = (a.max(ax, True) if p > 0 else a.min(ax, True))[0]
-            return a if keepdim else a.reshape(tuple(s for i, s in enumerate(a.shape) if i not in axes))
+            return self.abs().amax(dim, keepdim) if p > 0 else self.abs().amin(dim, keepdim)
         if p == 0:
             # NOTE: the count of non-zeros has no useful gradient (zero almost everywhere), as in PyTorch
             return (self != 0).type(self.dtype).sum(dim, keepdim)
@@ -734,6 +724,18 @@ class Tensor:
 
     def mm(self, other):
         return matmul(self, other)
+
+
+def parse_to(args, device=None, dtype=None):
+    """The positional arguments of ``to()`` (a device, a dtype or a Tensor, as PyTorch) -> (device, dtype)."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype, device = a.dtype, a.device
+        elif isinstance(a, _be.Device) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "auto")):
+            device = a
+        else:
+            dtype = a
+    return device, dtype
 
 
 def _function_apply_to(t, dev):
@@ -870,6 +872,17 @@ class _MaxMinResult(tuple):
     @property
     def indices(self):
         return self[1]
+
+
+def _extreme(t, dim, keepdim, mode):
+    """amax/amin over one dim, several dims or all (gradient: as max()/max(dim), one dim at a time)."""
+    if dim is None:
+        return _maxmin(t, None, False, mode).reshape((1,) * t.ndim if keepdim else ())
+    axes = _rd.norm(dim, t.ndim)
+    out = t
+    for ax in sorted(axes, reverse=True):
+        out = _maxmin(out, ax, True, mode)[0]
+    return out if keepdim else out.reshape(tuple(s for i, s in enumerate(out.shape) if i not in axes))
 
 
 def _maxmin(t, dim, keepdim, mode):

@@ -271,3 +271,12 @@ def test_repr_shows_grad_state():
     x = gg.tensor([1.0, 2.0], requires_grad=True)
     assert "requires_grad=True" in repr(x) and "grad_fn=<MulBackward>" in repr(x * 2)
     assert "dtype=float64" in repr(gg.tensor([1.0], dtype=gg.float64)) and repr(gg.tensor([1])) == "tensor([1])"
+
+
+def test_amax_amin_over_several_dims_match_numpy_and_pass_gradcheck():
+    a = np.random.default_rng(3).standard_normal((2, 3, 4))
+    x = gg.tensor(a, requires_grad=True)
+    np.testing.assert_array_equal(to_np(x.amax((0, 2)).detach()), a.max((0, 2)))
+    np.testing.assert_array_equal(to_np(x.amin(-1, keepdim=True).detach()), a.min(-1, keepdims=True))
+    assert x.amax().item() == a.max()
+    assert gg.autograd.gradcheck(lambda t: t.amax((0, 2)), (x,))

@@ -1,19 +1,12 @@
 """Convolution and pooling layers: Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d."""
 from __future__ import annotations
 
-import math
-import numbers
 
 from . import functional as F
-from . import init
-from .layers import _empty
+from .layers import _empty, reset_weight_and_bias
 from .module import Module
 
 __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
-
-
-def _pair(v):
-    return (int(v), int(v)) if isinstance(v, numbers.Integral) else tuple(int(a) for a in v)
 
 
 class Conv2d(Module):
@@ -32,14 +25,15 @@ class Conv2d(Module):
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
-            if padding == "same" and _pair(stride) != (1, 1):
+            if padding == "same" and F._pair(stride, "stride") != (1, 1):
                 raise ValueError("padding='same' is not supported for strided convolutions")
         else:
-            padding = _pair(padding)
+            padding = F._pair(padding, "padding")
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', got {padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        self.kernel_size, self.stride, self.dilation = (F._pair(kernel_size, "kernel_size"), F._pair(stride, "stride"),
+                                                         F._pair(dilation, "dilation"))
         self.padding, self.groups, self.padding_mode = padding, int(groups), padding_mode
         self.weight = _empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size, device, dtype)
         if bias:
@@ -49,12 +43,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self.weight, self.bias)
 
     def forward(self, input):  # noqa: A002
         padding = self.padding

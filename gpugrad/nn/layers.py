@@ -40,18 +40,23 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        # NOTE: kaiming_uniform_ with a=sqrt(5) gives bound 1/sqrt(fan_in): PyTorch's default
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self.weight, self.bias)
 
     def forward(self, input):  # noqa: A002
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def reset_weight_and_bias(weight, bias):
+    """PyTorch's default initialisation of Linear and Conv layers: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    # NOTE: kaiming_uniform_ with a=sqrt(5) gives the bound 1/sqrt(fan_in)
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(bias, -bound, bound)
 
 
 class Flatten(Module):

@@ -13,7 +13,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend as _be
-from ..tensor import Tensor, as_dtype, is_floating
+from ..tensor import Tensor, as_dtype, is_floating, parse_to
 from .parameter import Buffer, Parameter
 
 __all__ = ["Module", "RemovableHandle"]
@@ -58,13 +58,7 @@ def _parse_to(args, kwargs):
     kwargs.pop("non_blocking", None)
     if kwargs:
         raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-    for a in args:
-        if isinstance(a, Tensor):
-            device, dtype = a.device, a.dtype
-        elif isinstance(a, _be.Device) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "auto")):
-            device = a
-        else:
-            dtype = a
+    device, dtype = parse_to(args, device, dtype)
     device = None if device is None else _be.device(device)
     dtype = as_dtype(dtype)
     if dtype is not None and not is_floating(dtype):

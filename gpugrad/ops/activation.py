@@ -181,10 +181,6 @@ _RELU, _SIGMOID, _TANH = _op("relu"), _op("sigmoid"), _op("tanh")
 
 # -- public functions (torch.nn.functional names, arguments and defaults) -----------------------------
 # NOTE: ``inplace`` is accepted for PyTorch compatibility; the result is always a new tensor.
-def _floatify(x):
-    return x if x.dtype.kind == "f" else x.float()
-
-
 def relu(input, inplace=False):  # noqa: A002
     if input.dtype.kind != "f":
         return _tensor.Tensor(input.xp.maximum(input.data, 0))  # NOTE: integer relu, as PyTorch (no gradient)
@@ -218,11 +214,11 @@ def mish(input, inplace=False):  # noqa: A002
 
 
 def sigmoid(input):  # noqa: A002
-    return _SIGMOID.apply(_floatify(input))
+    return _SIGMOID.apply(_tensor._floatify(input))
 
 
 def tanh(input):  # noqa: A002
-    return _TANH.apply(_floatify(input))
+    return _TANH.apply(_tensor._floatify(input))
 
 
 def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002

@@ -54,17 +54,13 @@ class RowReduce(Function):
         return out if keepdim else out.squeeze(axis)
 
 
-def _floatify(x):
-    return x if x.dtype.kind == "f" else x.float()
-
-
 def _implicit_dim(ndim):
     # NOTE: PyTorch's legacy rule for dim=None (it warns; we follow it silently), as nn.Softmax
     return 0 if ndim in (0, 1, 3) else 1
 
 
 def _rows(kind, input, dim, dtype):  # noqa: A002
-    x = _floatify(input) if dtype is None else input.type(dtype)
+    x = _tensor._floatify(input) if dtype is None else input.type(dtype)
     d = one_dim(_implicit_dim(x.ndim) if dim is None else dim, x.ndim)
     return RowReduce.apply(x, kind=kind, axis=d)
 
@@ -81,7 +77,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
 
 def logsumexp(input, dim, keepdim=False):  # noqa: A002
     """log(sum(exp(x))) over ``dim`` (an int or a tuple of ints; None: all), with the limits at +-inf."""
-    x = _floatify(input)
+    x = _tensor._floatify(input)
     axes = norm_dim(dim, x.ndim)
     if x.ndim == 0:
         return RowReduce.apply(x, kind="logsumexp", axis=0).reshape(())
