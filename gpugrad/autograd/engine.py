@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from heapq import heappop, heappush
 
+from ..backend import xp_of
 from . import function as _fn
 from .grad_mode import set_grad_enabled, state
 
@@ -58,7 +59,6 @@ def _as_grad(x, like, create_graph, what):
                     raise RuntimeError(f"gradient shape {tuple(x.shape)} does not match {what} shape {tuple(like.shape)}")
                 return x
             x = x.data
-        from ..backend import xp_of  # noqa: PLC0415
         g = xp_of(like.data).array(x, dtype=like.data.dtype, copy=True)  # NOTE: copied so .grad never aliases user arrays
         if g.shape != like.data.shape:
             raise RuntimeError(f"gradient shape {g.shape} does not match {what} shape {like.data.shape}")
@@ -68,13 +68,11 @@ def _as_grad(x, like, create_graph, what):
 
 
 def _ones_like(a):
-    from ..backend import xp_of  # noqa: PLC0415
     return xp_of(a).ones_like(a)
 
 
 def _check_finite(node, i, gi):
     data = gi.data if isinstance(gi, _fn._Tensor) else gi
-    from ..backend import xp_of  # noqa: PLC0415
     if not bool(xp_of(data).isfinite(data).all()):
         where = "".join(__import__("traceback").format_list(getattr(node, "trace", []) or [])) or \
             "  (forward was not recorded under detect_anomaly(); run the forward inside it too)\n"

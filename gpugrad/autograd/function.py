@@ -82,7 +82,7 @@ class Function:
         """The forward inputs: arrays in a first-order backward, Tensors in a create_graph one."""
         if self.graph:
             return self.inputs
-        return tuple(t.data for t in self.inputs)
+        return tuple([t.data for t in self.inputs])
 
     def result(self):
         """The forward output (requires ``save_output = True``), array or Tensor to match g."""

@@ -43,16 +43,15 @@ def _jacobians(fn, inputs, eps):
                 arr[at] = orig
                 num[:, k] = (fp - fm) / (2 * eps)
             ana = np.zeros((n_out, n_in))
-            for r in range(n_out):
-                go = np.zeros(n_out, dtype=out.dtype)
-                go[r] = 1
-                go = Tensor(out.xp.asarray(go.reshape(out.shape)))
-                o2 = _as_tuple(fn(*inputs))[oi]
-                if not o2.requires_grad:
-                    continue  # NOTE: a constant output (e.g. the gradient of a linear op) has a zero Jacobian
-                (g,) = grad(o2, x, go, allow_unused=True)
-                if g is not None:
-                    ana[r] = _numpy(g.data).astype(np.float64).reshape(-1)
+            o2 = _as_tuple(fn(*inputs))[oi]  # one forward; each Jacobian row is a backward through it
+            if o2.requires_grad:  # NOTE: else a constant output (e.g. a linear op's gradient): zero Jacobian
+                for r in range(n_out):
+                    go = np.zeros(n_out, dtype=out.dtype)
+                    go[r] = 1
+                    go = Tensor(out.xp.asarray(go.reshape(out.shape)))
+                    (g,) = grad(o2, x, go, retain_graph=True, allow_unused=True)
+                    if g is not None:
+                        ana[r] = _numpy(g.data).astype(np.float64).reshape(-1)
             result.append((oi, ii, num, ana))
     return result
 

@@ -43,20 +43,18 @@ class Activation(Function):
     the common call without parameters passes no keyword arguments through the hot path.
     """
     act = "relu"       # the activation (set on the per-activation subclasses)
-    from_y0 = True     # whether its backward reads the output, with default parameters
+    from_y = True      # whether the backward reads the output (class value: default parameters)
     kp = {}            # keyword parameters of this call, when given
 
     def forward(self, x, b=None, **params):
         name = self.act
         if params:
             self.kp = params
-            from_y = _saves_output(name, params)
+            self.from_y = _saves_output(name, params)  # NOTE: set on the node only when parameters change it
             y = _K.activation_fwd(name, x, **params) if b is None else _K.bias_act_fwd(name, x, b, **params)
         else:
-            from_y = self.from_y0
             y = _K.activation_fwd(name, x) if b is None else _K.bias_act_fwd(name, x, b)
-        self.from_y = from_y
-        self.s = y if from_y else x
+        self.s = y if self.from_y else x
         return y
 
     def backward(self, g):
@@ -83,7 +81,7 @@ def _op(name):
         def composite(x, b=None, **params):
             return comp(x if b is None else x + b, **params)
         cls = _OPS[name] = type(f"Activation_{name}", (Activation,), {
-            "act": name, "from_y0": _K.activation_saves(name) == "output", "composite": staticmethod(composite)})
+            "act": name, "from_y": _K.activation_saves(name) == "output", "composite": staticmethod(composite)})
     return cls
 
 
