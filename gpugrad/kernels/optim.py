@@ -28,10 +28,17 @@ register_kernels(_SOURCE, [f"gpugrad_{o}_step" for o in ("sgd", "adam", "rmsprop
 
 def state_dtype(param_dtype):
     """dtype of optimizer state for a parameter of ``param_dtype`` (float32 for float16)."""
+    r = _STATE_DT.get(param_dtype)
+    if r is not None:
+        return r
     dt = np.dtype(param_dtype)
     if dt not in FLOATS:
         raise TypeError(f"optimizers update floating-point parameters (float16/32/64), got dtype {dt}")
     return compute_dtype(dt)
+
+
+_STATE_DT = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float32): np.dtype(np.float32),
+             np.dtype(np.float64): np.dtype(np.float64)}  # NOTE: the common answers without np.dtype() parsing
 
 
 # -- argument checks shared by both paths ----------------------------------------------------------
@@ -120,9 +127,6 @@ def _np_finish(param, p):
 
 # -- SGD -------------------------------------------------------------------------------------------
 
-_PLAIN = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
              nesterov=False, maximize=False, first_step=False):
     """One SGD step (PyTorch semantics) in place.
@@ -130,12 +134,6 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     ``momentum_buffer`` is required when ``momentum != 0``; pass ``first_step=True`` on the step that
     initializes it (the buffer is then set to the gradient, without dampening).
     """
-    if (momentum == 0 and weight_decay == 0 and not maximize and xp_of(param) is np
-            and xp_of(grad) is np and grad.dtype == param.dtype and param.dtype in _PLAIN
-            and grad.shape == param.shape):
-        # NOTE: plain SGD on the CPU: the same p -= lr * g as below, without the general path's overhead
-        param -= float(lr) * grad
-        return
     xp = _check(param, grad, [("momentum_buffer", momentum_buffer)])
     has_mom = momentum != 0.0
     _require("momentum_buffer", momentum_buffer, has_mom)
