@@ -78,8 +78,8 @@ def gpugrad_step(ws, x, y, device="cpu"):
     layers = []
     for k, (w, b) in enumerate(ws):
         lin = nn.Linear(w.shape[1], w.shape[0])
-        lin.weight.data = gg.tensor(w, device=device).data
-        lin.bias.data = gg.tensor(b, device=device).data
+        lin.weight._data = gg.tensor(w, device=device)._data
+        lin.bias._data = gg.tensor(b, device=device)._data
         layers.append(lin)
         if k < len(ws) - 1:
             layers.append(nn.ReLU())

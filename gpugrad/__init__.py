@@ -98,7 +98,7 @@ def numel(x):
 
 
 def allclose(a, b, rtol=1e-5, atol=1e-8):
-    return bool(a.xp.allclose(a.data, b.data, rtol=rtol, atol=atol))
+    return bool(a.xp.allclose(a._data, b._data, rtol=rtol, atol=atol))
 
 
 def _lazy(name):

@@ -80,7 +80,7 @@ class _Encoder:
         if x is None or type(x) in (bool, int, float, str):
             return x
         if isinstance(x, Tensor):
-            node = {"tensor": self.array(x.data, x, where), "requires_grad": bool(x.requires_grad)}
+            node = {"tensor": self.array(x._data, x, where), "requires_grad": bool(x.requires_grad)}
             dev = str(x.device)
             if dev != "cpu":
                 node["device"] = dev
@@ -368,8 +368,8 @@ def load(f, map_location=None):
     # NOTE: devices are resolved only after the whole file has been read and checked.
     moves = [(t, _target(map_location, dev)) for t, dev in tensors]
     for t, dev in moves:
-        if dev != device_of(t.data):
-            t.data = to_device(t.data, dev)
+        if dev != device_of(t._data):
+            t._data = to_device(t._data, dev)
     return obj
 
 

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import backend as _be
-from .autograd import function as _function
+from .autograd import primitive as _function
 from .autograd.grad_mode import state as _state
 
 # -- dtypes (numpy dtype objects; PyTorch's names) ------------------------------------------------
@@ -65,14 +65,14 @@ def set_default_dtype(dt):
 
 
 class Tensor:
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_hooks", "__weakref__")
+    __slots__ = ("_data", "requires_grad", "grad", "_node", "_hooks", "__weakref__")
     __array_priority__ = 1000
     __array_ufunc__ = None  # NOTE: makes `ndarray * Tensor` defer to Tensor.__rmul__ instead of object arrays
 
     def __init__(self, data, requires_grad=False):
         if type(data) is not np.ndarray and isinstance(data, np.generic):
             data = np.asarray(data)  # NOTE: numpy ufuncs return scalars for 0-d input; keep arrays
-        self.data = data
+        self._data = data
         self.requires_grad = requires_grad
         self.grad = None
         self._node = None
@@ -81,28 +81,28 @@ class Tensor:
     # -- attributes ---------------------------------------------------------------------------------
     @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self):
-        return _be.device_of(self.data)
+        return _be.device_of(self._data)
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     def dim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self._data.shape if dim is None else self._data.shape[dim]
 
     def numel(self):
-        return int(self.data.size)
+        return int(self._data.size)
 
     nelement = numel
 
@@ -116,27 +116,27 @@ class Tensor:
 
     @property
     def is_cuda(self):
-        return type(self.data) is not np.ndarray
+        return type(self._data) is not np.ndarray
 
     @property
     def xp(self):
-        return _be.xp_of(self.data)
+        return _be.xp_of(self._data)
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self._data.shape[0]))
 
     def __hash__(self):
         return id(self)
 
     def __repr__(self):
-        data = self.data if type(self.data) is np.ndarray else self.data.get()
+        data = self._data if type(self._data) is np.ndarray else self._data.get()
         body = np.array2string(data, separator=", ", prefix="tensor(", precision=4)
         extra = []
         if str(self.device) != "cpu":
@@ -153,24 +153,24 @@ class Tensor:
     def numpy(self):
         if self.requires_grad and _state.grad_enabled:
             raise RuntimeError("Can't call numpy() on a Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        if type(self.data) is not np.ndarray:
+        if type(self._data) is not np.ndarray:
             raise TypeError(f"can't convert a {self.device} tensor to numpy; use tensor.cpu() first")
-        return self.data
+        return self._data
 
     def __array__(self, dtype=None, copy=None):
-        if type(self.data) is not np.ndarray:
+        if type(self._data) is not np.ndarray:
             raise TypeError(f"can't convert a {self.device} tensor to numpy; use tensor.cpu() first")
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             # NOTE: PyTorch raises RuntimeError here, and ValueError from float()/int() (below)
-            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar "
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar "
                                f"(shape {tuple(self.shape)}); item() needs a one-element tensor")
-        return self.data.reshape(()).item() if type(self.data) is np.ndarray else self.data.reshape(()).get().item()
+        return self._data.reshape(()).item() if type(self._data) is np.ndarray else self._data.reshape(()).get().item()
 
     def _scalar(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"only one element tensors can be converted to Python scalars (shape {tuple(self.shape)})")
         return self.item()
 
@@ -181,21 +181,21 @@ class Tensor:
         return int(self._scalar())
 
     def __bool__(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"Boolean value of a tensor with {self.data.size} elements is ambiguous")
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of a tensor with {self._data.size} elements is ambiguous")
         return bool(self.item())
 
     def __index__(self):
-        if self.dtype.kind not in "iub" or self.data.size != 1:
+        if self.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
     def tolist(self):
-        d = self.data if type(self.data) is np.ndarray else self.data.get()
+        d = self._data if type(self._data) is np.ndarray else self._data.get()
         return d.tolist()
 
     def detach(self):
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def detach_(self):
         self._node = None
@@ -234,7 +234,7 @@ class Tensor:
         dt = as_dtype(dtype)
         if dt == self.dtype:
             return self
-        return _ew.Cast.apply(self, dtype=dt) if is_floating(dt) else Tensor(self.data.astype(dt))
+        return _ew.Cast.apply(self, dtype=dt) if is_floating(dt) else Tensor(self._data.astype(dt))
 
     def float(self):
         return self.type(float32)
@@ -256,7 +256,7 @@ class Tensor:
 
     def clone(self):
         out = _sh.Alias.apply(self)
-        out.data = self.data.copy()  # NOTE: a clone owns its memory (Alias alone would share it)
+        out._data = self._data.copy()  # NOTE: a clone owns its memory (Alias alone would share it)
         return out
 
     # -- autograd -----------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ class Tensor:
 
         def _keep(g, t=self):
             # NOTE: copied (the array g may also flow on to another tensor's .grad); accumulates like a leaf's
-            g = Tensor(g.data.copy()) if not g.requires_grad else g
+            g = Tensor(g._data.copy()) if not g.requires_grad else g
             t.grad = g if t.grad is None else t.grad + g
         self.register_hook(_keep)
 
@@ -311,24 +311,24 @@ class Tensor:
 
     def __setitem__(self, idx, value):
         self._check_inplace()
-        self.data[_index(idx, self.data)] = value.data if isinstance(value, Tensor) else value
+        self._data[_index(idx, self._data)] = value._data if isinstance(value, Tensor) else value
 
     def zero_(self):
         self._check_inplace()
-        self.data[...] = 0
+        self._data[...] = 0
         return self
 
     def fill_(self, value):
         self._check_inplace()
-        self.data[...] = value
+        self._data[...] = value
         return self
 
     def copy_(self, src):
         self._check_inplace()
-        s = src.data if isinstance(src, Tensor) else src
+        s = src._data if isinstance(src, Tensor) else src
         if _be.xp_of(s) is not self.xp:
             raise RuntimeError(f"copy_: source is on {_be.device_of(s)}, destination on {self.device}")
-        self.data[...] = s
+        self._data[...] = s
         return self
 
     # -- arithmetic ---------------------------------------------------------------------------------
@@ -386,10 +386,10 @@ class Tensor:
 
     # -- comparisons (no gradient) -------------------------------------------------------------------
     def _cmp(self, o, op):
-        od = o.data if isinstance(o, Tensor) else o
+        od = o._data if isinstance(o, Tensor) else o
         if isinstance(o, Tensor):
             _check_same_device(self, o, op.__name__)
-        return Tensor(op(self.data, od))
+        return Tensor(op(self._data, od))
 
     def __lt__(self, o):
         return self._cmp(o, _op_lt)
@@ -412,7 +412,7 @@ class Tensor:
     def __invert__(self):
         if self.dtype != bool_:
             raise TypeError("~ is defined for bool tensors only")
-        return Tensor(~self.data)
+        return Tensor(~self._data)
 
     def __and__(self, o):
         return self._cmp(o, _op_and)
@@ -439,16 +439,16 @@ class Tensor:
         return self >= o
 
     def isnan(self):
-        return Tensor(self.xp.isnan(self.data))
+        return Tensor(self.xp.isnan(self._data))
 
     def isfinite(self):
-        return Tensor(self.xp.isfinite(self.data))
+        return Tensor(self.xp.isfinite(self._data))
 
     def all(self):
-        return Tensor(self.xp.asarray(self.data.all()))
+        return Tensor(self.xp.asarray(self._data.all()))
 
     def any(self):
-        return Tensor(self.xp.asarray(self.data.any()))
+        return Tensor(self.xp.asarray(self._data.any()))
 
     def argmax(self, dim=None, keepdim=False):
         return _argext(self, dim, keepdim, "argmax")
@@ -457,7 +457,7 @@ class Tensor:
         return _argext(self, dim, keepdim, "argmin")
 
     def sign(self):
-        return Tensor(self.xp.sign(self.data))
+        return Tensor(self.xp.sign(self._data))
 
     # -- unary math -----------------------------------------------------------------------------------
     def exp(self):
@@ -483,10 +483,10 @@ class Tensor:
 
     # NOTE: tanh/sigmoid/relu are the fused activations (gpugrad/ops/activation.py), called directly
     def tanh(self):
-        return _act._TANH.apply(self if self.data.dtype.kind == "f" else _floatify(self))
+        return _act._TANH.apply(self if self._data.dtype.kind == "f" else _floatify(self))
 
     def sigmoid(self):
-        return _act._SIGMOID.apply(self if self.data.dtype.kind == "f" else _floatify(self))
+        return _act._SIGMOID.apply(self if self._data.dtype.kind == "f" else _floatify(self))
 
     def relu(self):
         return _act.relu(self)
@@ -538,9 +538,9 @@ class Tensor:
         keepdim = keepdims if keepdims is not None else keepdim
         x = self if dtype is None else self.type(dtype)
         if not is_floating(x.dtype) and x.dtype != bool_:
-            return Tensor(x.xp.asarray(x.data.sum(axis=_rd.norm(dim, x.ndim), keepdims=keepdim)))
+            return Tensor(x.xp.asarray(x._data.sum(axis=_rd.norm(dim, x.ndim), keepdims=keepdim)))
         if x.dtype == bool_:
-            return Tensor(x.xp.asarray(x.data.sum(axis=_rd.norm(dim, x.ndim), keepdims=keepdim)))
+            return Tensor(x.xp.asarray(x._data.sum(axis=_rd.norm(dim, x.ndim), keepdims=keepdim)))
         return _rd.Sum.apply(x, axes=_rd.norm(dim, x.ndim), keepdim=keepdim)
 
     def mean(self, dim=None, keepdim=False, dtype=None):
@@ -605,14 +605,14 @@ class Tensor:
     # -- shape ------------------------------------------------------------------------------------------
     def reshape(self, *shape):
         shape = _shape_arg(shape)
-        if shape == self.data.shape:
+        if shape == self._data.shape:
             return self
         try:
-            target = np.empty(self.data.shape, dtype=np.bool_).reshape(shape).shape if -1 in shape else shape
+            target = np.empty(self._data.shape, dtype=np.bool_).reshape(shape).shape if -1 in shape else shape
         except ValueError:
             target = None
-        if target is None or int(np.prod(target)) != self.data.size:
-            raise RuntimeError(f"shape {list(shape)} is invalid for input of size {self.data.size} (shape {tuple(self.shape)})")
+        if target is None or int(np.prod(target)) != self._data.size:
+            raise RuntimeError(f"shape {list(shape)} is invalid for input of size {self._data.size} (shape {tuple(self.shape)})")
         return _sh.Reshape.apply(self, shape=tuple(target))
 
     view = reshape
@@ -708,7 +708,7 @@ class Tensor:
     broadcast_to = expand
 
     def __getitem__(self, idx):
-        return _sh.GetItem.apply(self, idx=_index(idx, self.data))
+        return _sh.GetItem.apply(self, idx=_index(idx, self._data))
 
     def split(self, split_size_or_sections, dim=0):
         return split(self, split_size_or_sections, dim)
@@ -743,7 +743,7 @@ def _function_apply_to(t, dev):
     return _ToDevice.apply(t, dev=dev)
 
 
-class _ToDevice(_function.Function):
+class _ToDevice(_function.Primitive):
     def forward(self, x, dev):
         self.src = _be.device_of(x)
         return _be.to_device(x, dev)
@@ -791,7 +791,7 @@ def _shape_arg(shape):
 
 
 def _check_same_device(a, b, what):
-    if type(a.data) is np.ndarray and type(b.data) is np.ndarray:
+    if type(a._data) is np.ndarray and type(b._data) is np.ndarray:
         return
     if a.device != b.device:
         raise RuntimeError(f"{what}: expected all tensors on the same device, got {a.device} and {b.device}; "
@@ -802,7 +802,7 @@ def _wrap(o, like):
     """Turn a Python number / array into a constant Tensor matching ``like`` (PyTorch promotion rules)."""
     if isinstance(o, Tensor):
         return o
-    ld = like.data
+    ld = like._data
     if isinstance(o, (bool, np.bool_)):
         dt = ld.dtype
     elif isinstance(o, (int, np.integer)):
@@ -826,7 +826,7 @@ def _binary(fn, a, b, true_div=False):
         a = _wrap(a, b)
     elif not isinstance(b, Tensor):
         b = _wrap(b, a)
-    da, db = a.data.dtype, b.data.dtype
+    da, db = a._data.dtype, b._data.dtype
     if da != db:
         fa, fb = is_floating(da), is_floating(db)
         if fa and not fb:
@@ -836,7 +836,7 @@ def _binary(fn, a, b, true_div=False):
         else:
             dt = np.promote_types(da, db)
             a, b = a.type(dt), b.type(dt)
-    if true_div and not is_floating(a.data.dtype):
+    if true_div and not is_floating(a._data.dtype):
         a, b = a.type(_default_dtype), b.type(_default_dtype)  # NOTE: int / int is a float, as PyTorch
     return fn.apply(a, b)
 
@@ -857,9 +857,9 @@ def _floatify(t):
 def _argext(t, dim, keepdim, fname):
     xp = t.xp
     if dim is None:
-        return Tensor(xp.asarray(getattr(xp, fname)(t.data.reshape(-1)), dtype=np.int64))
+        return Tensor(xp.asarray(getattr(xp, fname)(t._data.reshape(-1)), dtype=np.int64))
     d = _one(dim, t.ndim)
-    r = getattr(xp, fname)(t.data, axis=d, keepdims=keepdim)
+    r = getattr(xp, fname)(t._data, axis=d, keepdims=keepdim)
     return Tensor(r.astype(np.int64, copy=False))
 
 
@@ -886,7 +886,7 @@ def _extreme(t, dim, keepdim, mode):
 
 
 def _maxmin(t, dim, keepdim, mode):
-    if t.data.size == 0:
+    if t._data.size == 0:
         raise RuntimeError(f"{mode}(): cannot reduce an empty tensor")
     if dim is None:
         return _rd.MaxMin.apply(t, axis=None, idx=None, keepdim=False, mode=mode)
@@ -894,7 +894,7 @@ def _maxmin(t, dim, keepdim, mode):
     xp = t.xp
     if t.ndim == 0:
         return _MaxMinResult((t, Tensor(xp.zeros((), np.int64))))
-    idx = (xp.argmax if mode == "max" else xp.argmin)(t.data, axis=d, keepdims=True)
+    idx = (xp.argmax if mode == "max" else xp.argmin)(t._data, axis=d, keepdims=True)
     vals = _rd.MaxMin.apply(t, axis=d, idx=idx, keepdim=keepdim, mode=mode)
     return _MaxMinResult((vals, Tensor(idx if keepdim else idx.squeeze(d))))
 
@@ -907,7 +907,7 @@ def _index(idx, data):
     xp = None
     for i in idx:
         if isinstance(i, Tensor):
-            i = i.data
+            i = i._data
             if type(i) is not type(data):
                 raise RuntimeError(f"index tensor is on {_be.device_of(i)} but the indexed tensor is on "
                                    f"{_be.device_of(data)}")
@@ -947,7 +947,7 @@ def where(condition, input, other):  # noqa: A002
     ref = input if isinstance(input, Tensor) else other
     if not isinstance(ref, Tensor):
         raise TypeError("where: at least one of input/other must be a Tensor")
-    c = condition.data if isinstance(condition, Tensor) else _be.xp_of(ref.data).asarray(condition)
+    c = condition._data if isinstance(condition, Tensor) else _be.xp_of(ref._data).asarray(condition)
     if c.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {c.dtype}")
     a, b = _wrap(input, ref), _wrap(other, ref)
@@ -956,7 +956,7 @@ def where(condition, input, other):  # noqa: A002
             b.dtype if is_floating(b.dtype) and not is_floating(a.dtype) else np.promote_types(a.dtype, b.dtype))
         a, b = a.type(dt), b.type(dt)
     _check_same_device(a, b, "where")
-    if type(c) is not type(a.data):
+    if type(c) is not type(a._data):
         raise RuntimeError(f"where: condition is on {_be.device_of(c)} but the values are on {a.device}")
     return _ew.Where.apply(a, b, cond=c)
 
@@ -1048,12 +1048,12 @@ def one_hot(t, num_classes=-1):
     if t.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got {t.dtype}")
     xp = t.xp
-    if t.data.size and int(t.data.min()) < 0:
-        raise ValueError(f"one_hot: class values must be non-negative, got {int(t.data.min())}")
-    n = int(t.data.max()) + 1 if num_classes == -1 else num_classes
-    if t.data.size and int(t.data.max()) >= n:
-        raise ValueError(f"one_hot: class value {int(t.data.max())} is out of range for num_classes={n}")
-    return Tensor((t.data[..., None] == xp.arange(n)).astype(np.int64))
+    if t._data.size and int(t._data.min()) < 0:
+        raise ValueError(f"one_hot: class values must be non-negative, got {int(t._data.min())}")
+    n = int(t._data.max()) + 1 if num_classes == -1 else num_classes
+    if t._data.size and int(t._data.max()) >= n:
+        raise ValueError(f"one_hot: class value {int(t._data.max())} is out of range for num_classes={n}")
+    return Tensor((t._data[..., None] == xp.arange(n)).astype(np.int64))
 
 
 # -- creation -----------------------------------------------------------------------------------------
@@ -1077,7 +1077,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     dtype = as_dtype(dtype)
     dev = _be.device(device)
     if isinstance(data, Tensor):
-        arr = data.data
+        arr = data._data
     elif isinstance(data, np.ndarray) or type(data).__module__.startswith("cupy"):
         arr = data
     elif isinstance(data, np.generic):

@@ -23,5 +23,5 @@ def _seed():
 
 def to_np(t):
     """A Tensor's values as a numpy array (from any device)."""
-    d = t.data if isinstance(t, gg.Tensor) else t
+    d = t._data if isinstance(t, gg.Tensor) else t
     return d if isinstance(d, np.ndarray) else d.get()

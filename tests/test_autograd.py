@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gpugrad as gg
-from gpugrad.autograd import Function
+from gpugrad.autograd.primitive import Primitive
 
 from conftest import to_np
 
@@ -112,7 +112,7 @@ def test_repeated_indices_accumulate_in_backward(device):
 def test_diamond_graph_runs_each_node_once(device):
     calls = []
 
-    class Count(Function):
+    class Count(Primitive):
         def forward(self, x):
             return x * 1.0
 
@@ -252,10 +252,10 @@ def test_backward_inputs_and_autograd_backward(device):
     np.testing.assert_allclose(to_np(a.grad), [2.0])
     p, q = f64([1.0, 2.0], device), f64([3.0, 4.0], device)
     (p + q).sum().backward(inputs=[p, q])
-    p.grad.data *= 2  # writable, and not shared with q.grad
+    p.grad._data *= 2  # writable, and not shared with q.grad
     np.testing.assert_array_equal(to_np(q.grad), [1.0, 1.0])
     gp, gq = gg.autograd.grad((p + q).sum(), [p, q])
-    gp.data += 1
+    gp._data += 1
     np.testing.assert_array_equal(to_np(gq), [1.0, 1.0])
     a.grad = None
     gg.autograd.backward([(a * b).sum(), (a * a).sum()])
@@ -325,31 +325,31 @@ def test_retain_grad(device):
 def test_grad_never_aliases_another_grad_or_a_user_array(device):
     a, b = f64([1.0, 2.0], device), f64([3.0, 4.0], device)
     (a + b).sum().backward()
-    a.grad.data *= 5  # also checks the grad is writable (not a broadcast view)
+    a.grad._data *= 5  # also checks the grad is writable (not a broadcast view)
     np.testing.assert_array_equal(to_np(b.grad), [1.0, 1.0])
     a2, b2 = f64([1.0], device), f64([1.0], device)
     g = gg.tensor([2.0], dtype=gg.float64, device=device)
     (a2 + b2).backward(g)
-    a2.grad.data *= 3
+    a2.grad._data *= 3
     np.testing.assert_array_equal(to_np(b2.grad), [2.0])
     np.testing.assert_array_equal(to_np(g), [2.0])
     c = f64([2.0], device)
     c.backward(g)  # a leaf output: .grad must still be a copy
-    c.grad.data += 1
+    c.grad._data += 1
     np.testing.assert_array_equal(to_np(g), [2.0])
     # a retained non-leaf grad and a leaf grad from the same Add
     p, q = f64([1.0, 2.0], device), f64([3.0, 4.0], device)
     y = p.exp()
     y.retain_grad()
     (y + q).sum().backward()
-    q.grad.data *= 7
+    q.grad._data *= 7
     np.testing.assert_array_equal(to_np(y.grad), [1.0, 1.0])
     # a hook returning a tensor the user keeps
     keep = gg.tensor([5.0, 5.0], dtype=gg.float64, device=device)
     r = f64([0.0, 0.0], device)
     r.register_hook(lambda g: keep)
     r.sum().backward()
-    r.grad.data += 1
+    r.grad._data += 1
     np.testing.assert_array_equal(to_np(keep), [5.0, 5.0])
 
 
@@ -391,7 +391,7 @@ def test_without_anomaly_mode_nan_passes_silently_and_forward_outside_is_reporte
 
 
 # -- custom Functions ---------------------------------------------------------------------------------
-class FusedSoftplus(Function):
+class FusedSoftplus(Primitive):
     """A 'fused' op whose backward uses raw arrays; create_graph goes through the composite."""
     composite = staticmethod(lambda x: (x.exp() + 1).log())
 
@@ -399,7 +399,7 @@ class FusedSoftplus(Function):
         return np.log1p(np.exp(x))
 
     def backward(self, g):
-        x = self.inputs[0].data
+        x = self.inputs[0]._data
         return g / (1 + np.exp(-x))
 
 
@@ -414,7 +414,7 @@ def test_composite_gives_higher_order_gradients_of_a_fused_op():
 
 
 def test_function_with_several_inputs_and_none_gradient():
-    class ScaleBy(Function):
+    class ScaleBy(Primitive):
         def forward(self, x, s):
             return x * s
 

@@ -46,7 +46,7 @@ def test_clip_grad_norm_float16_accumulates_in_float32():
     assert total.dtype == np.float32
     assert float(total.item()) == pytest.approx(_np_norm(half, 2), rel=1e-5)
     assert all(p.grad.dtype == np.float16 for p in ps)
-    np.testing.assert_allclose(_np_norm([p.grad.data.astype(np.float64) for p in ps], 2), 1.0, rtol=2e-3)
+    np.testing.assert_allclose(_np_norm([p.grad._data.astype(np.float64) for p in ps], 2), 1.0, rtol=2e-3)
 
 
 def test_clip_grad_norm_skips_missing_grads_and_accepts_one_tensor():
@@ -58,28 +58,28 @@ def test_clip_grad_norm_skips_missing_grads_and_accepts_one_tensor():
     one = gg.tensor([3.0, 4.0], dtype="float64", requires_grad=True)
     one.grad = gg.tensor([3.0, 4.0], dtype="float64")
     assert float(clip_grad_norm_(one, 1.0).item()) == 5.0
-    np.testing.assert_allclose(one.grad.data, np.array([3.0, 4.0]) / (5.0 + 1e-6), rtol=1e-12)
+    np.testing.assert_allclose(one.grad._data, np.array([3.0, 4.0]) / (5.0 + 1e-6), rtol=1e-12)
     assert float(clip_grad_norm_([gg.tensor([1.0], requires_grad=True)], 1.0).item()) == 0.0  # no grads at all
 
 
 def test_clip_grad_norm_nonfinite():
     ps, _ = _params("cpu", "float64")
-    ps[0].grad.data[0, 0] = np.inf
+    ps[0].grad._data[0, 0] = np.inf
     with pytest.raises(RuntimeError, match="non-finite"):
         clip_grad_norm_(ps, 1.0, error_if_nonfinite=True)
-    assert np.isinf(ps[0].grad.data[0, 0])  # nothing was scaled
+    assert np.isinf(ps[0].grad._data[0, 0])  # nothing was scaled
     total = clip_grad_norm_(ps, 1.0)  # PyTorch semantics: scale by max_norm / inf = 0
     assert np.isinf(total.item())
-    assert np.isnan(ps[0].grad.data[0, 0]) and np.all(ps[1].grad.data == 0)
+    assert np.isnan(ps[0].grad._data[0, 0]) and np.all(ps[1].grad._data == 0)
 
 
 @pytest.mark.parametrize("clip", [0.0, 0.3, 5.0])
 def test_clip_grad_value(clip, device):
     ps, grads = _params(device, "float32")
-    arrays = [p.grad.data for p in ps]
+    arrays = [p.grad._data for p in ps]
     clip_grad_value_(ps, clip)
     for p, a, g in zip(ps, arrays, grads):
-        assert p.grad.data is a  # in place
+        assert p.grad._data is a  # in place
         np.testing.assert_allclose(to_np(p.grad), np.clip(g.astype(np.float32), -clip, clip), rtol=0, atol=0)
     with pytest.raises(ValueError, match="non-negative"):
         clip_grad_value_(ps, -1.0)

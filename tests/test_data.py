@@ -54,17 +54,17 @@ def test_digits_shapes_dtypes_range(split, n):
     x, y = ds.tensors
     assert len(ds) == n and x.shape == (n, 1, 8, 8) and y.shape == (n,)
     assert x.dtype == np.float32 and y.dtype == np.int64 and str(x.device) == "cpu"
-    assert float(x.data.min()) == 0.0 and float(x.data.max()) == 1.0
-    assert np.array_equal(x.data * 16, np.round(x.data * 16))  # exactly k/16
+    assert float(x._data.min()) == 0.0 and float(x._data.max()) == 1.0
+    assert np.array_equal(x._data * 16, np.round(x._data * 16))  # exactly k/16
     assert ds.classes == list(range(10))
     flat = load_digits(split, flatten=True).tensors[0]
-    assert flat.shape == (n, 64) and np.array_equal(flat.data, x.data.reshape(n, 64))
+    assert flat.shape == (n, 64) and np.array_equal(flat._data, x._data.reshape(n, 64))
     raw = load_digits(split, normalize=False).tensors[0]
-    assert raw.dtype == np.float32 and raw.data.max() == 16.0 and np.array_equal(raw.data / 16, x.data)
+    assert raw.dtype == np.float32 and raw._data.max() == 16.0 and np.array_equal(raw._data / 16, x._data)
 
 
 def test_digits_class_balance_and_split_consistency():
-    counts = {s: np.bincount(load_digits(s).tensors[1].data, minlength=10).tolist() for s in ("train", "test", "all")}
+    counts = {s: np.bincount(load_digits(s).tensors[1]._data, minlength=10).tolist() for s in ("train", "test", "all")}
     assert counts["all"] == ALL_COUNTS
     assert counts["test"] == [36] * 10
     assert counts["train"] == [c - 36 for c in ALL_COUNTS]
@@ -72,15 +72,15 @@ def test_digits_class_balance_and_split_consistency():
         te = f["test_idx"].astype(np.int64)
     xa, ya = load_digits("all").tensors
     xt, yt = load_digits("test").tensors
-    assert np.array_equal(xt.data, xa.data[te]) and np.array_equal(yt.data, ya.data[te])
-    assert ya.data[:20].tolist() == list(range(10)) * 2
-    assert (xa.data[0, 0, 0] * 16).tolist() == [0, 0, 5, 13, 9, 1, 0, 0]  # first row of the first image (a zero)
+    assert np.array_equal(xt._data, xa._data[te]) and np.array_equal(yt._data, ya._data[te])
+    assert ya._data[:20].tolist() == list(range(10)) * 2
+    assert (xa._data[0, 0, 0] * 16).tolist() == [0, 0, 5, 13, 9, 1, 0, 0]  # first row of the first image (a zero)
 
 
 def test_digits_returns_fresh_copies_and_rejects_bad_split():
     ds = load_digits("test")
-    ds.tensors[0].data[:] = 7.0
-    assert float(load_digits("test").tensors[0].data.max()) == 1.0
+    ds.tensors[0]._data[:] = 7.0
+    assert float(load_digits("test").tensors[0]._data.max()) == 1.0
     with pytest.raises(ValueError, match="split must be one of"):
         load_digits("validation")
 
@@ -96,9 +96,9 @@ def test_tensor_dataset_items():
     ds = _ds()
     assert len(ds) == 10
     x, y = ds[2]
-    assert isinstance(x, Tensor) and x.shape == (3,) and x.data.tolist() == [6, 7, 8]
-    assert isinstance(y, Tensor) and y.shape == () and int(y.data) == 20
-    assert ds[-1][1].data.item() == 90
+    assert isinstance(x, Tensor) and x.shape == (3,) and x._data.tolist() == [6, 7, 8]
+    assert isinstance(y, Tensor) and y.shape == () and int(y._data) == 20
+    assert ds[-1][1]._data.item() == 90
     with pytest.raises(IndexError, match="out of range"):
         ds[10]
     arr_ds = TensorDataset(np.zeros((4, 2)), np.ones(4))  # arrays are wrapped
@@ -119,19 +119,19 @@ def test_tensor_dataset_errors():
 # --------------------------------------------------------------------------------------- DataLoader
 
 def _rows(batches, k=1):
-    return np.concatenate([b[k].data for b in batches]).tolist()
+    return np.concatenate([b[k]._data for b in batches]).tolist()
 
 
 def test_loader_in_order_with_partial_last_batch():
     ds = _ds(10)
     dl = DataLoader(ds, batch_size=4)
     batches = list(dl)
-    assert len(dl) == 3 and [len(b[1].data) for b in batches] == [4, 4, 2]
+    assert len(dl) == 3 and [len(b[1]._data) for b in batches] == [4, 4, 2]
     assert all(isinstance(b, tuple) and len(b) == 2 and all(isinstance(t, Tensor) for t in b) for b in batches)
     assert _rows(batches) == [i * 10 for i in range(10)]
     assert batches[0][0].shape == (4, 3) and batches[0][0].dtype == np.float32 and not batches[0][0].requires_grad
-    batches[0][0].data[:] = -1  # batches are copies: the dataset is untouched
-    assert ds.tensors[0].data.min() == 0
+    batches[0][0]._data[:] = -1  # batches are copies: the dataset is untouched
+    assert ds.tensors[0]._data.min() == 0
 
 
 @pytest.mark.parametrize("n,bs,full,partial", [(10, 4, 2, 3), (8, 4, 2, 2), (3, 5, 0, 1), (0, 2, 0, 0)])
@@ -142,7 +142,7 @@ def test_loader_len_matches_iteration(n, bs, full, partial):
         a, b = DataLoader(ds, bs, shuffle, drop_last=True, **kw), DataLoader(ds, bs, shuffle, **kw)
         assert (len(a), len(b)) == (full, partial)
         assert (len(list(a)), len(list(b))) == (full, partial)
-        assert all(len(x[0].data) == bs for x in a)
+        assert all(len(x[0]._data) == bs for x in a)
 
 
 def test_loader_shuffle_seeded_reproducible_and_new_each_epoch():
@@ -161,7 +161,7 @@ def test_loader_shuffle_seeded_reproducible_and_new_each_epoch():
     assert _rows(DataLoader(ds, batch_size=8, shuffle=True, seed=124)) != e1
     # rows stay together: x[i] goes with y[i]
     b = next(iter(dl))
-    assert np.array_equal(b[0].data[:, 0], b[1].data * 3 / 10)
+    assert np.array_equal(b[0]._data[:, 0], b[1]._data * 3 / 10)
 
 
 def test_loader_shuffle_without_seed_follows_manual_seed():
@@ -217,26 +217,26 @@ def test_loader_generic_dataset_collates_per_item():
     batches = list(dl)
     assert len(batches) == 3
     x, y = batches[0]
-    assert x.shape == (2, 2) and x.dtype == np.float32 and x.data.tolist() == [[0, 0], [1, 1]]
-    assert y.dtype == np.int64 and y.data.tolist() == [0, 1]
-    assert batches[2][1].data.tolist() == [16]
+    assert x.shape == (2, 2) and x.dtype == np.float32 and x._data.tolist() == [[0, 0], [1, 1]]
+    assert y.dtype == np.int64 and y._data.tolist() == [0, 1]
+    assert batches[2][1]._data.tolist() == [16]
     shuffled = DataLoader(_Squares(6), batch_size=6, shuffle=True, seed=3)
-    assert next(iter(shuffled))[1].data.tolist() == [int(i) ** 2 for i in np.random.default_rng(3).permutation(6)]
+    assert next(iter(shuffled))[1]._data.tolist() == [int(i) ** 2 for i in np.random.default_rng(3).permutation(6)]
     # a subclass that overrides __getitem__ is not fancy-indexed
     class Plus1(TensorDataset):
         def __getitem__(self, i):
             x, y = super().__getitem__(i)
-            return x, Tensor(y.data + 1)
+            return x, Tensor(y._data + 1)
     assert _rows(DataLoader(Plus1(*_ds(3).tensors), batch_size=2)) == [1, 11, 21]
 
 
 def test_default_collate_types_and_errors():
     b = default_collate([{"a": 1.5, "b": True, "s": "x"}, {"a": 2.5, "b": False, "s": "y"}])
-    assert b["a"].dtype == np.float64 and b["a"].data.tolist() == [1.5, 2.5]
+    assert b["a"].dtype == np.float64 and b["a"]._data.tolist() == [1.5, 2.5]
     assert b["b"].dtype == np.bool_ and b["s"] == ["x", "y"]
     assert default_collate([np.int16(3), np.int16(4)]).dtype == np.int16
     t = default_collate([Tensor(np.ones(2)), Tensor(np.zeros(2))])
-    assert t.shape == (2, 2) and t.data.tolist() == [[1, 1], [0, 0]]
+    assert t.shape == (2, 2) and t._data.tolist() == [[1, 1], [0, 0]]
     assert isinstance(default_collate([[1, 2], [3, 4]]), list)
     with pytest.raises(ValueError, match="different shapes"):
         default_collate([np.ones(2), np.ones(3)])
@@ -250,7 +250,7 @@ def test_default_collate_types_and_errors():
 def test_subset_and_random_split():
     ds = _ds(10)
     sub = Subset(ds, [9, 0, -2])
-    assert len(sub) == 3 and int(sub[0][1].data) == 90
+    assert len(sub) == 3 and int(sub[0][1]._data) == 90
     assert _rows(DataLoader(sub, batch_size=2)) == [90, 0, 80]
     assert _rows(DataLoader(Subset(sub, [2, 0]), batch_size=5)) == [80, 90]  # nested subsets
     with pytest.raises(IndexError):
@@ -270,7 +270,7 @@ def test_digits_through_loader():
     seen = np.zeros(10, dtype=int)
     for x, y in dl:
         assert x.shape[1:] == (1, 8, 8)
-        seen += np.bincount(y.data, minlength=10)
+        seen += np.bincount(y._data, minlength=10)
     assert len(dl) == 6 and seen.tolist() == [36] * 10
 
 
@@ -282,7 +282,7 @@ def test_loader_iterates_on_the_tensors_device():
         kw = {"seed": 5} if shuffle else {}
         for (xc, yc), (xg, yg) in zip(DataLoader(cpu, 50, shuffle, **kw), DataLoader(gpu, 50, shuffle, **kw)):
             assert str(xg.device) == "cuda:0" and str(yg.device) == "cuda:0"
-            assert np.array_equal(xg.data.get(), xc.data) and np.array_equal(yg.data.get(), yc.data)
+            assert np.array_equal(xg._data.get(), xc._data) and np.array_equal(yg._data.get(), yc._data)
 
 
 # ---------------------------------------------------------------------------------------------- IDX
@@ -353,9 +353,9 @@ def test_load_mnist(tmp_path, layout, gz):
     tr = load_mnist(tmp_path)
     x, y = tr.tensors
     assert len(tr) == 5 and x.shape == (5, 1, 4, 5) and x.dtype == np.float32 and y.dtype == np.int64
-    assert np.array_equal(x.data[:, 0], ref["train"][0] / np.float32(255)) and y.data.tolist() == ref["train"][1].tolist()
+    assert np.array_equal(x._data[:, 0], ref["train"][0] / np.float32(255)) and y._data.tolist() == ref["train"][1].tolist()
     te = load_mnist(tmp_path, train=False, flatten=True, normalize=False)
-    assert te.tensors[0].shape == (3, 20) and te.tensors[0].data.max() == ref["t10k"][0].max()
+    assert te.tensors[0].shape == (3, 20) and te.tensors[0]._data.max() == ref["t10k"][0].max()
 
 
 def test_load_mnist_errors(tmp_path):

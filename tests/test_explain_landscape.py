@@ -71,13 +71,13 @@ def test_random_directions_restore_the_model(device):
     m.train()
     x = gg.tensor(np.random.randn(6, 1, 4, 4), device=device)
     y = gg.tensor(np.random.randint(0, 3, 6), device=device)
-    arrays = {n: p.data for n, p in m.named_parameters()}
+    arrays = {n: p._data for n, p in m.named_parameters()}
     copies = {n: to_np(p.detach()).copy() for n, p in m.named_parameters()}
     buffers = {n: to_np(b).copy() for n, b in m.named_buffers()}
     res = loss_landscape(m, _ce, (x, y), steps=5, seed=3)
     assert m.training
     for n, p in m.named_parameters():
-        assert p.data is arrays[n]
+        assert p._data is arrays[n]
         np.testing.assert_array_equal(to_np(p.detach()), copies[n])
     for n, b in m.named_buffers():
         np.testing.assert_array_equal(to_np(b), buffers[n])
@@ -104,7 +104,7 @@ def test_2d_slice_values_and_batches(device):
     a, b = res.alphas[0], res.betas[2]  # (-0.5, 0.5)
     with gg.no_grad():
         for n, p in m.named_parameters():
-            p.data = p.data + a * d1[n].data + b * d2[n].data
+            p._data = p._data + a * d1[n]._data + b * d2[n]._data
     expect = float(_ce(m(x), y).item())
     assert res.losses[0, 2] == pytest.approx(expect, rel=1e-10)
 
@@ -117,7 +117,7 @@ def test_interpolation_between_two_checkpoints(device):
     b = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
                       nn.Linear(48, 5), nn.ReLU(), nn.Linear(5, 3)).to(device, "float64")
     sa, sb = a.state_dict(), b.state_dict()
-    sa = {k: v.data.copy() for k, v in sa.items()}
+    sa = {k: v._data.copy() for k, v in sa.items()}
     res = loss_landscape(a, _ce, (x, y), mode="interpolate", start=sa, end=sb, steps=3)
     a.eval()
     b.eval()
@@ -128,7 +128,7 @@ def test_interpolation_between_two_checkpoints(device):
     mid = _cnn(device)
     with gg.no_grad():
         for (n, p), (_, q) in zip(mid.named_parameters(), b.named_parameters()):
-            p.data = 0.5 * sa[n] + 0.5 * q.data
+            p._data = 0.5 * sa[n] + 0.5 * q._data
     mid.eval()
     assert res.losses[1] == pytest.approx(float(_ce(mid(x), y).item()), rel=1e-12)
     with pytest.raises(ValueError, match="needs end"):

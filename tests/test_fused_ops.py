@@ -96,7 +96,7 @@ def test_activation_saves_what_the_kernel_names(fname, params, kname, kinks, dev
     x = T(data((3, 4)), device)
     y = getattr(F, fname)(x, **params)
     want = activation_saves(kname, **params)
-    assert (y.grad_fn.s is y.data) == (want == "output") and (y.grad_fn.s is x.data) == (want == "input")
+    assert (y.grad_fn.s is y._data) == (want == "output") and (y.grad_fn.s is x._data) == (want == "input")
     assert y.grad_fn.from_y == (want == "output")
 
 
@@ -269,4 +269,4 @@ def test_softmax_node_keeps_only_the_output(device):
     x = T(data((3, 4)), device)
     y = F.softmax(x, 1)
     arrays = [v for k, v in vars(y.grad_fn).items() if k != "inputs" and hasattr(v, "shape")]
-    assert len(arrays) == 1 and arrays[0] is y.data
+    assert len(arrays) == 1 and arrays[0] is y._data

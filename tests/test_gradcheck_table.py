@@ -237,7 +237,7 @@ def test_gradgradcheck(row, device):
 
 
 def test_gradcheck_catches_a_wrong_backward():
-    class BadSquare(gg.autograd.Function):
+    class BadSquare(gg.autograd.Primitive):
         def forward(self, x):
             return x * x
 
@@ -251,13 +251,13 @@ def test_gradcheck_catches_a_wrong_backward():
 
 
 def test_gradgradcheck_catches_a_backward_that_is_not_differentiable():
-    class OpaqueSquare(gg.autograd.Function):
+    class OpaqueSquare(gg.autograd.Primitive):
         def forward(self, x):
             return x * x
 
         def backward(self, g):  # wrong in create_graph mode: the result is a constant, not a graph
-            x = self.inputs[0].data
-            gd = g.data if isinstance(g, gg.Tensor) else g
+            x = self.inputs[0]._data
+            gd = g._data if isinstance(g, gg.Tensor) else g
             return gg.Tensor(gd * x * 2) if isinstance(g, gg.Tensor) else gd * x * 2
 
     x = gg.tensor([0.5, -1.0], dtype=gg.float64, requires_grad=True)

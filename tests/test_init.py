@@ -30,9 +30,9 @@ def test_fan_in_and_fan_out():
 
 def test_kaiming_uniform_bound_and_std(device):
     w = gg.empty(256, 64, 3, 3, device=device)
-    data_obj = w.data
+    data_obj = w._data
     assert init.kaiming_uniform_(w, a=0.1, nonlinearity="leaky_relu") is w
-    assert w.data is data_obj  # in place
+    assert w._data is data_obj  # in place
     bound = init.calculate_gain("leaky_relu", 0.1) * math.sqrt(3 / (64 * 9))
     v = to_np(w)
     assert np.abs(v).max() <= bound and np.abs(v).max() > 0.99 * bound

@@ -109,7 +109,7 @@ def test_batchnorm_running_stats_closed_form(momentum, device):
 
 def test_batchnorm_train_eval(device):
     bn = nn.BatchNorm1d(3, device=device, dtype="float64")
-    bn.weight.data[...] = bn.weight.xp.asarray([1.0, 2.0, 0.5])
+    bn.weight._data[...] = bn.weight.xp.asarray([1.0, 2.0, 0.5])
     x = T(rnd(5, 3) * 3 + 1, device)
     y = to_np(bn(x).detach())
     xn = to_np(x.detach())
@@ -142,7 +142,7 @@ def test_batchnorm_no_tracking_no_affine(device):
 def test_layernorm_groupnorm_modules(device):
     ln = nn.LayerNorm((2, 3), device=device, dtype="float64")
     assert ln.weight.shape == ln.bias.shape == (2, 3)
-    ln.weight.data[...] = ln.weight.xp.asarray(rnd(2, 3, seed=4))
+    ln.weight._data[...] = ln.weight.xp.asarray(rnd(2, 3, seed=4))
     x = T(rnd(2, 2, 3), device)
     xn = to_np(x.detach())
     mu, var = xn.mean((1, 2), keepdims=True), xn.var((1, 2), keepdims=True)
@@ -186,7 +186,7 @@ def test_embedding_module(device):
     assert not pre.weight.requires_grad
     np.testing.assert_allclose(to_np(pre(gg.tensor([2], device=device))), rnd(3, 2)[[2]], rtol=1e-6)
     mn = nn.Embedding(3, 2, max_norm=1.0, device=device)
-    mn.weight.data[...] = mn.weight.xp.asarray([[3.0, 4.0], [0.3, 0.4], [6.0, 8.0]])
+    mn.weight._data[...] = mn.weight.xp.asarray([[3.0, 4.0], [0.3, 0.4], [6.0, 8.0]])
     mn(gg.tensor([0, 1], device=device))
     np.testing.assert_allclose(np.linalg.norm(to_np(mn.weight.detach()), axis=1), [1.0, 0.5, 10.0], rtol=1e-5)
 

@@ -31,11 +31,11 @@ def test_parameter_basics():
     assert isinstance(p, gg.Tensor) and p.requires_grad and p.is_leaf
     assert repr(p).startswith("Parameter containing:\ntensor([1., 2.]")
     t = gg.zeros(3)
-    assert nn.Parameter(t).data is t.data  # shares, no copy
+    assert nn.Parameter(t)._data is t._data  # shares, no copy
     assert not nn.Parameter(t, requires_grad=False).requires_grad
     assert nn.Parameter().shape == (0,)
     q = copy.deepcopy(p)
-    assert isinstance(q, nn.Parameter) and q.data is not p.data and q.requires_grad
+    assert isinstance(q, nn.Parameter) and q._data is not p._data and q.requires_grad
     assert type(p * 2) is gg.Tensor
 
 
@@ -129,12 +129,12 @@ def test_to_dtype_in_place_keeps_parameter_identity(device):
 # ------------------------------------------------------------------------------------------ state dict
 def test_state_dict_round_trip(tmp_path):
     a, b = Net(), Net()
-    a.steps.data[...] = 5
+    a.steps._data[...] = 5
     sd = a.state_dict()
     assert isinstance(sd, OrderedDict)
     assert list(sd) == ["scale", "steps", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]  # 'cache' not persistent
     assert all(not v.requires_grad for v in sd.values())
-    assert sd["fc1.weight"].data is a.fc1.weight.data  # detached, shared
+    assert sd["fc1.weight"]._data is a.fc1.weight._data  # detached, shared
     w_before = b.fc1.weight
     res = b.load_state_dict(sd)
     assert res.missing_keys == [] and res.unexpected_keys == [] and "All keys matched" in repr(res)
@@ -268,5 +268,5 @@ def test_deepcopy_module():
     a = Net()
     b = copy.deepcopy(a)
     assert b.fc1.weight is not a.fc1.weight and isinstance(b.fc1.weight, nn.Parameter)
-    b.fc1.weight.data[...] = 0
+    b.fc1.weight._data[...] = 0
     assert float(abs(a.fc1.weight).sum().item()) > 0

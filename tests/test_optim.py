@@ -118,10 +118,10 @@ def _run(cls, kw, dtype, p0, G, device="cpu"):
     traj = []
     for gk in G:
         for p, g in zip(params, gk):
-            cur = gg.tensor(p.data).numpy().astype(np.float64) if device == "cpu" else p.data.get().astype(np.float64)
+            cur = gg.tensor(p._data).numpy().astype(np.float64) if device == "cpu" else p._data.get().astype(np.float64)
             p.grad = gg.tensor(_grad_fn(g, cur), dtype=dtype, device=device)
         opt.step()
-        traj.append([np.array(p.data.get() if device != "cpu" else p.data, dtype=np.float64) for p in params])
+        traj.append([np.array(p._data.get() if device != "cpu" else p._data, dtype=np.float64) for p in params])
     return params, opt, traj
 
 
@@ -176,7 +176,7 @@ def test_constant_gradient_closed_form(name, make):
     for _ in range(7):
         p.grad = gg.tensor(g, dtype="float64")
         opt.step()
-    np.testing.assert_allclose(p.data, p0 - _const_grad_closed_form(name, g, 7, 0.1), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(p._data, p0 - _const_grad_closed_form(name, g, 7, 0.1), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("cls,kw", [(SGD, dict(lr=0.05, momentum=0.9)), (Adam, dict(lr=0.05)),
@@ -206,7 +206,7 @@ def test_optimizer_equals_array_functions(opt_name):
                 rmsprop=lambda: RMSprop([p], lr=0.01, momentum=0.5, centered=True),
                 adagrad=lambda: Adagrad([p], lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1))[opt_name]
     opt = make()
-    data_id = id(p.data)
+    data_id = id(p._data)
     x = x0.copy()
     z = lambda v=0.0: np.full_like(x0, v)
     st = dict(sgd=[z()], adam=[z(), z(), z()], rmsprop=[z(), z(), z()], adagrad=[z(0.1)])[opt_name]
@@ -221,8 +221,8 @@ def test_optimizer_equals_array_functions(opt_name):
             K.rmsprop_step(x, g, st[0], st[1], st[2], lr=0.01, alpha=0.99, eps=1e-8, momentum=0.5, centered=True)
         else:
             K.adagrad_step(x, g, st[0], step=t, lr=0.1, lr_decay=0.01, eps=1e-10)
-        np.testing.assert_array_equal(p.data, x)
-    assert id(p.data) == data_id  # updated in place, not reassigned
+        np.testing.assert_array_equal(p._data, x)
+    assert id(p._data) == data_id  # updated in place, not reassigned
 
 
 def test_centered_rmsprop_clamps_negative_variance():
@@ -253,13 +253,13 @@ def test_param_groups_have_their_own_options():
         for q in (*body, head):
             q.grad = gg.tensor(np.full(q.shape, 2.0, dtype=np.float32))
         opt.step()
-    np.testing.assert_allclose(body[0].data, 1 - 2 * 1e-4 * 2, rtol=1e-6)
-    np.testing.assert_allclose(head.data, 1 - 1e-2 * 2 - 1e-2 * (0.5 * 2 + 2), rtol=1e-6)  # b1 = g, b2 = 0.5 g + g
+    np.testing.assert_allclose(body[0]._data, 1 - 2 * 1e-4 * 2, rtol=1e-6)
+    np.testing.assert_allclose(head._data, 1 - 1e-2 * 2 - 1e-2 * (0.5 * 2 + 2), rtol=1e-6)  # b1 = g, b2 = 0.5 g + g
     extra = gg.tensor(np.zeros(2), requires_grad=True)
     opt.add_param_group({"params": [extra], "lr": 0.5})
     extra.grad = gg.tensor(np.ones(2, dtype=np.float32))
     opt.step()
-    np.testing.assert_allclose(extra.data, -0.5)
+    np.testing.assert_allclose(extra._data, -0.5)
 
 
 def test_skips_params_without_grad_and_zero_grad():
@@ -267,12 +267,12 @@ def test_skips_params_without_grad_and_zero_grad():
     opt = Adam([a, b], lr=0.1)
     a.grad = gg.tensor([1.0, -1.0])
     opt.step()
-    np.testing.assert_allclose(a.data, [0.9, 2.1], rtol=1e-6)
-    np.testing.assert_array_equal(b.data, [3.0])
+    np.testing.assert_allclose(a._data, [0.9, 2.1], rtol=1e-6)
+    np.testing.assert_array_equal(b._data, [3.0])
     assert b not in opt.state and opt.state[a]["step"] == 1
-    g_arr = a.grad.data
+    g_arr = a.grad._data
     opt.zero_grad(set_to_none=False)
-    assert a.grad.data is g_arr and np.all(g_arr == 0) and b.grad is None
+    assert a.grad._data is g_arr and np.all(g_arr == 0) and b.grad is None
     opt.zero_grad()
     assert a.grad is None
 
@@ -290,7 +290,7 @@ def test_step_closure_reevaluates_loss_with_grad_enabled():
     with gg.no_grad():
         loss = opt.step(closure)
     assert float(loss.item()) == pytest.approx(10.0)
-    np.testing.assert_allclose(p.data, [1.5, -0.5])  # p - 0.25 * 2p
+    np.testing.assert_allclose(p._data, [1.5, -0.5])  # p - 0.25 * 2p
 
 
 @pytest.mark.parametrize("cls,kw", [(SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
@@ -305,7 +305,7 @@ def test_state_dict_round_trip_continues_identically(cls, kw, via, tmp_path):
 
     def step(opt, params, gk):
         for p, g in zip(params, gk):
-            p.grad = gg.tensor(_grad_fn(g, p.data.astype(np.float64)), dtype="float32")
+            p.grad = gg.tensor(_grad_fn(g, p._data.astype(np.float64)), dtype="float32")
         opt.step()
 
     for gk in G[:3]:
@@ -317,7 +317,7 @@ def test_state_dict_round_trip_continues_identically(cls, kw, via, tmp_path):
         sd = gg.load(tmp_path / "opt.ckpt")
     else:
         sd = copy.deepcopy(sd)
-    pb = [gg.tensor(p.data.copy(), requires_grad=True) for p in pa]
+    pb = [gg.tensor(p._data.copy(), requires_grad=True) for p in pa]
     b = cls([{"params": pb[:2]}, {"params": pb[2:]}], **kw)
     b.load_state_dict(sd)
     assert b.param_groups[1]["lr"] == kw["lr"] / 2
@@ -325,10 +325,10 @@ def test_state_dict_round_trip_continues_identically(cls, kw, via, tmp_path):
         step(a, pa, gk)
         step(b, pb, gk)
     for x, y in zip(pa, pb):
-        np.testing.assert_array_equal(x.data, y.data)
+        np.testing.assert_array_equal(x._data, y._data)
     some = next(v for v in a.state[pa[0]].values() if isinstance(v, gg.Tensor))
     other = next(v for v in b.state[pb[0]].values() if isinstance(v, gg.Tensor))
-    assert some.data is not other.data  # loading copies the state
+    assert some._data is not other._data  # loading copies the state
 
 
 def test_load_state_dict_errors():
@@ -658,5 +658,5 @@ def test_training_a_linear_model_converges():
         gg.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
         sched.step()
-    np.testing.assert_allclose(model.weight.data.reshape(-1), w_true.reshape(-1), atol=2e-2)
-    np.testing.assert_allclose(model.bias.data, [0.25], atol=2e-2)
+    np.testing.assert_allclose(model.weight._data.reshape(-1), w_true.reshape(-1), atol=2e-2)
+    np.testing.assert_allclose(model.bias._data, [0.25], atol=2e-2)

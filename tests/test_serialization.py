@@ -23,7 +23,7 @@ def same(a, b):
     """Exact equality of saved/loaded structures, types included."""
     if isinstance(a, Tensor):
         return (type(b) is Tensor and a.dtype == b.dtype and a.shape == b.shape and a.requires_grad == b.requires_grad
-                and np.array_equal(a.data, b.data, equal_nan=a.dtype.kind in "fc"))
+                and np.array_equal(a._data, b._data, equal_nan=a.dtype.kind in "fc"))
     if isinstance(a, np.ndarray):
         return (type(b) is np.ndarray and a.dtype == b.dtype and a.shape == b.shape
                 and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
@@ -83,7 +83,7 @@ def test_round_trip_nested_state(tmp_path):
 def test_dtypes_round_trip(tmp_path, dtype):
     a = (np.arange(-3, 9).reshape(3, 4) % 5 - 1).astype(dtype)
     out = roundtrip({"t": Tensor(a), "a": a, "s": a[1, 2]}, tmp_path)
-    assert out["t"].dtype == np.dtype(dtype) and np.array_equal(out["t"].data, a)
+    assert out["t"].dtype == np.dtype(dtype) and np.array_equal(out["t"]._data, a)
     assert out["a"].dtype == np.dtype(dtype) and np.array_equal(out["a"], a)
     assert out["s"].dtype == np.dtype(dtype) and out["s"] == a[1, 2]
 
@@ -94,9 +94,9 @@ def test_odd_layouts_and_shapes(tmp_path):
            Tensor(np.ones((2, 0, 1), np.float16))]
     out = roundtrip(obj, tmp_path)
     assert same(obj, out)
-    assert all((o.data if isinstance(o, Tensor) else o).flags.writeable for o in out)  # optimizers update in place
-    out[0].data += 1
-    assert out[0].data[0, 0] == 1
+    assert all((o._data if isinstance(o, Tensor) else o).flags.writeable for o in out)  # optimizers update in place
+    out[0]._data += 1
+    assert out[0]._data[0, 0] == 1
 
 
 def test_shared_objects_stay_shared_and_bytes_are_deterministic(tmp_path):
@@ -118,7 +118,7 @@ def test_file_objects_and_map_location(tmp_path):
     for loc in (None, "cpu", backend.device("cpu"), {"cuda:0": "cpu"}):
         buf.seek(0)
         w = load(buf, map_location=loc)["w"]
-        assert str(w.device) == "cpu" and w.data.tolist() == [0, 1, 2]
+        assert str(w.device) == "cpu" and w._data.tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="unknown device"):
         load(buf, map_location="tpu")
     with pytest.raises(FileNotFoundError):
@@ -138,9 +138,9 @@ def test_cuda_tensors_come_back_on_cpu_unless_mapped(tmp_path):
     t = Tensor(cp.arange(4, dtype=cp.float32), requires_grad=True)
     save({"t": t}, tmp_path / "g.gg")
     cpu = load(tmp_path / "g.gg")["t"]
-    assert str(cpu.device) == "cpu" and cpu.data.tolist() == [0, 1, 2, 3] and cpu.requires_grad
+    assert str(cpu.device) == "cpu" and cpu._data.tolist() == [0, 1, 2, 3] and cpu.requires_grad
     gpu = load(tmp_path / "g.gg", map_location="cuda")["t"]
-    assert str(gpu.device) == "cuda:0" and gpu.data.get().tolist() == [0, 1, 2, 3]
+    assert str(gpu.device) == "cuda:0" and gpu._data.get().tolist() == [0, 1, 2, 3]
     assert str(load(tmp_path / "g.gg", map_location={"cuda:0": "cuda:0"})["t"].device) == "cuda:0"
 
 
@@ -177,14 +177,14 @@ def test_optimizer_state_dict_round_trip(tmp_path):
     (p * p).sum().backward()
     opt.step()
     save(opt.state_dict(), tmp_path / "o.gg")
-    q = Tensor(p.data.copy(), requires_grad=True)
+    q = Tensor(p._data.copy(), requires_grad=True)
     opt2 = gg.optim.Adam([q], lr=0.5)
     opt2.load_state_dict(load(tmp_path / "o.gg"))
     a, b = opt.state_dict(), opt2.state_dict()
     assert b["param_groups"][0]["lr"] == 0.1 and b["param_groups"][0]["betas"] == (0.9, 0.999)
     assert b["state"][0]["step"] == a["state"][0]["step"] == 1
-    assert np.array_equal(b["state"][0]["exp_avg"].data, a["state"][0]["exp_avg"].data)
-    assert np.allclose(b["state"][0]["exp_avg"].data, [0.2, -0.4, 0.6])
+    assert np.array_equal(b["state"][0]["exp_avg"]._data, a["state"][0]["exp_avg"]._data)
+    assert np.allclose(b["state"][0]["exp_avg"]._data, [0.2, -0.4, 0.6])
 
 
 def test_module_state_dict_round_trip(tmp_path):
@@ -196,7 +196,7 @@ def test_module_state_dict_round_trip(tmp_path):
     sd, sd2 = m.state_dict(), m2.state_dict()
     assert list(sd) == list(sd2) == ["weight", "bias"]
     for k in sd:
-        assert np.array_equal(sd[k].data, sd2[k].data)
+        assert np.array_equal(sd[k]._data, sd2[k]._data)
 
 
 # ------------------------------------------------------------------------------------------ atomic writes
@@ -221,7 +221,7 @@ def test_failed_save_leaves_old_file_intact(tmp_path, bad, err, msg):
     with pytest.raises(err, match=msg):
         save(bad, p)
     assert p.read_bytes() == before and os.listdir(tmp_path) == ["keep.gg"]
-    assert load(p)["v"].data.tolist() == [0, 1, 2, 3]
+    assert load(p)["v"]._data.tolist() == [0, 1, 2, 3]
 
 
 def test_cycle_is_refused(tmp_path):

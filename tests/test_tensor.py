@@ -125,7 +125,7 @@ def test_numpy_arrays_on_the_left_defer_to_the_tensor():
 def test_clone_owns_memory_and_is_differentiable():
     x = gg.tensor([1.0, 2.0], requires_grad=True)
     c = x.clone()
-    assert not np.shares_memory(c.data, x.data) and c.requires_grad and not c.is_leaf
+    assert not np.shares_memory(c._data, x._data) and c.requires_grad and not c.is_leaf
     (c * 3).sum().backward()
     np.testing.assert_allclose(to_np(x.grad), [3.0, 3.0])
     p = gg.tensor([1.0])
@@ -205,7 +205,7 @@ def test_sum_mean_dims_and_keepdim(device):
 
 def test_float16_sum_accumulates_in_float32():
     x = gg.full((4096,), 1.0, dtype=gg.float16) + gg.tensor(np.linspace(0, 1e-3, 4096).astype(np.float16))
-    exact = np.float32(x.data.astype(np.float64).sum())
+    exact = np.float32(x._data.astype(np.float64).sum())
     s = x.sum()
     assert s.dtype == gg.float16 and abs(float(s) - exact) <= 4  # float16 spacing at 4096 is 4
 

@@ -1,11 +1,11 @@
 """``gg.autograd``: gradients of anything with respect to anything, checks and anomaly detection."""
 from __future__ import annotations
 
-from .function import Function
+from .primitive import Primitive  # the internal array-level layer (see docs/contracts.md)
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled, state as _state
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
-__all__ = ["grad", "backward", "Function", "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly",
+__all__ = ["grad", "backward", "Function", "Primitive", "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly",
            "set_detect_anomaly", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
 
 

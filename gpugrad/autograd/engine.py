@@ -10,7 +10,7 @@ from __future__ import annotations
 from heapq import heappop, heappush
 
 from ..backend import xp_of
-from . import function as _fn
+from . import primitive as _fn
 from .grad_mode import set_grad_enabled, state
 
 _FREED = ("Trying to backward through the graph a second time (or to use saved values after they were "
@@ -48,21 +48,21 @@ def _as_grad(x, like, create_graph, what):
     """Validate/convert a user-given gradient for ``like``."""
     T = _fn._Tensor
     if x is None:
-        if like.data.size != 1:
+        if like._data.size != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs; {what} has shape "
                                f"{tuple(like.shape)}: pass gradient= (backward) or grad_outputs= (autograd.grad)")
-        g = _ones_like(like.data)
+        g = _ones_like(like._data)
     else:
         if isinstance(x, T):
             if create_graph:
                 if tuple(x.shape) != tuple(like.shape):
                     raise RuntimeError(f"gradient shape {tuple(x.shape)} does not match {what} shape {tuple(like.shape)}")
                 return x
-            x = x.data
-        g = xp_of(like.data).array(x, dtype=like.data.dtype, copy=True)  # NOTE: copied so .grad never aliases user arrays
-        if g.shape != like.data.shape:
-            raise RuntimeError(f"gradient shape {g.shape} does not match {what} shape {like.data.shape}")
-        if type(g) is not type(like.data):
+            x = x._data
+        g = xp_of(like._data).array(x, dtype=like._data.dtype, copy=True)  # NOTE: copied so .grad never aliases user arrays
+        if g.shape != like._data.shape:
+            raise RuntimeError(f"gradient shape {g.shape} does not match {what} shape {like._data.shape}")
+        if type(g) is not type(like._data):
             raise RuntimeError(f"gradient is on a different device than {what} ({like.device})")
     return T(g) if create_graph else g
 
@@ -72,7 +72,7 @@ def _ones_like(a):
 
 
 def _check_finite(node, i, gi):
-    data = gi.data if isinstance(gi, _fn._Tensor) else gi
+    data = gi._data if isinstance(gi, _fn._Tensor) else gi
     if not bool(xp_of(data).isfinite(data).all()):
         where = "".join(__import__("traceback").format_list(getattr(node, "trace", []) or [])) or \
             "  (forward was not recorded under detect_anomaly(); run the forward inside it too)\n"
@@ -111,7 +111,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         else:
             n = t._node
             grads[n] = g if n not in grads else grads[n] + g
-    # NOTE: nodes run in decreasing creation order (Function.seq): every consumer of a node was
+    # NOTE: nodes run in decreasing creation order (Primitive.seq): every consumer of a node was
     # created after it, so when a node comes off the heap all gradient for it has arrived. No
     # separate topological sort is needed for backward(); autograd.grad still walks the graph to
     # prune nodes that lead to none of its inputs.
@@ -178,7 +178,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
                     continue
                 if anomaly:
                     _check_finite(node, i, gi)
-                if gi.shape != t.data.shape:
+                if gi.shape != t._data.shape:
                     _bad_shape(node, i, gi, t)
                 n = t._node
                 if n is None:
@@ -225,7 +225,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         elif create_graph or t.grad.requires_grad:
             t.grad = t.grad + g
         else:
-            t.grad.data = t.grad.data + g.data
+            t.grad._data = t.grad._data + g._data
     return None
 
 
@@ -259,5 +259,5 @@ def _run_hooks(hooks, g, create_graph):
                 raise TypeError(f"a gradient hook must return a Tensor or None, got {type(r).__name__}")
             if tuple(r.shape) != tuple(gt.shape):
                 raise RuntimeError(f"hook returned a gradient of shape {tuple(r.shape)}, expected {tuple(gt.shape)}")
-            g = r if isinstance(g, T) else r.data.copy()  # NOTE: a copy: r may be a tensor the user keeps
+            g = r if isinstance(g, T) else r._data.copy()  # NOTE: a copy: r may be a tensor the user keeps
     return g

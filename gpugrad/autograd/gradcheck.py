@@ -31,15 +31,15 @@ def _jacobians(fn, inputs, eps):
             x = inputs[ii]
             n_in = x.numel()
             num = np.zeros((n_out, n_in))
-            arr = x.data
+            arr = x._data
             for k in range(n_in):
                 # NOTE: index the array itself (not a reshape, which copies a non-contiguous array)
                 at = np.unravel_index(k, arr.shape) if arr.ndim else ()
                 orig = arr[at].copy()
                 arr[at] = orig + eps
-                fp = _numpy(_as_tuple(fn(*inputs))[oi].data).astype(np.float64).reshape(-1)
+                fp = _numpy(_as_tuple(fn(*inputs))[oi]._data).astype(np.float64).reshape(-1)
                 arr[at] = orig - eps
-                fm = _numpy(_as_tuple(fn(*inputs))[oi].data).astype(np.float64).reshape(-1)
+                fm = _numpy(_as_tuple(fn(*inputs))[oi]._data).astype(np.float64).reshape(-1)
                 arr[at] = orig
                 num[:, k] = (fp - fm) / (2 * eps)
             ana = np.zeros((n_out, n_in))
@@ -51,7 +51,7 @@ def _jacobians(fn, inputs, eps):
                     go = Tensor(out.xp.asarray(go.reshape(out.shape)))
                     (g,) = grad(o2, x, go, retain_graph=True, allow_unused=True)
                     if g is not None:
-                        ana[r] = _numpy(g.data).astype(np.float64).reshape(-1)
+                        ana[r] = _numpy(g._data).astype(np.float64).reshape(-1)
             result.append((oi, ii, num, ana))
     return result
 

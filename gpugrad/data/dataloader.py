@@ -107,7 +107,7 @@ def default_collate(batch):
         raise ValueError("default_collate: empty batch")
     elem = batch[0]
     if isinstance(elem, Tensor):
-        return _stack([b.data for b in batch])
+        return _stack([b._data for b in batch])
     if isinstance(elem, np.ndarray) or type(elem).__module__.startswith("cupy"):
         return _stack(batch)
     if isinstance(elem, np.generic):

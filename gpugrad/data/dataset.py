@@ -56,7 +56,7 @@ class TensorDataset(Dataset):
         if not -n <= index < n:
             raise IndexError(f"index {index} is out of range for a TensorDataset of {n} samples")
         # NOTE: `[index, ...]` keeps a 0-d *array* (not a NumPy scalar) for 1-d tensors.
-        return tuple(Tensor(t.data[index, ...]) for t in self.tensors)
+        return tuple(Tensor(t._data[index, ...]) for t in self.tensors)
 
     def __len__(self):
         return self.tensors[0].shape[0]
@@ -136,5 +136,5 @@ def _fast_arrays(dataset):
         index_map = dataset.indices if index_map is None else dataset.indices[index_map]
         dataset = dataset.dataset
     if isinstance(dataset, TensorDataset) and type(dataset).__getitem__ is TensorDataset.__getitem__:
-        return [t.data for t in dataset.tensors], index_map
+        return [t._data for t in dataset.tensors], index_map
     return None

@@ -34,12 +34,12 @@ def target_index(target, n, xp, out=None):
     if target is None:
         if out is None:
             raise ValueError("target=None needs the model output to pick the predicted class")
-        d = out.data
+        d = out._data
         if d.ndim == 1 or (d.ndim == 2 and d.shape[1] == 1):
             return None
         return xp.asarray(d.reshape(d.shape[0], -1).argmax(axis=1), dtype=np.int64)
     if isinstance(target, Tensor):
-        target = target.data
+        target = target._data
     if isinstance(target, (int, np.integer)):
         return xp.full((n,), int(target), dtype=np.int64)
     arr = target if (isinstance(target, np.ndarray) or type(target).__module__.startswith("cupy")) \
@@ -55,7 +55,7 @@ def target_index(target, n, xp, out=None):
 
 def select_mask(out, tgt):
     """A gradient seed (an array shaped like ``out``) that selects each sample's target score."""
-    d = out.data
+    d = out._data
     xp = out.xp
     if tgt is None:
         return xp.ones_like(d)
@@ -72,7 +72,7 @@ def select_mask(out, tgt):
 
 def target_scores(out, tgt):
     """Each sample's target score as an array (N,) (no graph)."""
-    d = out.data
+    d = out._data
     return (d * select_mask(out, tgt)).reshape(d.shape[0], -1).sum(axis=1)
 
 
@@ -104,7 +104,7 @@ def input_grad(model, x, tgt_arg, extra_hooks=None):
             raise TypeError(f"the model must return a Tensor, got {type(out).__name__}")
         tgt = target_index(tgt_arg, x.shape[0], x.xp, out)
         if not out.requires_grad:
-            return Tensor(x.xp.zeros_like(x.data)), out.detach()
+            return Tensor(x.xp.zeros_like(x._data)), out.detach()
         (g,) = _grad(out, xr, grad_outputs=Tensor(select_mask(out, tgt)), allow_unused=True,
                      materialize_grads=True)
     return g, out.detach()

@@ -29,7 +29,7 @@ def saliency(model, x, target=None, abs=True):  # noqa: A002
     x = as_input(x)
     with eval_mode(model):
         g, _ = input_grad(model, x, target)
-    return Tensor(x.xp.abs(g.data)) if abs else g
+    return Tensor(x.xp.abs(g._data)) if abs else g
 
 
 def gradient_x_input(model, x, target=None):
@@ -38,7 +38,7 @@ def gradient_x_input(model, x, target=None):
     x = as_input(x)
     with eval_mode(model):
         g, _ = input_grad(model, x, target)
-    return Tensor(g.data * x.data)
+    return Tensor(g._data * x._data)
 
 
 input_x_gradient = gradient_x_input
@@ -67,7 +67,7 @@ def smoothgrad(model, x, target=None, n_samples=50, noise_level=0.15, seed=None,
     if internal_batch_size is not None and int(internal_batch_size) < 1:
         raise ValueError(f"internal_batch_size must be a positive int, got {internal_batch_size}")
     x = as_input(x)
-    xp, d = x.xp, x.data
+    xp, d = x.xp, x._data
     n, k = d.shape[0], int(n_samples)
     flat = d.reshape(n, -1)
     sigma = (noise_level * (flat.max(axis=1) - flat.min(axis=1))).astype(d.dtype) if flat.shape[1] else \
@@ -86,7 +86,7 @@ def smoothgrad(model, x, target=None, n_samples=50, noise_level=0.15, seed=None,
             noise = rng.standard_normal((m,) + d.shape).astype(d.dtype, copy=False)
             xs = (d[None] + noise * sigma[None]).reshape((m * n,) + d.shape[1:])
             g, _ = input_grad(model, Tensor(xs), None if tgt is None else xp.tile(tgt, m))
-            g = g.data.reshape((m,) + d.shape)
+            g = g._data.reshape((m,) + d.shape)
             s1 += g.sum(axis=0)
             s2 += (g * g).sum(axis=0)
     mean = s1 / k
@@ -143,12 +143,12 @@ def _gauss_legendre(n):
 
 
 def _baseline(baseline, x):
-    xp, d = x.xp, x.data
+    xp, d = x.xp, x._data
     if baseline is None:
         return xp.zeros_like(d)
     if isinstance(baseline, (int, float, np.number)):
         return xp.full_like(d, baseline)
-    b = baseline.data if isinstance(baseline, Tensor) else baseline
+    b = baseline._data if isinstance(baseline, Tensor) else baseline
     if type(b) is not type(d):
         raise RuntimeError(f"the baseline is on a different device than the input ({x.device})")
     try:
@@ -171,7 +171,7 @@ def integrated_gradients(model, x, target=None, baseline=None, n_steps=50, metho
     zero for the exact integral, so it measures the quadrature error.
     """
     x = as_input(x)
-    xp, d = x.xp, x.data
+    xp, d = x.xp, x._data
     n = d.shape[0]
     alphas, weights = ig_steps(n_steps, method)
     b = _baseline(baseline, x)
@@ -196,7 +196,7 @@ def integrated_gradients(model, x, target=None, baseline=None, n_steps=50, metho
                 shp = (m,) + (1,) * d.ndim
                 pts = (bs[None] + a.reshape(shp) * ds[None]).reshape((m * ns,) + d.shape[1:])
                 g, _ = input_grad(model, Tensor(pts), None if ts is None else xp.tile(ts, m))
-                acc += (g.data.reshape((m, ns) + d.shape[1:]) * w.reshape(shp)).sum(axis=0)
+                acc += (g._data.reshape((m, ns) + d.shape[1:]) * w.reshape(shp)).sum(axis=0)
             total[sblk] = acc
         attr = diff * total
         if not return_convergence_delta:

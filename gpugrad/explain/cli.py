@@ -51,7 +51,7 @@ def explain_main(checkpoint, method="saliency", index=0, out_png="explain.png", 
     from ..autograd.grad_mode import no_grad  # noqa: PLC0415
     with no_grad():
         logits = model(x)
-    pred = int(logits.data.argmax())
+    pred = int(logits._data.argmax())
     tgt = pred if target is None else int(target)
     if method == "saliency":
         att = saliency(model, x, tgt)
@@ -67,9 +67,9 @@ def explain_main(checkpoint, method="saliency", index=0, out_png="explain.png", 
         att = grad_cam(model, x, tgt, layer=lname)
     else:
         att = lrp(model, x, tgt, rule=rule)
-    a = att.data if isinstance(att.data, __import__("numpy").ndarray) else att.data.get()
+    a = att._data if isinstance(att._data, __import__("numpy").ndarray) else att._data.get()
     title = f"{method}: label {int(label.item())}, predicted {pred}, target {tgt}"
-    plot_attribution(x.data if dev.type == "cpu" else x.data.get(), a, out_png, title=title)
+    plot_attribution(x._data if dev.type == "cpu" else x._data.get(), a, out_png, title=title)
     return {"path": str(out_png), "label": int(label.item()), "prediction": pred, "target": tgt, "method": method,
             "attribution": a[0]}
 

@@ -28,7 +28,7 @@ def _interp_matrix(n_out, n_in):
 
 def upsample_bilinear(maps, size):
     """Bilinearly resize arrays/Tensors ``(..., h, w)`` to ``size=(H, W)`` (half-pixel centres)."""
-    d = maps.data if isinstance(maps, Tensor) else maps
+    d = maps._data if isinstance(maps, Tensor) else maps
     xp = Tensor(d).xp
     H, W = size
     h, w = d.shape[-2:]
@@ -85,7 +85,7 @@ def grad_cam(model, x, target=None, layer=None, relu=True, upsample=True):
         with enable_grad():
             (ga,) = _grad(out, act, grad_outputs=Tensor(select_mask(out, tgt)), allow_unused=True,
                           materialize_grads=True)
-    a, g = act.data, ga.data
+    a, g = act._data, ga._data
     alpha = g.mean(axis=(2, 3), keepdims=True)
     cam = (alpha * a).sum(axis=1, keepdims=True)
     if relu:
@@ -94,7 +94,7 @@ def grad_cam(model, x, target=None, layer=None, relu=True, upsample=True):
         if x.ndim != 4:
             raise ValueError(f"grad_cam: cannot upsample to an input of shape {tuple(x.shape)}; pass upsample=False "
                              "or give (N, C, H, W) images")
-        cam = upsample_bilinear(cam, x.shape[-2:]).data
+        cam = upsample_bilinear(cam, x.shape[-2:])._data
     return Tensor(cam)
 
 
@@ -114,7 +114,7 @@ def guided_backprop(model, x, target=None):
                       "(functional relu calls are not guided)", stacklevel=2)
 
     def clamp_grad(g):
-        return Tensor(g.xp.maximum(g.data, 0))
+        return Tensor(g.xp.maximum(g._data, 0))
 
     def hook(module, inputs, output):
         if isinstance(output, Tensor) and output.requires_grad:
@@ -137,7 +137,7 @@ def guided_grad_cam(model, x, target=None, layer=None):
         tgt = target_index(target, x.shape[0], x.xp, forward(model, x) if target is None else None)
     cam = grad_cam(model, x, tgt, layer)
     gb = guided_backprop(model, x, tgt)
-    return Tensor(gb.data * cam.data)
+    return Tensor(gb._data * cam._data)
 
 
 def last_conv_layer(model):

@@ -64,7 +64,7 @@ def filter_normalized_direction(model, seed=None, norm="filter"):
     rng = _random.generator("cpu") if seed is None else np.random.default_rng(seed)
     out = {}
     for name, p in _named_params(model):
-        d = p.data
+        d = p._data
         xp = _be.xp_of(d)
         if d.ndim <= 1:
             out[name] = Tensor(xp.zeros_like(d))
@@ -114,11 +114,11 @@ def _arrays_from(src, names, params, what):
         if name not in sd:
             raise KeyError(f"loss_landscape: {what} has no entry for parameter {name!r}")
         v = sd[name]
-        a = v.data if isinstance(v, Tensor) else v
-        if tuple(a.shape) != tuple(p.data.shape):
+        a = v._data if isinstance(v, Tensor) else v
+        if tuple(a.shape) != tuple(p._data.shape):
             raise ValueError(f"loss_landscape: {what}[{name!r}] has shape {tuple(a.shape)}, the model's "
-                             f"parameter has {tuple(p.data.shape)}")
-        out[name] = _be.to_device(_be.xp_of(a).asarray(a, dtype=p.data.dtype), _be.device_of(p.data))
+                             f"parameter has {tuple(p._data.shape)}")
+        out[name] = _be.to_device(_be.xp_of(a).asarray(a, dtype=p._data.dtype), _be.device_of(p._data))
     return out
 
 
@@ -151,7 +151,7 @@ def loss_landscape(model, loss_fn, data, mode="random", dims=1, steps=21, span=N
     named = _named_params(model)
     names = [n for n, _ in named]
     params = [p for _, p in named]
-    originals = [p.data for p in params]
+    originals = [p._data for p in params]
     center = originals if start is None else [_arrays_from(start, names, params, "start")[n] for n in names]
     batches = _batches(data)
     if mode == "interpolate":
@@ -180,11 +180,11 @@ def loss_landscape(model, loss_fn, data, mode="random", dims=1, steps=21, span=N
                     v = center[k]
                     for c, d in zip(coef, dirs):
                         v = v + d[k] * v.dtype.type(c)
-                    p.data = v
+                    p._data = v
                 losses[idx] = _mean_loss(model, loss_fn, batches)
     finally:
         for p, a in zip(params, originals):
-            p.data = a
+            p._data = a
     dir_tensors = [{n: Tensor(a) for n, a in zip(names, d)} for d in dirs]
     return Landscape(mode=mode, alphas=grid, losses=losses, betas=grid.copy() if dims == 2 else None,
                      directions=dir_tensors)

@@ -63,12 +63,12 @@ def _propagate(fn, terms, R, stab, xp):
         for t, (_, w, b) in zip(ins, terms):
             zk = fn(t, None if w is None else Tensor(w), None if b is None else Tensor(b))
             z = zk if z is None else z + zk
-    s = stab(z.data, R)
-    gs = _grad(z, ins, grad_outputs=Tensor(s.astype(z.data.dtype, copy=False)), allow_unused=True,
+    s = stab(z._data, R)
+    gs = _grad(z, ins, grad_outputs=Tensor(s.astype(z._data.dtype, copy=False)), allow_unused=True,
                materialize_grads=True)
     out = None
     for (a, _, _), g in zip(terms, gs):
-        part = a * g.data
+        part = a * g._data
         out = part if out is None else out + part
     return out
 
@@ -154,7 +154,7 @@ class ZBox(Rule):
 
     def propagate(self, fn, a, w, b, R, xp):
         def bound(v):
-            v = v.data if isinstance(v, Tensor) else v
+            v = v._data if isinstance(v, Tensor) else v
             return xp.broadcast_to(xp.asarray(v, dtype=a.dtype), a.shape)
         lo, hi = bound(self.low), bound(self.high)
         terms = [(a, w, None), (-lo, xp.maximum(w, 0), None), (-hi, xp.minimum(w, 0), None)]
@@ -284,16 +284,16 @@ class _Layer:
         """Weight/bias arrays (new arrays; BatchNorm folded in) and ``fn(a, w, b)``."""
         m = self.module
         if self.kind == "linear":
-            self.w = m.weight.data
-            self.b = None if getattr(m, "bias", None) is None else m.bias.data
+            self.w = m.weight._data
+            self.b = None if getattr(m, "bias", None) is None else m.bias._data
             self.fn = lambda a, w, b: _LinearFn.apply(a, w) if b is None else _LinearFn.apply(a, w, b)
         elif self.kind == "conv2d":
             from ..nn import functional as F  # noqa: PLC0415
             if getattr(m, "padding_mode", "zeros") != "zeros":
                 raise LRPUnsupportedLayerError(f"LRP: Conv2d layer {self.name!r} uses padding_mode="
                                                f"{m.padding_mode!r}; only zero padding is supported")
-            self.w = m.weight.data
-            self.b = None if getattr(m, "bias", None) is None else m.bias.data
+            self.w = m.weight._data
+            self.b = None if getattr(m, "bias", None) is None else m.bias._data
             st, pd, dl, gr = m.stride, m.padding, m.dilation, m.groups
             self.fn = lambda a, w, b: F.conv2d(a, w, b, stride=st, padding=pd, dilation=dl, groups=gr)
 
@@ -313,13 +313,13 @@ def _bn_affine(bn, name):
     if rm is None or rv is None:
         raise LRPUnsupportedLayerError(f"LRP: BatchNorm layer {name!r} has no running statistics "
                                        "(track_running_stats=False), so it cannot be folded")
-    mean, var = rm.data, rv.data
+    mean, var = rm._data, rv._data
     xp = Tensor(mean).xp
     w = getattr(bn, "weight", None)
     b = getattr(bn, "bias", None)
-    scale = (1 if w is None else w.data) / xp.sqrt(var + bn.eps)
+    scale = (1 if w is None else w._data) / xp.sqrt(var + bn.eps)
     scale = xp.asarray(scale, dtype=mean.dtype) * xp.ones_like(mean)
-    shift = (0 if b is None else b.data) - mean * scale
+    shift = (0 if b is None else b._data) - mean * scale
     return scale, shift
 
 
@@ -368,10 +368,10 @@ def _chain(model, x):
                 raise LRPUnsupportedLayerError(f"LRP: {type(m).__name__} layer {name!r} is only supported as the last layer")
             continue
         if kind == "bn" and layers and layers[-1].kind in ("linear", "conv2d") and not layers[-1].folded:
-            layers[-1].fold(m, name, o.data)
+            layers[-1].fold(m, name, o._data)
             layers[-1].folded = True
             continue
-        L = _Layer(name, m, kind, inp.data, o.data)
+        L = _Layer(name, m, kind, inp._data, o._data)
         L.folded = False
         if kind in ("linear", "conv2d"):
             L.affine()
@@ -414,7 +414,7 @@ def _winner(mod, a, R):
         z = mod(ar)
     (g,) = _grad(z, ar, grad_outputs=Tensor(R.astype(a.dtype, copy=False)), allow_unused=True,
                  materialize_grads=True)
-    return g.data
+    return g._data
 
 
 class LRP:
@@ -430,7 +430,7 @@ class LRP:
         with eval_mode(self.model):
             layers, top = _chain(self.model, x)
             tgt = target_index(target, x.shape[0], xp, top)
-            R = top.data * select_mask(top, tgt)
+            R = top._data * select_mask(top, tgt)
             rels = [("output", Tensor(R))]
             first = next((i for i, L in enumerate(layers) if L.kind in ("linear", "conv2d")), None)
             for i in range(len(layers) - 1, -1, -1):

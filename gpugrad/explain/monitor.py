@@ -92,14 +92,14 @@ class GradientMonitor:
         key = id(p)
 
         def hook(g):
-            d = g.data
+            d = g._data
             prev = self._pending.get(key)
             # NOTE: a copy, so in-place changes to .grad afterwards (clipping, zero_grad) do not alter it
             self._pending[key] = d.copy() if prev is None else prev + d
         return hook
 
     def _snapshot(self):
-        self._prev = {id(p): p.data.copy() for plist in self.layers.values() for _, p in plist}
+        self._prev = {id(p): p._data.copy() for plist in self.layers.values() for _, p in plist}
 
     def remove(self):
         """Take the hooks off the parameters."""
@@ -139,7 +139,7 @@ class GradientMonitor:
             g2 = p2 = u2 = q2 = None
             got = False
             for _, p in self.layers[name]:
-                d = p.data
+                d = p._data
                 xp = xp_of(d)
                 d64 = d.astype(np.float64, copy=False)
                 p2 = _acc(p2, (d64 * d64).sum())

@@ -177,7 +177,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     cols = _conv.im2col(x, k, s, pads, d, value=-math.inf)  # (C, KH, KW, N, OH, OW)
     oh, ow = cols.shape[-2:]
     cols = cols.reshape(c, k[0] * k[1], n, oh, ow)
-    idx = _conv.window_argmax(cols.data, 1)
+    idx = _conv.window_argmax(cols._data, 1)
     y = _MaxMin.apply(cols, axis=1, idx=idx, keepdim=False, mode="max").permute(1, 0, 2, 3)
     if unbatched:
         y = y.squeeze(0)
@@ -260,17 +260,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if training and running_mean is not None:
             with no_grad():
                 m = float(momentum)
-                rm, rv = running_mean.data, running_var.data
-                rm[...] = (1 - m) * rm + m * mean.data.reshape(c).astype(rm.dtype, copy=False)
-                unb = var.data.reshape(c) * (count / max(count - 1, 1))
+                rm, rv = running_mean._data, running_var._data
+                rm[...] = (1 - m) * rm + m * mean._data.reshape(c).astype(rm.dtype, copy=False)
+                unb = var._data.reshape(c) * (count / max(count - 1, 1))
                 rv[...] = (1 - m) * rv + m * unb.astype(rv.dtype, copy=False)
         scale = (var + eps).rsqrt()
         if weight is not None:
             scale = scale * weight.reshape(bshape)
         y = xc * scale
     else:
-        inv = Tensor((running_var.data.astype(input.dtype, copy=False) + eps) ** -0.5)
-        rm = Tensor(running_mean.data.astype(input.dtype, copy=False))
+        inv = Tensor((running_var._data.astype(input.dtype, copy=False) + eps) ** -0.5)
+        rm = Tensor(running_mean._data.astype(input.dtype, copy=False))
         scale = inv if weight is None else inv * weight
         y = (input - rm.reshape(bshape)) * scale.reshape(bshape)
     if bias is not None:
@@ -345,7 +345,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     """
     if scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding: scale_grad_by_freq and sparse gradients are not supported")
-    idx = input.data if isinstance(input, Tensor) else weight.xp.asarray(input)
+    idx = input._data if isinstance(input, Tensor) else weight.xp.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
     num = weight.shape[0]
@@ -357,7 +357,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         with no_grad():
             xp = weight.xp
             rows = xp.unique(idx.reshape(-1))
-            wd = weight.data
+            wd = weight._data
             norms = (xp.abs(wd[rows]) ** norm_type).sum(-1) ** (1.0 / norm_type)
             sc = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(wd.dtype)
             wd[rows] = wd[rows] * sc[:, None]

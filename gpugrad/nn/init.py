@@ -1,6 +1,6 @@
 """``gg.nn.init``: in-place initialisers (PyTorch names and formulas), drawing from gpugrad.random.
 
-Each writes into ``tensor.data`` without recording a graph and returns the tensor. Random draws use
+Each writes into ``tensor._data`` without recording a graph and returns the tensor. Random draws use
 ``gpugrad.random.generator(tensor.device)`` (or ``generator=``), so ``gg.manual_seed`` fixes them.
 """
 from __future__ import annotations
@@ -58,8 +58,8 @@ def _calculate_correct_fan(tensor, mode):
 
 
 def _write(tensor, values):
-    """Store ``values`` (an array of the tensor's device, any float dtype) into tensor.data in place."""
-    d = tensor.data
+    """Store ``values`` (an array of the tensor's device, any float dtype) into tensor._data in place."""
+    d = tensor._data
     d[...] = values.astype(d.dtype, copy=False)
     return tensor
 
@@ -94,7 +94,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
 
 
 def constant_(tensor, val):
-    tensor.data[...] = val
+    tensor._data[...] = val
     return tensor
 
 

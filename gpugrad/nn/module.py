@@ -2,7 +2,7 @@
 
 Attributes that are Parameters, Modules or registered buffers are kept in ``_parameters``,
 ``_modules`` and ``_buffers`` (insertion ordered); ``named_parameters``/``state_dict`` walk them
-with dotted names. ``to(device/dtype)`` converts arrays IN PLACE (``param.data = ...``) so that an
+with dotted names. ``to(device/dtype)`` converts arrays IN PLACE (``param._data = ...``) so that an
 optimizer built before the move keeps updating the same Parameter objects.
 """
 from __future__ import annotations
@@ -122,7 +122,7 @@ class Module:
             raise TypeError(f"cannot assign a {type(tensor).__name__} as buffer {name!r} (Tensor or None expected)")
         if isinstance(tensor, Buffer):
             persistent = tensor.persistent
-            tensor = Tensor(tensor.data)
+            tensor = Tensor(tensor._data)
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -305,7 +305,7 @@ class Module:
             else:
                 if p.grad.grad_fn is not None:
                     p.grad = p.grad.detach()
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def apply(self, fn):
         """Call ``fn(m)`` on every submodule (children first) and on self; returns self."""
@@ -320,13 +320,13 @@ class Module:
             for p in m._parameters.values():
                 if p is None:
                     continue
-                p.data = fn(p.data)
+                p._data = fn(p._data)
                 if p.grad is not None:
-                    p.grad.data = fn(p.grad.data)
+                    p.grad._data = fn(p.grad._data)
             if convert_buffers:
                 for b in m._buffers.values():
                     if b is not None:
-                        b.data = fn(b.data)
+                        b._data = fn(b._data)
         return self
 
     def to(self, *args, **kwargs):
@@ -401,7 +401,7 @@ class Module:
             if key not in state_dict:
                 continue
             v = state_dict[key]
-            arr = v.data if isinstance(v, Tensor) else v
+            arr = v._data if isinstance(v, Tensor) else v
             if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
                 try:
                     arr = np.asarray(arr)
@@ -437,7 +437,7 @@ class Module:
                 else:
                     m._buffers[k] = Tensor(a)
             else:
-                t.data[...] = a
+                t._data[...] = a
         return _IncompatibleKeys(missing, unexpected)
 
     # -- hooks and call -----------------------------------------------------------------------------------

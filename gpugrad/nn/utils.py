@@ -1,6 +1,6 @@
 """Gradient clipping: ``gg.nn.utils.clip_grad_norm_`` and ``clip_grad_value_`` (PyTorch semantics).
 
-Both work in place on ``p.grad.data`` of each parameter, on whichever device it lives, and
+Both work in place on ``p.grad._data`` of each parameter, on whichever device it lives, and
 never build a graph. Norms accumulate in at least float32.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 def _grads(parameters):
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    return [p.grad.data for p in parameters if p.grad is not None]
+    return [p.grad._data for p in parameters if p.grad is not None]
 
 
 def _vector_norm(a, p):

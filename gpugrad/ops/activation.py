@@ -1,4 +1,4 @@
-"""Fused activations: one Function for the whole family, parametrised by the activation's name.
+"""Fused activations: one Primitive for the whole family, parametrised by the activation's name.
 
 Forward and first-order backward are the array kernels of :mod:`gpugrad.kernels.activation`
 (CUDA on CuPy arrays, the NumPy fallback otherwise); the node keeps exactly what
@@ -8,7 +8,7 @@ forms (softplus as max(x, 0) + log1p(exp(-|x|)), sigmoid and tanh from exp(-|x|)
 the Erfc primitive), so every order of derivative works without a second-order kernel.
 
 NOTE: tanh, sigmoid and relu take the composite route too, although their first-order formulas
-(g * (1 - y*y), ...) are Tensor expressions of the output: Function.result() hands the output
+(g * (1 - y*y), ...) are Tensor expressions of the output: Primitive.result() hands the output
 Tensor back only for a class-level ``save_output``, which would keep the output of every
 activation alive, including those that must save only the input. One route for all; it costs a
 few more graph nodes, and only while a create_graph backward runs.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from .. import tensor as _tensor
-from ..autograd.function import Function
+from ..autograd.primitive import Primitive
 from ..kernels import activation as _K
 from .elementwise import Erfc
 
@@ -36,7 +36,7 @@ def _saves_output(name, params):
     return r
 
 
-class Activation(Function):
+class Activation(Primitive):
     """``y = act(x)``, or ``y = act(x + b)`` when a bias ``b`` of shape (x.shape[-1],) is given.
 
     One subclass per activation (made by :func:`_op`) carries the name as a class attribute, so
@@ -62,7 +62,7 @@ class Activation(Function):
         if len(self.inputs) == 1:
             kp = self.kp
             return _K.activation_bwd(self.act, g, x, y, **kp) if kp else _K.activation_bwd(self.act, g, x, y)
-        gx, gb = _K.bias_act_bwd(self.act, g, self.inputs[1].data, x, y, **self.kp)
+        gx, gb = _K.bias_act_bwd(self.act, g, self.inputs[1]._data, x, y, **self.kp)
         nx, nb = self.needs_input_grad
         return (gx if nx else None), (gb if nb else None)
 
@@ -92,17 +92,17 @@ def _const(x, arr):
 
 def _sign_abs(x):
     """(s, |x|) with s = +-1 a constant (+1 at 0), so that d|x|/dx = s is never 0 (kinks stay exact)."""
-    s = _const(x, x.xp.where(x.data >= 0, 1, -1))
+    s = _const(x, x.xp.where(x._data >= 0, 1, -1))
     return s, x * s
 
 
 def _pos(x):
-    return x.data > 0
+    return x._data > 0
 
 
 def _c_relu(x):
     # NOTE: NaN passes through (as the kernel); relu'(0) = 0
-    return _tensor.where(_tensor.Tensor(_pos(x) | x.xp.isnan(x.data)), x, 0.0)
+    return _tensor.where(_tensor.Tensor(_pos(x) | x.xp.isnan(x._data)), x, 0.0)
 
 
 def _c_leaky_relu(x, negative_slope=0.01):
@@ -135,7 +135,7 @@ def _c_sigmoid(x):
     # NOTE: exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below
     _, a = _sign_abs(x)
     e = (-a).exp()
-    return _tensor.where(_tensor.Tensor(x.data >= 0), 1.0, e) / (e + 1)
+    return _tensor.where(_tensor.Tensor(x._data >= 0), 1.0, e) / (e + 1)
 
 
 def _c_tanh(x):
@@ -163,7 +163,7 @@ def _c_mish(x):
 
 def _c_softplus(x, beta=1.0, threshold=20.0):
     z = x * beta
-    return _tensor.where(_tensor.Tensor(z.data > threshold), x, _c_softplus1(z) / beta)
+    return _tensor.where(_tensor.Tensor(z._data > threshold), x, _c_softplus1(z) / beta)
 
 
 def _c_log_sigmoid(x):
@@ -181,7 +181,7 @@ _RELU, _SIGMOID, _TANH = _op("relu"), _op("sigmoid"), _op("tanh")
 # NOTE: ``inplace`` is accepted for PyTorch compatibility; the result is always a new tensor.
 def relu(input, inplace=False):  # noqa: A002
     if input.dtype.kind != "f":
-        return _tensor.Tensor(input.xp.maximum(input.data, 0))  # NOTE: integer relu, as PyTorch (no gradient)
+        return _tensor.Tensor(input.xp.maximum(input._data, 0))  # NOTE: integer relu, as PyTorch (no gradient)
     return _RELU.apply(input)
 
 

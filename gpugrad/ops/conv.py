@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.primitive import Primitive
 from ..backend import xp_of
 
 __all__ = ["Im2Col", "Col2Im", "out_size", "im2col", "col2im"]
@@ -29,7 +29,7 @@ def _geometry(hw, kernel, stride, padding, dilation):
     return oh, ow
 
 
-class Im2Col(Function):
+class Im2Col(Primitive):
     """(N, C, H, W) -> (C, KH, KW, N, OH, OW): every window position's pixels (one copy per kernel offset)."""
 
     def forward(self, x, kernel, stride, padding, dilation, value=0.0):
@@ -56,7 +56,7 @@ class Im2Col(Function):
         return self.call(Col2Im, g, size=hw, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
 
 
-class Col2Im(Function):
+class Col2Im(Primitive):
     """The adjoint of Im2Col: add every window's pixels (C, KH, KW, N, OH, OW) back to the (N, C, H, W) image."""
 
     def forward(self, cols, size, kernel, stride, padding, dilation):

@@ -8,13 +8,13 @@ import math
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from ._util import sum_to
 
 
 # -- binary arithmetic (broadcasting; gradients reduced back to each input's shape) -------------
-class Add(Function):
+class Add(Primitive):
     def forward(self, a, b):
         self.sa, self.sb = a.shape, b.shape
         return a + b
@@ -23,7 +23,7 @@ class Add(Function):
         return sum_to(self, g, self.sa), sum_to(self, g, self.sb)
 
 
-class Sub(Function):
+class Sub(Primitive):
     def forward(self, a, b):
         self.sa, self.sb = a.shape, b.shape
         return a - b
@@ -32,7 +32,7 @@ class Sub(Function):
         return sum_to(self, g, self.sa), sum_to(self, -g, self.sb)
 
 
-class Mul(Function):
+class Mul(Primitive):
     def forward(self, a, b):
         return a * b
 
@@ -43,7 +43,7 @@ class Mul(Function):
                 sum_to(self, g * a, b.shape) if nb else None)
 
 
-class Div(Function):
+class Div(Primitive):
     def forward(self, a, b):
         return a / b
 
@@ -54,7 +54,7 @@ class Div(Function):
                 sum_to(self, -ga * a / b, b.shape) if self.needs_input_grad[1] else None)
 
 
-class Pow(Function):
+class Pow(Primitive):
     """a ** b for two tensors."""
     save_output = True
 
@@ -69,13 +69,13 @@ class Pow(Function):
             ga = sum_to(self, g * b * a ** (b - 1), a.shape)
         if nb:
             # NOTE: d/db a**b = a**b log a; where a <= 0 the log is undefined and we use 0 (as PyTorch does at a == 0)
-            pos = self.inputs[0].data > 0
+            pos = self.inputs[0]._data > 0
             a_safe = a * pos + (~pos)
             gb = sum_to(self, g * self.result() * self.call(Log, a_safe), b.shape)
         return ga, gb
 
 
-class PowScalar(Function):
+class PowScalar(Primitive):
     def forward(self, x, p):
         self.p = p
         return x ** p
@@ -92,7 +92,7 @@ class PowScalar(Function):
         return g * (x ** (p - 1)) * p
 
 
-class RPowScalar(Function):
+class RPowScalar(Primitive):
     """c ** x for a Python number c > 0."""
     save_output = True
 
@@ -104,7 +104,7 @@ class RPowScalar(Function):
         return g * self.result() * self.logc
 
 
-class Neg(Function):
+class Neg(Primitive):
     def forward(self, x):
         return -x
 
@@ -113,7 +113,7 @@ class Neg(Function):
 
 
 # -- unary math ---------------------------------------------------------------------------------
-class Exp(Function):
+class Exp(Primitive):
     save_output = True
 
     def forward(self, x):
@@ -123,7 +123,7 @@ class Exp(Function):
         return g * self.result()
 
 
-class Log(Function):
+class Log(Primitive):
     def forward(self, x):
         return xp_of(x).log(x)
 
@@ -131,7 +131,7 @@ class Log(Function):
         return g / self.values()[0]
 
 
-class Log1p(Function):
+class Log1p(Primitive):
     def forward(self, x):
         return xp_of(x).log1p(x)
 
@@ -139,7 +139,7 @@ class Log1p(Function):
         return g / (self.values()[0] + 1)
 
 
-class Sqrt(Function):
+class Sqrt(Primitive):
     save_output = True
 
     def forward(self, x):
@@ -149,7 +149,7 @@ class Sqrt(Function):
         return g / (self.result() * 2)
 
 
-class Sin(Function):
+class Sin(Primitive):
     def forward(self, x):
         return xp_of(x).sin(x)
 
@@ -157,7 +157,7 @@ class Sin(Function):
         return g * self.call(Cos, self.values()[0])
 
 
-class Cos(Function):
+class Cos(Primitive):
     def forward(self, x):
         return xp_of(x).cos(x)
 
@@ -165,7 +165,7 @@ class Cos(Function):
         return -(g * self.call(Sin, self.values()[0]))
 
 
-class Erfc(Function):
+class Erfc(Primitive):
     """erfc(x) = 1 - erf(x); a primitive for the exact-GELU composite (NumPy has no erf)."""
     def forward(self, x):
         return _erfc(x)
@@ -186,23 +186,23 @@ def _erfc(x):
     return cupyx.scipy.special.erfc(x)
 
 
-class Abs(Function):
+class Abs(Primitive):
     def forward(self, x):
         return xp_of(x).abs(x)
 
     def backward(self, g):
-        d = self.inputs[0].data
+        d = self.inputs[0]._data
         return g * xp_of(d).sign(d)
 
 
-class Clamp(Function):
+class Clamp(Primitive):
     def forward(self, x, min=None, max=None):
         self.lo, self.hi = min, max
         return xp_of(x).clip(x, min, max)
 
     def backward(self, g):
         # NOTE: the gradient passes where min <= x <= max (boundaries included), as in PyTorch.
-        x = self.inputs[0].data
+        x = self.inputs[0]._data
         m = True
         if self.lo is not None:
             m = x >= self.lo
@@ -211,7 +211,7 @@ class Clamp(Function):
         return g * m
 
 
-class Maximum(Function):
+class Maximum(Primitive):
     """Elementwise max; at ties the gradient is split evenly between the two inputs (as PyTorch)."""
     sign = 1
 
@@ -220,7 +220,7 @@ class Maximum(Function):
         return xp.maximum(a, b) if self.sign > 0 else xp.minimum(a, b)
 
     def backward(self, g):
-        a, b = (t.data for t in self.inputs)
+        a, b = (t._data for t in self.inputs)
         win = (a > b) if self.sign > 0 else (a < b)
         w = win + (a == b) * 0.5
         w = w.astype(g.dtype, copy=False)
@@ -231,7 +231,7 @@ class Minimum(Maximum):
     sign = -1
 
 
-class Where(Function):
+class Where(Primitive):
     def forward(self, a, b, cond):
         self.cond = cond
         return xp_of(a).where(cond, a, b)
@@ -242,7 +242,7 @@ class Where(Function):
         return sum_to(self, g * c, a.shape), sum_to(self, g * ~c, b.shape)
 
 
-class Cast(Function):
+class Cast(Primitive):
     def forward(self, x, dtype):
         self.src = x.dtype
         return x.astype(dtype)

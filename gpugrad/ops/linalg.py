@@ -1,11 +1,11 @@
 """Matrix products: matmul (batched, broadcasting) and the fused linear layer x @ W.T + b."""
 from __future__ import annotations
 
-from ..autograd.function import Function
+from ..autograd.primitive import Primitive
 from ._util import sum_to
 
 
-class MatMul(Function):
+class MatMul(Primitive):
     """a @ b for a.ndim >= 2 and b.ndim >= 2 (batch dims broadcast); 1-D cases are handled by matmul()."""
 
     def forward(self, a, b):
@@ -18,7 +18,7 @@ class MatMul(Function):
                 sum_to(self, a.swapaxes(-1, -2) @ g, b.shape) if nb else None)
 
 
-class Linear(Function):
+class Linear(Primitive):
     """y = x @ W.T (+ b): one node for a linear layer (x: (..., in), W: (out, in), b: (out,))."""
 
     def forward(self, x, w, b=None):

@@ -1,4 +1,4 @@
-"""Fused losses: one Function for the family, parametrised by the loss's name.
+"""Fused losses: one Primitive for the family, parametrised by the loss's name.
 
 Forward and the gradient w.r.t. the input are the kernels of :mod:`gpugrad.kernels.loss`.
 cross_entropy keeps only the per-sample log-sum-exp between forward and backward (no
@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from .. import tensor as _tensor
-from ..autograd.function import Function
+from ..autograd.primitive import Primitive
 from ..autograd.grad_mode import state as _grad_state
 from ..backend import xp_of
 from ..kernels import activation as _KA
@@ -31,7 +31,7 @@ _KERNELS = {n: (getattr(_K, f"{n}_fwd"), getattr(_K, f"{n}_bwd")) for n in ("nll
 _KERNELS["bce_with_logits"] = (_K.bce_with_logits_fwd, _K.bce_with_logits_bwd)
 
 
-class Loss(Function):
+class Loss(Primitive):
     """Loss ``name`` of input x against target t (kernel keyword params: weight, reduction, ...)."""
 
     def forward(self, x, t, name, **params):
@@ -43,7 +43,7 @@ class Loss(Function):
 
     def backward(self, g):
         name, kp = self.params["name"], self.kp
-        x, t = self.inputs[0].data, self.inputs[1].data
+        x, t = self.inputs[0]._data, self.inputs[1]._data
         nx, nt = self.needs_input_grad
         gx = gt = None
         if name == "cross_entropy":
@@ -118,7 +118,7 @@ def _class_layout(x, weight):
 def _index_rows(logp, t, weight, ignore_index, scale):
     """(-w[t] * scale * logp[t] per sample (0 where ignored), valid mask, w[t] (0 where ignored))."""
     cdim, wshape, _ = _class_layout(logp, None)
-    xp, td = logp.xp, t.data
+    xp, td = logp.xp, t._data
     valid = td != ignore_index
     tc = xp.where(valid, td, 0)
     onehot = xp.expand_dims(tc, cdim) == xp.arange(logp.shape[cdim]).reshape(wshape)
@@ -172,7 +172,7 @@ def _c_pointwise(name):
             a = d.abs()
             quad = d * d * (0.5 if name == "huber_loss" else 0.5 / p)
             lin = (a - 0.5 * p) * (p if name == "huber_loss" else 1.0)
-            out = _tensor.where(_tensor.Tensor(a.data < p), quad, lin)
+            out = _tensor.where(_tensor.Tensor(a._data < p), quad, lin)
         return _reduce(out, reduction)
     return composite
 
@@ -205,7 +205,7 @@ def _const(fname, what, w):
     if w.requires_grad and _grad_state.grad_enabled:
         raise NotImplementedError(f"{fname}: gradients with respect to {what} are not supported; pass "
                                   f"{what}.detach()")
-    return w.data
+    return w._data
 
 
 def _pair(fname, input, target, broadcast):  # noqa: A002

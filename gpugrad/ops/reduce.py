@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from .shape import Expand
 
@@ -13,7 +13,7 @@ def _acc_dtype(dt):
     return np.float32 if dt == np.float16 else None
 
 
-class Sum(Function):
+class Sum(Primitive):
     def forward(self, x, axes, keepdim):
         self.src, self.axes, self.keepdim = x.shape, axes, keepdim
         y = x.sum(axis=axes, keepdims=keepdim, dtype=_acc_dtype(x.dtype))
@@ -25,7 +25,7 @@ class Sum(Function):
         return self.call(Expand, g, shape=self.src)
 
 
-class MaxMin(Function):
+class MaxMin(Primitive):
     """max/min over ``axis`` with precomputed indices ``idx`` (keepdims shape), or over all elements
     (``axis=None``: the gradient is shared evenly among tied maxima, as PyTorch's max())."""
 

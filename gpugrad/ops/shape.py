@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from ._util import sum_to
 
 
-class Alias(Function):
+class Alias(Primitive):
     """Identity (a fresh graph node over the same array)."""
     def forward(self, x):
         return x
@@ -22,7 +22,7 @@ def alias(t):
     return Alias.apply(t)
 
 
-class Reshape(Function):
+class Reshape(Primitive):
     def forward(self, x, shape):
         self.src = x.shape
         return x.reshape(shape)
@@ -31,7 +31,7 @@ class Reshape(Function):
         return g.reshape(self.src)
 
 
-class Permute(Function):
+class Permute(Primitive):
     def forward(self, x, dims):
         self.inv = tuple(np.argsort(dims).tolist())
         return x.transpose(dims)
@@ -40,7 +40,7 @@ class Permute(Function):
         return self.call(Permute, g, dims=self.inv)
 
 
-class Expand(Function):
+class Expand(Primitive):
     """Broadcast to ``shape`` (a read-only view on the CPU; never written in place)."""
     def forward(self, x, shape):
         self.src = x.shape
@@ -58,7 +58,7 @@ def reduce_to(x, shape):
     return xp_of(x).asarray(y).reshape(shape)
 
 
-class SumTo(Function):
+class SumTo(Primitive):
     def forward(self, x, shape):
         self.src = x.shape
         return reduce_to(x, shape)
@@ -71,7 +71,7 @@ def _is_basic(idx):
     return all(i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer)) for i in idx)
 
 
-class GetItem(Function):
+class GetItem(Primitive):
     def forward(self, x, idx):
         self.src, self.idx = x.shape, idx
         return xp_of(x).asarray(x[idx])
@@ -80,7 +80,7 @@ class GetItem(Function):
         return self.call(IndexAdd, g, shape=self.src, idx=self.idx)
 
 
-class IndexAdd(Function):
+class IndexAdd(Primitive):
     """zeros(shape)[idx] += g, with repeated indices accumulating (the adjoint of GetItem)."""
     def forward(self, g, shape, idx):
         self.idx = idx
@@ -99,7 +99,7 @@ class IndexAdd(Function):
         return self.call(GetItem, gz, idx=self.idx)
 
 
-class Cat(Function):
+class Cat(Primitive):
     def forward(self, *xs, dim):
         self.dim = dim
         self.sizes = [x.shape[dim] for x in xs]
@@ -114,7 +114,7 @@ class Cat(Function):
         return tuple(out)
 
 
-class Pad(Function):
+class Pad(Primitive):
     """Constant padding; ``widths`` is numpy's ((before, after), ...) per dimension."""
     def forward(self, x, widths, value):
         self.idx = tuple(slice(b, b + n) for (b, _), n in zip(widths, x.shape))

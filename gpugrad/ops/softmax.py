@@ -1,4 +1,4 @@
-"""Fused row reductions: softmax, log_softmax, logsumexp — one Function parametrised by ``kind``.
+"""Fused row reductions: softmax, log_softmax, logsumexp — one Primitive parametrised by ``kind``.
 
 Forward and first-order backward are the kernels of :mod:`gpugrad.kernels.softmax`; the node keeps
 the output (softmax, log_softmax read y; logsumexp reads x, which the node holds anyway, and its
@@ -8,7 +8,7 @@ max-shifted forms written with core Tensor ops.
 from __future__ import annotations
 
 from .. import tensor as _tensor
-from ..autograd.function import Function
+from ..autograd.primitive import Primitive
 from ..kernels import softmax as _K
 from ._util import norm_dim, one_dim
 
@@ -18,7 +18,7 @@ _FWD = {"softmax": _K.softmax_fwd, "log_softmax": _K.log_softmax_fwd}
 _BWD = {"softmax": _K.softmax_bwd, "log_softmax": _K.log_softmax_bwd}
 
 
-class RowReduce(Function):
+class RowReduce(Primitive):
     """``kind`` over ``axis``: 'softmax' | 'log_softmax' (same shape) | 'logsumexp' (reduced, ``keepdim``)."""
 
     def forward(self, x, kind, axis, keepdim=False):
@@ -32,7 +32,7 @@ class RowReduce(Function):
     def backward(self, g):
         p = self.params
         if p["kind"] == "logsumexp":
-            return _K.logsumexp_bwd(g, self.inputs[0].data, self.y, p["axis"], p.get("keepdim", False))
+            return _K.logsumexp_bwd(g, self.inputs[0]._data, self.y, p["axis"], p.get("keepdim", False))
         return _BWD[p["kind"]](g, self.y, p["axis"])
 
     @staticmethod
@@ -41,7 +41,7 @@ class RowReduce(Function):
             return RowReduce.composite(x.reshape(1), kind, 0).reshape(())
         # NOTE: the shift m is a constant (it cancels in every gradient); an infinite max shifts by 0
         xp = x.xp
-        m = x.data.max(axis=axis, keepdims=True) if x.data.size else xp.zeros((1,) * x.ndim, x.dtype)
+        m = x._data.max(axis=axis, keepdims=True) if x._data.size else xp.zeros((1,) * x.ndim, x.dtype)
         m = _tensor.Tensor(xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False))
         z = x - m
         e = z.exp()

@@ -44,7 +44,7 @@ class Adagrad(Optimizer):
                     continue
                 state = self.state.get(p) or self._init_state(p, group)  # groups added after __init__
                 state["step"] += 1
-                K.adagrad_step(p.data, p.grad.data, state["sum"].data, step=state["step"], lr=group["lr"],
+                K.adagrad_step(p._data, p.grad._data, state["sum"]._data, step=state["step"], lr=group["lr"],
                                eps=group["eps"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
                                maximize=bool(group["maximize"]))
         return loss

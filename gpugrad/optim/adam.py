@@ -52,8 +52,8 @@ class Adam(Optimizer):
                 if amsgrad and "max_exp_avg_sq" not in state:
                     state["max_exp_avg_sq"] = self._zeros(p)
                 state["step"] += 1
-                K.adam_step(p.data, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data,
-                            state["max_exp_avg_sq"].data if amsgrad else None, step=state["step"], lr=group["lr"],
+                K.adam_step(p._data, p.grad._data, state["exp_avg"]._data, state["exp_avg_sq"]._data,
+                            state["max_exp_avg_sq"]._data if amsgrad else None, step=state["step"], lr=group["lr"],
                             beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                             decoupled_weight_decay=bool(group["decoupled_weight_decay"]), amsgrad=amsgrad,
                             maximize=bool(group["maximize"]))

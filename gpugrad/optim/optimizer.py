@@ -182,9 +182,9 @@ class Optimizer:
                     p.grad = None
                 elif p.grad.requires_grad or not p.grad.is_leaf:
                     # NOTE: a grad that is part of a graph (create_graph=True) is replaced, not mutated
-                    p.grad = Tensor(p.grad.xp.zeros_like(p.grad.data))
+                    p.grad = Tensor(p.grad.xp.zeros_like(p.grad._data))
                 else:
-                    p.grad.data.fill(0)
+                    p.grad._data.fill(0)
 
     def _eval_closure(self, closure):
         if closure is None:
@@ -263,7 +263,7 @@ class Optimizer:
     def _load_value(p, idx, key, v):
         if key == "step":
             return int(v.item() if hasattr(v, "item") else v)
-        arr = v.data if isinstance(v, Tensor) else v
+        arr = v._data if isinstance(v, Tensor) else v
         if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
             return v  # plain Python values are kept as they are
         if tuple(arr.shape) != tuple(p.shape):

@@ -44,9 +44,9 @@ class RMSprop(Optimizer):
                 if centered and "grad_avg" not in state:
                     state["grad_avg"] = self._zeros(p)
                 state["step"] += 1
-                K.rmsprop_step(p.data, p.grad.data, state["square_avg"].data,
-                               state["grad_avg"].data if centered else None,
-                               state["momentum_buffer"].data if has_mom else None,
+                K.rmsprop_step(p._data, p.grad._data, state["square_avg"]._data,
+                               state["grad_avg"]._data if centered else None,
+                               state["momentum_buffer"]._data if has_mom else None,
                                lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
                                weight_decay=group["weight_decay"], momentum=group["momentum"], centered=centered,
                                maximize=bool(group["maximize"]))

@@ -43,7 +43,7 @@ class SGD(Optimizer):
                     if buf is None:
                         buf = state["momentum_buffer"] = self._zeros(p)
                         first = True
-                K.sgd_step(p.data, p.grad.data, None if buf is None else buf.data, lr=group["lr"],
+                K.sgd_step(p._data, p.grad._data, None if buf is None else buf._data, lr=group["lr"],
                            momentum=momentum, dampening=group["dampening"], weight_decay=group["weight_decay"],
                            nesterov=group["nesterov"], maximize=group["maximize"], first_step=first)
         return loss

@@ -1,9 +1,9 @@
-"""Differentiable primitives: the Function base class. See docs/contracts.md.
+"""Differentiable primitives: the Primitive base class. See docs/contracts.md.
 
-A Function instance is also the graph node: ``apply`` runs ``forward`` on arrays and, when grad
+A Primitive instance is also the graph node: ``apply`` runs ``forward`` on arrays and, when grad
 mode is on and some input requires grad, records the node on the output Tensor. ``backward`` gets
 the output gradient as an array (first order) or as a Tensor (``create_graph=True``), so one
-formula written with operators and :meth:`Function.call` serves both.
+formula written with operators and :meth:`Primitive.call` serves both.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from .grad_mode import state
 
-__all__ = ["Function"]
+__all__ = ["Primitive"]
 
 _Tensor = None  # set by gpugrad.tensor (avoids a circular import)
 _seq = itertools.count()  # creation order of graph nodes (the backward sweep runs it in reverse)
@@ -31,7 +31,7 @@ def _check_devices(fn, datas):
                        f" (argument devices: {devs}); move them with .to(device) first — gpugrad never copies silently")
 
 
-class Function:
+class Primitive:
     save_output = False   # set True to keep the forward output for backward (see result())
     composite = None      # fused ops: staticmethod(*tensors, **params) -> Tensor, used for higher order
     graph = False         # True while a differentiable (create_graph) backward runs
@@ -43,10 +43,10 @@ class Function:
         ctx = cls.__new__(cls)
         if len(inputs) == 1:
             x = inputs[0]
-            y = ctx.forward(x.data, **params)
+            y = ctx.forward(x._data, **params)
             rg = x.requires_grad
         else:
-            datas = [t.data for t in inputs]
+            datas = [t._data for t in inputs]
             if type(datas[0]) is not np.ndarray or any(type(d) is not np.ndarray for d in datas):
                 _check_devices(cls, datas)
             y = ctx.forward(*datas, **params)
@@ -82,7 +82,7 @@ class Function:
         """The forward inputs: arrays in a first-order backward, Tensors in a create_graph one."""
         if self.graph:
             return self.inputs
-        return tuple([t.data for t in self.inputs])
+        return tuple([t._data for t in self.inputs])
 
     def result(self):
         """The forward output (requires ``save_output = True``), array or Tensor to match g."""
