@@ -65,7 +65,9 @@ def set_default_dtype(dt):
 
 
 class Tensor:
-    __slots__ = ("_data", "requires_grad", "grad", "_node", "_hooks", "__weakref__")
+    # NOTE: ``_data`` is the raw array (numpy or cupy); ``_ver`` is the storage's version counter, a
+    # one-element list shared by every Tensor that views the same memory (bumped by in-place writes).
+    __slots__ = ("_data", "_ver", "requires_grad", "grad", "_node", "_hooks", "__weakref__")
     __array_priority__ = 1000
     __array_ufunc__ = None  # NOTE: makes `ndarray * Tensor` defer to Tensor.__rmul__ instead of object arrays
 
@@ -73,10 +75,34 @@ class Tensor:
         if type(data) is not np.ndarray and isinstance(data, np.generic):
             data = np.asarray(data)  # NOTE: numpy ufuncs return scalars for 0-d input; keep arrays
         self._data = data
+        self._ver = [0]
         self.requires_grad = requires_grad
         self.grad = None
         self._node = None
         self._hooks = None
+
+    # -- storage: .data, version counter --------------------------------------------------------------
+    @property
+    def data(self):
+        """A Tensor over the same memory that does not require grad (PyTorch's ``.data``).
+
+        NOTE: as in PyTorch it has a fresh version counter: writes through ``.data`` are invisible to
+        autograd's checks (that is what ``.detach()`` is for)."""
+        return Tensor(self._data)
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}; "
+                            "wrap arrays with gg.as_tensor(...) first")
+        if type(value._data) is not type(self._data):
+            raise RuntimeError(f"Tensor.data: cannot set a {self.device} tensor's data to a {value.device} tensor")
+        self._data = value._data  # NOTE: the version counter stays (PyTorch's set_data keeps it too)
+
+    @property
+    def _version(self):
+        """How many in-place writes the storage has seen (shared by views), as PyTorch's ``_version``."""
+        return self._ver[0]
 
     # -- attributes ---------------------------------------------------------------------------------
     @property
