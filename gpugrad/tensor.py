@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -67,7 +68,9 @@ def set_default_dtype(dt):
 class Tensor:
     # NOTE: ``_data`` is the raw array (numpy or cupy); ``_ver`` is the storage's version counter, a
     # one-element list shared by every Tensor that views the same memory (bumped by in-place writes).
-    __slots__ = ("_data", "_ver", "requires_grad", "grad", "_node", "_hooks", "__weakref__")
+    # ``_ver`` = [version, graph rebases of views, has views]. ``_view`` = (root, recipe, rebases seen) for a
+    # tensor made by a view op (its root owns the memory); None otherwise. ``_rg`` is requires_grad.
+    __slots__ = ("_data", "_ver", "_rg", "_view", "grad", "_node", "_hooks", "__weakref__")
     __array_priority__ = 1000
     __array_ufunc__ = None  # NOTE: makes `ndarray * Tensor` defer to Tensor.__rmul__ instead of object arrays
 
@@ -75,8 +78,9 @@ class Tensor:
         if type(data) is not np.ndarray and isinstance(data, np.generic):
             data = np.asarray(data)  # NOTE: numpy ufuncs return scalars for 0-d input; keep arrays
         self._data = data
-        self._ver = [0]
-        self.requires_grad = requires_grad
+        self._ver = [0, 0, 0]
+        self._rg = requires_grad
+        self._view = None
         self.grad = None
         self._node = None
         self._hooks = None
@@ -98,6 +102,22 @@ class Tensor:
         if type(value._data) is not type(self._data):
             raise RuntimeError(f"Tensor.data: cannot set a {self.device} tensor's data to a {value.device} tensor")
         self._data = value._data  # NOTE: the version counter stays (PyTorch's set_data keeps it too)
+
+    @property
+    def requires_grad(self):
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(bool(value))
+
+    @property
+    def _base(self):
+        """The tensor whose memory this view shares (PyTorch's ``_base``), or None."""
+        return None if self._view is None else self._view[0]
+
+    def _is_view(self):
+        return self._view is not None
 
     @property
     def _version(self):
@@ -171,7 +191,7 @@ class Tensor:
             extra.append(f"dtype={self.dtype}")
         if self._node is not None:
             extra.append(f"grad_fn={self._node!r}")
-        elif self.requires_grad:
+        elif self._rg:
             extra.append("requires_grad=True")
         return f"tensor({body}{', ' if extra else ''}{', '.join(extra)})"
 
@@ -221,20 +241,28 @@ class Tensor:
         return d.tolist()
 
     def detach(self):
-        return Tensor(self._data)
+        t = Tensor(self._data)
+        t._ver = self._ver  # NOTE: same memory, same version counter (in-place writes to either are seen)
+        return t
 
     def detach_(self):
+        if self._view is not None and self._rg:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
         self._node = None
-        self.requires_grad = False
+        self._rg = False
         return self
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and not is_floating(self.dtype):
             raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.dtype}; "
                                "convert with .float() first")
-        if not requires_grad and self._node is not None:
-            raise RuntimeError("you can only change requires_grad flags of leaf tensors; use detach() instead")
-        self.requires_grad = requires_grad
+        if self._node is not None:
+            if not requires_grad:
+                raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use a "
+                                   "computed variable in a subgraph that doesn't require differentiation use "
+                                   "var_no_grad = var.detach().")
+            return self
+        self._rg = requires_grad
         return self
 
     def to(self, *args, dtype=None, device=None, copy=False):
@@ -329,33 +357,309 @@ class Tensor:
             t.grad = g if t.grad is None else t.grad + g
         self.register_hook(_keep)
 
-    # -- in-place helpers (no graph; for initialisation and optimizers) ------------------------------
-    def _check_inplace(self):
-        if self.requires_grad and _state.grad_enabled:
-            raise RuntimeError("in-place modification of a tensor that requires grad is not supported while grad "
-                               "is enabled; do it under gg.no_grad() or use an out-of-place op (e.g. gg.where)")
+    # -- indexed updates (out of place; the in-place forms below write them into self) ---------------
+    def index_add(self, dim, index, source, *, alpha=1):
+        src = source * alpha if alpha != 1 else source
+        return _idx_add(self, src, _dim_index(self, dim, index, "index_add"))
+
+    def index_fill(self, dim, index, value):
+        mask = self.xp.zeros(self.shape, dtype=bool)
+        mask[_dim_index(self, dim, index, "index_fill")] = True
+        return self.masked_fill(Tensor(mask), value)
+
+    def index_copy(self, dim, index, source):
+        return _sh.IndexPut.apply(self, source, idx=_dim_index(self, dim, index, "index_copy"))
+
+    def scatter_add(self, dim, index, src):
+        idx, part = _scatter_index(self, dim, index, "scatter_add")
+        return _idx_add(self, src[part], idx)
+
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        if src is None and value is None:
+            raise TypeError("scatter(): give src (a Tensor) or value (a number)")
+        if not isinstance(src, Tensor):
+            src, value = None, src if value is None else value
+        idx, part = _scatter_index(self, dim, index, "scatter")
+        if reduce == "add":
+            return _idx_add(self, src[part] if src is not None else
+                            full(index.shape, value, dtype=self.dtype, device=self.device), idx)
+        if reduce is not None:
+            raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported; use reduce='add' or "
+                                      "scatter_reduce")
+        v = src[part].type(self.dtype) if src is not None else Tensor(self.xp.asarray(value, dtype=self.dtype))
+        return _sh.IndexPut.apply(self, v, idx=idx)
+
+    def masked_scatter(self, mask, source):
+        m = mask._data if isinstance(mask, Tensor) else self.xp.asarray(mask)
+        m = self.xp.broadcast_to(m, self.shape)
+        k = int(m.sum())
+        if k > source.numel():
+            raise RuntimeError(f"masked_scatter: the mask selects {k} elements but source has only {source.numel()}")
+        return _sh.IndexPut.apply(self, source.reshape(-1)[:k].type(self.dtype), idx=m)
+
+    def contiguous(self, memory_format=None):
+        if self._data.flags.c_contiguous:
+            return self
+        out = _sh.Alias.apply(self)
+        out._data = self.xp.ascontiguousarray(self._data)  # NOTE: a copy, as PyTorch's (writes don't reach self)
+        return out
+
+    def is_contiguous(self, memory_format=None):
+        return bool(self._data.flags.c_contiguous)
+
+
+    def index_copy_(self, dim, index, source):
+        return self._inplace(lambda t, s: t.index_copy(dim, index, s), source, keep=False, cast=False)
+
+    def lerp(self, end, weight):
+        return lerp(self, end, weight)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        return addcmul(self, tensor1, tensor2, value)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        return addcdiv(self, tensor1, tensor2, value)
+
+    # -- in-place ops (PyTorch's semantics: same Tensor and memory, version bumped, graph rebased) --------
+    def _inplace(self, fn, *args, keep=True, cast=True):
+        """Store ``fn(self, *args)`` (an out-of-place Tensor function) into this tensor's memory.
+
+        ``keep``: fn's backward reads self's old values, so under autograd they are copied first (as
+        PyTorch saves ``original_self``); ``cast``: refuse what PyTorch's in-place ops refuse to cast
+        (a float result into an integer tensor). Under no_grad (optimizers, init) nothing is recorded."""
+        if _state.grad_enabled and (self._rg or any(isinstance(a, Tensor) and a._rg for a in args)):
+            return self._inplace_graph(fn, args, keep, cast)
+        _state.grad_enabled, prev = False, _state.grad_enabled
+        try:
+            r = fn(self, *args)
+        finally:
+            _state.grad_enabled = prev
+        _check_result(self, r, cast)
+        _write(self, Ellipsis, r._data)
+        return self
+
+    def _inplace_graph(self, fn, args, keep, cast):
+        v = self._view
+        if self._node is None and self._rg:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        if v is not None and v[0]._node is None and v[0]._rg:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+        start = next(_function._seq)
+        old = _snapshot(self, keep)
+        r = fn(old, *args)
+        _check_result(self, r, cast)
+        if r.shape != self.shape:
+            r = r.expand(self.shape)
+        if r.dtype != self.dtype:
+            r = r.type(self.dtype)
+        if r is old:
+            r = _sh.Alias.apply(old)
+        elif r._node is None or r._node.seq < start:
+            r = _sh.Overwrite.apply(old, r)  # NOTE: a fresh node to rebase onto (copy_, fill_ of constants)
+        if v is None:
+            _write(self, Ellipsis, r._data)
+            if r._node is not None:
+                _rebase(self, r._node, old)
+                node = r._node
+                node.keep_output(self._data)  # NOTE: the node reads its output from our memory (r is freed)
+                node.yver, node.outv = self._ver, self._ver[0]
+            if self._ver[2]:
+                _views_stale(self)
+            return self
+        root, chain = v[0], v[1]
+        old_root = _snapshot(root, False)
+        cs = _sh.CopySlices.apply(old_root, r, chain=chain)
+        _write(self, Ellipsis, r._data)
+        if cs._node is not None:
+            _rebase(root, cs._node, old_root)
+            _views_stale(root)
+            fresh = _sh.view_of_tensor(root, chain)
+            self._view = (root, chain, root._ver[1])
+            _rebase(self, fresh._node, old)
+        return self
 
     def __setitem__(self, idx, value):
-        self._check_inplace()
-        self._data[_index(idx, self._data)] = value._data if isinstance(value, Tensor) else value
+        idx = _index(idx, self._data)
+        val = value if isinstance(value, Tensor) else _wrap(value, self)
+        if not (_state.grad_enabled and (self._rg or val._rg)):
+            if type(val._data) is not type(self._data):
+                raise RuntimeError(f"index assignment: the value is on {val.device}, the tensor on {self.device}; "
+                                   "move it with .to(device) first")
+            _write(self, idx, val._data)
+        elif _sh._is_basic(idx if isinstance(idx, tuple) else (idx,)):
+            self[idx].copy_(val)  # NOTE: as PyTorch: a basic-index assignment is copy_ into the view
+        else:
+            self._inplace(lambda t, v: _sh.IndexPut.apply(t, v.type(t.dtype), idx=idx), val, keep=False, cast=False)
 
-    def zero_(self):
-        self._check_inplace()
-        self._data[...] = 0
-        return self
+    def copy_(self, src, non_blocking=False):
+        if not isinstance(src, Tensor):
+            if not isinstance(src, (np.ndarray, list, tuple, numbers.Number)) and not type(src).__module__.startswith("cupy"):
+                raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+            src = _wrap(src, self)  # NOTE: an extension: PyTorch takes only Tensors here
+        if src.device != self.device:
+            src = src.to(self.device)
+        _broadcast_into(self, src.shape, "copy_")
+        return self._inplace(lambda t, s: _sh.Overwrite.apply(t, s.type(t.dtype)), src, keep=False, cast=False)
 
     def fill_(self, value):
-        self._check_inplace()
-        self._data[...] = value
+        if isinstance(value, Tensor):
+            if value.ndim:
+                raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                                   f"{value.ndim} dimensions.")
+            return self.copy_(value)
+        if _state.grad_enabled and self._rg:
+            return self.copy_(Tensor(self.xp.asarray(value, dtype=self.dtype)))
+        _write(self, Ellipsis, value)
         return self
 
-    def copy_(self, src):
-        self._check_inplace()
-        s = src._data if isinstance(src, Tensor) else src
-        if _be.xp_of(s) is not self.xp:
-            raise RuntimeError(f"copy_: source is on {_be.device_of(s)}, destination on {self.device}")
-        self._data[...] = s
-        return self
+    def zero_(self):
+        return self.fill_(0)
+
+    def add_(self, other, *, alpha=1):
+        if alpha != 1:
+            return self._inplace(lambda t, o: t + o * alpha, other, keep=False)
+        return self._inplace(_op_add, other, keep=False)
+
+    def sub_(self, other, *, alpha=1):
+        if alpha != 1:
+            return self._inplace(lambda t, o: t - o * alpha, other, keep=False)
+        return self._inplace(_op_sub, other, keep=False)
+
+    def mul_(self, other):
+        return self._inplace(_op_mul, other, keep=isinstance(other, Tensor) and other._rg)
+
+    def div_(self, other, *, rounding_mode=None):
+        if rounding_mode is not None:
+            return self._inplace(lambda t, o: t.div(o, rounding_mode=rounding_mode), other)
+        return self._inplace(_op_div, other, keep=isinstance(other, Tensor) and other._rg)
+
+    def pow_(self, exponent):
+        return self._inplace(_op_pow, exponent)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        return self._inplace(lambda t, lo, hi: t.clamp(lo, hi), min, max)
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min):  # noqa: A002
+        return self.clamp_(min=min)
+
+    def clamp_max_(self, max):  # noqa: A002
+        return self.clamp_(max=max)
+
+    def masked_fill_(self, mask, value):
+        return self._inplace(lambda t, v: t.masked_fill(mask, v), value, keep=False)
+
+    def lerp_(self, end, weight):
+        return self._inplace(lerp, end, weight, keep=False)
+
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        return self._inplace(addcmul, tensor1, tensor2, value, keep=False)
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        return self._inplace(addcdiv, tensor1, tensor2, value, keep=False)
+
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._inplace(lambda t, s: t.index_add(dim, index, s, alpha=alpha), source, keep=False)
+
+    def index_fill_(self, dim, index, value):
+        return self._inplace(lambda t, v: t.index_fill(dim, index, v), value, keep=False)
+
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+        return self._inplace(lambda t, s: t.scatter(dim, index, s, value=value, reduce=reduce), src,
+                             keep=reduce == "multiply")
+
+    def scatter_add_(self, dim, index, src):
+        return self._inplace(lambda t, s: t.scatter_add(dim, index, s), src, keep=False)
+
+    def masked_scatter_(self, mask, source):
+        return self._inplace(lambda t, s: t.masked_scatter(mask, s), source, keep=False)
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        from . import randn  # noqa: PLC0415
+        r = randn(self.shape, dtype=self.dtype, device=self.device, generator=generator)
+        return self.copy_(r * std + mean if (std, mean) != (1.0, 0.0) else r)
+
+    def uniform_(self, from_=0.0, to=1.0, *, generator=None, **kw):
+        from . import rand  # noqa: PLC0415
+        from_ = kw.pop("from", from_)
+        if kw:
+            raise TypeError(f"uniform_() got unexpected keyword arguments {sorted(kw)}")
+        r = rand(self.shape, dtype=self.dtype, device=self.device, generator=generator)
+        return self.copy_(r * (to - from_) + from_)
+
+    def exp_(self):
+        return self._inplace(Tensor.exp, keep=False)
+
+    def log_(self):
+        return self._inplace(Tensor.log)
+
+    def sqrt_(self):
+        return self._inplace(Tensor.sqrt, keep=False)
+
+    def abs_(self):
+        return self._inplace(Tensor.abs)
+
+    def neg_(self):
+        return self._inplace(Tensor.neg, keep=False)
+
+    def relu_(self):
+        return self._inplace(Tensor.relu, keep=False)
+
+    def sigmoid_(self):
+        return self._inplace(Tensor.sigmoid, keep=False)
+
+    def tanh_(self):
+        return self._inplace(Tensor.tanh, keep=False)
+
+    def sin_(self):
+        return self._inplace(Tensor.sin)
+
+    def cos_(self):
+        return self._inplace(Tensor.cos)
+
+    def square_(self):
+        return self._inplace(Tensor.square)
+
+    # augmented assignment: in place, as in PyTorch (``y = x; x += 1`` changes y too)
+    def __iadd__(self, o):
+        return self.add_(o)
+
+    def __isub__(self, o):
+        return self.sub_(o)
+
+    def __imul__(self, o):
+        return self.mul_(o)
+
+    def __itruediv__(self, o):
+        return self.div_(o)
+
+    def __ifloordiv__(self, o):
+        return self._inplace(_op_floordiv, o)
+
+    def __imod__(self, o):
+        return self._inplace(_op_mod, o)
+
+    def __ipow__(self, o):
+        return self.pow_(o)
+
+    def __iand__(self, o):
+        return self._inplace(_op_and, o)
+
+    def __ior__(self, o):
+        return self._inplace(_op_or, o)
+
+    def __ixor__(self, o):
+        return self._inplace(_op_xor, o)
+
+    def __ilshift__(self, o):
+        return self._inplace(_op_lshift, o)
+
+    def __irshift__(self, o):
+        return self._inplace(_op_rshift, o)
+
+    def __imatmul__(self, o):
+        raise RuntimeError("In-place matmul is not supported. Use 'a = a @ b' instead of 'a @= b'.")
 
     # -- arithmetic ---------------------------------------------------------------------------------
     def __add__(self, o):
@@ -639,9 +943,18 @@ class Tensor:
             target = None
         if target is None or int(np.prod(target)) != self._data.size:
             raise RuntimeError(f"shape {list(shape)} is invalid for input of size {self._data.size} (shape {tuple(self.shape)})")
-        return _sh.Reshape.apply(self, shape=tuple(target))
+        target = tuple(target)
+        return _mkview(_sh.Reshape.apply(self, shape=target), self, "reshape", target)
 
-    view = reshape
+    def view(self, *shape):
+        if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
+            raise NotImplementedError(f"view(dtype) (reinterpreting the bits as {shape[0]}) is not supported; "
+                                      "use .to(dtype) to convert the values")
+        out = self.reshape(*shape)
+        if out is not self and out._view is None and out._data.size > 1:
+            raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
+                               "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+        return out
 
     def view_as(self, other):
         return self.reshape(other.shape)
@@ -670,7 +983,7 @@ class Tensor:
         dims = tuple(d % nd for d in dims)
         if dims == tuple(range(nd)):
             return self
-        return _sh.Permute.apply(self, dims=dims)
+        return _mkview(_sh.Permute.apply(self, dims=dims), self, "permute", dims)
 
     def transpose(self, dim0, dim1):
         nd = self.ndim
@@ -726,7 +1039,7 @@ class Tensor:
                                    f"(tensor shape {tuple(shp)}, target {full})")
         if full == shp:
             return self
-        return _sh.Expand.apply(self, shape=full)
+        return _mkview(_sh.Expand.apply(self, shape=full), self, "expand", full)
 
     def expand_as(self, other):
         return self.expand(other.shape)
@@ -734,16 +1047,14 @@ class Tensor:
     broadcast_to = expand
 
     def __getitem__(self, idx):
-        return _sh.GetItem.apply(self, idx=_index(idx, self._data))
+        idx = _index(idx, self._data)
+        return _mkview(_sh.GetItem.apply(self, idx=idx), self, "getitem", idx)
 
     def split(self, split_size_or_sections, dim=0):
         return split(self, split_size_or_sections, dim)
 
     def chunk(self, chunks, dim=0):
         return chunk(self, chunks, dim)
-
-    def contiguous(self):
-        return self
 
     def matmul(self, other):
         return matmul(self, other)
@@ -824,56 +1135,65 @@ def _check_same_device(a, b, what):
                            "move one with .to(device) first — gpugrad never copies silently")
 
 
+from . import _promotion as _promo  # noqa: E402
+
+
 def _wrap(o, like):
-    """Turn a Python number / array into a constant Tensor matching ``like`` (PyTorch promotion rules)."""
+    """Turn a Python number / array into a constant Tensor on ``like``'s device; a number gets the dtype
+    PyTorch's promotion gives ``like`` combined with it (gpugrad/_promotion.py)."""
     if isinstance(o, Tensor):
         return o
     ld = like._data
-    if isinstance(o, (bool, np.bool_)):
-        dt = ld.dtype
-    elif isinstance(o, (int, np.integer)):
-        dt = ld.dtype if ld.dtype != bool_ else int64
-    elif isinstance(o, (float, np.floating)):
-        # NOTE: a Python float keeps a float tensor's dtype (no float64 promotion); ints become the default float.
-        dt = ld.dtype if is_floating(ld.dtype) else _default_dtype
-    elif isinstance(o, (np.ndarray, list, tuple)) or type(o).__module__.startswith("cupy"):
+    if isinstance(o, (np.ndarray, list, tuple)) or type(o).__module__.startswith("cupy"):
         arr = _be.xp_of(ld).asarray(o)
         if type(arr) is not type(ld):
             raise RuntimeError(f"expected all tensors on the same device, got {like.device} and "
                                f"{_be.device_of(o) if not isinstance(o, (list, tuple)) else 'cpu'}")
         return Tensor(arr)
-    else:
+    if not isinstance(o, (numbers.Number, np.generic)) or isinstance(o, (complex, np.complexfloating)):
         raise TypeError(f"unsupported operand type {type(o).__name__} for a Tensor op")
-    return Tensor(_be.xp_of(ld).asarray(o, dtype=dt))
+    return _scalar_tensor(o, _promo.result_type(like, o, default_float=_default_dtype), ld)
+
+
+def _scalar_tensor(o, dt, like_data):
+    """A Python number as a 0-d constant of dtype ``dt`` on ``like_data``'s device.
+
+    NOTE: integers wrap modulo the dtype's range (uint8 tensor - 1 -> 255, int8 + 1000 wraps) and floats
+    overflow to inf, as PyTorch computes them; numpy would refuse or warn."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = np.asarray(o).astype(dt) if dt.kind in "iub" and not isinstance(o, (bool, np.bool_)) else \
+            np.asarray(o, dtype=dt)
+    return Tensor(arr if type(like_data) is np.ndarray else _be.xp_of(like_data).asarray(arr))
 
 
 def _binary(fn, a, b, true_div=False):
-    if not isinstance(a, Tensor):
-        a = _wrap(a, b)
-    elif not isinstance(b, Tensor):
-        b = _wrap(b, a)
-    da, db = a._data.dtype, b._data.dtype
-    if da != db:
-        fa, fb = is_floating(da), is_floating(db)
-        if fa and not fb:
-            b = b.type(da)
-        elif fb and not fa:
-            a = a.type(db)
-        else:
-            dt = np.promote_types(da, db)
-            a, b = a.type(dt), b.type(dt)
-    if true_div and not is_floating(a._data.dtype):
-        a, b = a.type(_default_dtype), b.type(_default_dtype)  # NOTE: int / int is a float, as PyTorch
+    """``fn`` of two operands (Tensors, Python numbers, arrays) after PyTorch's type promotion:
+    both are cast to ``result_type(a, b)`` (differentiably, so each gradient keeps its input's dtype)."""
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb and a._data.dtype == b._data.dtype and a._data.dtype.kind == "f":
+        return fn.apply(a, b)  # NOTE: the common case, nothing to promote
+    if not (ta or tb):
+        raise TypeError(f"{fn.__name__.lower()}(): expected at least one Tensor, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
+    ref = a if ta else b
+    if not isinstance(a, (Tensor, numbers.Number, np.generic)):
+        a = _wrap(a, ref)
+    if not isinstance(b, (Tensor, numbers.Number, np.generic)):
+        b = _wrap(b, ref)
+    dt = _promo.result_type(a, b, default_float=_default_dtype)
+    if true_div and not is_floating(dt):
+        dt = _default_dtype  # NOTE: int / int is the default float, as PyTorch's true division
+    if dt == bool_ and fn is _ew.Sub:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    a = a.type(dt) if isinstance(a, Tensor) else _scalar_tensor(a, dt, ref._data)
+    b = b.type(dt) if isinstance(b, Tensor) else _scalar_tensor(b, dt, ref._data)
     return fn.apply(a, b)
 
 
-def _result_type(*dts):
-    """PyTorch's promotion across categories: a float dtype wins over ints/bools (int64 + float32 -> float32)."""
-    floats = [d for d in dts if is_floating(d)]
-    dt = None
-    for d in floats or dts:
-        dt = d if dt is None else np.promote_types(dt, d)
-    return dt
+def _result_type(*operands):
+    """PyTorch's result dtype of Tensors / Python numbers (torch.result_type; see gpugrad/_promotion.py)."""
+    return _promo.result_type(*operands, default_float=_default_dtype)
 
 
 def _floatify(t):
@@ -951,14 +1271,25 @@ def matmul(a, b):
     """Matrix product with PyTorch's 1-D rules (dot, vector-matrix, matrix-vector) and batch broadcasting."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul expects two Tensors")
-    if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError("both arguments to matmul need to be at least 1D")
+    na, nb = a.ndim, b.ndim
+    if na == 0 or nb == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {na}D and {nb}D")
+    da, db = a.dtype, b.dtype
+    if da != db:
+        # NOTE: no promotion (as PyTorch); the wording is that of the kernel torch.matmul picks for these dims
+        n, c = _promo.short_name, _promo.cpp_name
+        if na == 1 and nb == 1:
+            raise RuntimeError(f"dot : expected both vectors to have same dtype, but found {n(da)} and {n(db)}")
+        if nb == 1:
+            raise RuntimeError(f"addmv input tensors must have the same dtype, but got {n(db)}, {n(da)}, and {n(db)}")
+        if nb == 2:
+            raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {c(da)} != {c(db)}")
+        raise RuntimeError(f"expected scalar type {n(da)} but found {n(db)}")
+    if da == bool_:
+        raise NotImplementedError("matmul: not implemented for 'Bool' (as PyTorch); convert with .int() or .float()")
     ka, kb = a.shape[-1], b.shape[-2] if b.ndim >= 2 else b.shape[0]
     if ka != kb:
         raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied ({ka} != {kb})")
-    if a.dtype != b.dtype:
-        dt = _result_type(a.dtype, b.dtype)
-        a, b = a.type(dt), b.type(dt)
     a2 = a.unsqueeze(0) if a.ndim == 1 else a
     b2 = b.unsqueeze(-1) if b.ndim == 1 else b
     y = _la.MatMul.apply(a2, b2)
@@ -970,17 +1301,25 @@ def matmul(a, b):
 
 
 def where(condition, input, other):  # noqa: A002
-    ref = input if isinstance(input, Tensor) else other
+    """torch.where: ``input`` where ``condition`` else ``other``, both promoted to result_type(input, other)
+    (either may be a Python number; with two numbers the result lives on the condition's device)."""
+    ref = input if isinstance(input, Tensor) else (other if isinstance(other, Tensor) else condition)
     if not isinstance(ref, Tensor):
-        raise TypeError("where: at least one of input/other must be a Tensor")
+        raise TypeError("where: the condition must be a Tensor when input and other are both numbers")
     c = condition._data if isinstance(condition, Tensor) else _be.xp_of(ref._data).asarray(condition)
-    if c.dtype != np.bool_:
-        raise TypeError(f"where: condition must be a bool tensor, got {c.dtype}")
-    a, b = _wrap(input, ref), _wrap(other, ref)
-    if a.dtype != b.dtype:
-        dt = a.dtype if is_floating(a.dtype) and not is_floating(b.dtype) else (
-            b.dtype if is_floating(b.dtype) and not is_floating(a.dtype) else np.promote_types(a.dtype, b.dtype))
-        a, b = a.type(dt), b.type(dt)
+    if c.dtype == np.uint8:
+        import warnings  # noqa: PLC0415
+        warnings.warn("where received a uint8 condition tensor. This behavior is deprecated and will be removed in "
+                      "a future version of PyTorch. Use a boolean condition instead.", UserWarning, stacklevel=2)
+        c = c.astype(np.bool_)
+    elif c.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{_promo.short_name(c.dtype)}")
+    a = input if isinstance(input, (Tensor, numbers.Number, np.generic)) else _wrap(input, ref)
+    b = other if isinstance(other, (Tensor, numbers.Number, np.generic)) else _wrap(other, ref)
+    dt = _result_type(a, b)
+    a = a.type(dt) if isinstance(a, Tensor) else _scalar_tensor(a, dt, ref._data)
+    b = b.type(dt) if isinstance(b, Tensor) else _scalar_tensor(b, dt, ref._data)
     _check_same_device(a, b, "where")
     if type(c) is not type(a._data):
         raise RuntimeError(f"where: condition is on {_be.device_of(c)} but the values are on {a.device}")
@@ -999,13 +1338,18 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"cat(): expected a sequence of Tensors, but element {i} is {type(t).__name__}")
+        if t.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
     t0 = tensors[0]
     d = _one(dim, t0.ndim)
     for i, t in enumerate(tensors):
         if t.ndim != t0.ndim or any(s != s0 for j, (s, s0) in enumerate(zip(t.shape, t0.shape)) if j != d):
             raise RuntimeError(f"cat: sizes must match except in dim {d}: tensor 0 has shape {tuple(t0.shape)}, "
                                f"tensor {i} has shape {tuple(t.shape)}")
-    dt = _result_type(*(t.dtype for t in tensors))
+    dt = _result_type(*tensors)  # NOTE: as torch.cat: promoted across all inputs (int32 + float16 -> float16)
     tensors = [t.type(dt) for t in tensors]
     return _sh.Cat.apply(*tensors, dim=d)
 
@@ -1126,8 +1470,13 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 
 def as_tensor(data, dtype=None, device=None):
+    """Like tensor(), but shares memory with ``data`` when it is already a Tensor or array of that dtype and device."""
+    dtype = as_dtype(dtype)
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
+    if (isinstance(data, np.ndarray) or type(data).__module__.startswith("cupy")) and dtype in (None, data.dtype) \
+            and (device is None or _be.device(device) == _be.device_of(data)) and data.dtype.kind in "biuf":
+        return Tensor(data)
     return tensor(data, dtype=dtype, device=device)
 
 
@@ -1203,3 +1552,167 @@ def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
 
 def empty_like(t, dtype=None, device=None, requires_grad=False):
     return empty(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+# -- in-place machinery: version counters, views, rebasing (see Tensor._inplace) ----------------------
+_op_add, _op_sub, _op_mul, _op_div, _op_pow = operator.add, operator.sub, operator.mul, operator.truediv, operator.pow
+_op_floordiv, _op_mod, _op_xor = operator.floordiv, operator.mod, operator.xor
+_op_lshift, _op_rshift = operator.lshift, operator.rshift
+_TNAME = {"float16": "Half", "float32": "Float", "float64": "Double", "int8": "Char", "uint8": "Byte",
+          "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool", "bfloat16": "BFloat16"}
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "V": 2, "c": 3}
+
+
+def _tname(dt):
+    return _TNAME.get(str(dt), str(dt))
+
+
+def _bump(t):
+    """An in-place write happened to t's memory: bump the version its views share."""
+    t._ver[0] += 1
+    _function.last_write[0] = next(_function._seq)
+
+
+def _write(t, idx, value):
+    """``t._data[idx] = value`` with PyTorch's refusal of overlapping (expanded) memory, then bump."""
+    arr = t._data
+    if type(arr) is np.ndarray and not arr.flags.writeable or any(
+            st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
+        if any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
+            raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
+                               "single memory location. Please clone() the tensor before performing the operation.")
+        raise RuntimeError("the tensor's memory is read-only (it was made from a read-only NumPy array): "
+                           "clone() it before writing to it")
+    arr[idx] = value
+    _bump(t)
+
+
+def _check_result(t, r, cast):
+    if r.shape != t.shape:
+        try:
+            b = np.broadcast_shapes(r.shape, t.shape)
+        except ValueError:
+            b = None
+        if b != t.shape:
+            raise RuntimeError(f"output with shape {list(t.shape)} doesn't match the broadcast shape "
+                               f"{list(b or r.shape)}")
+    if cast and _KIND_RANK[r.dtype.kind] > _KIND_RANK[t.dtype.kind]:
+        raise RuntimeError(f"result type {_tname(r.dtype)} can't be cast to the desired output type {_tname(t.dtype)}")
+
+
+def _broadcast_into(t, shape, what):
+    try:
+        ok = np.broadcast_shapes(shape, t.shape) == t.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise RuntimeError(f"{what}: the source of shape {list(shape)} cannot be broadcast to the destination "
+                           f"shape {list(t.shape)}")
+
+
+def _snapshot(t, copy):
+    """A Tensor with t's graph identity as it is now (the ``prev`` of the node t gets rebased onto)."""
+    old = Tensor(t._data.copy() if copy else t._data)
+    if not copy:
+        old._ver = t._ver
+    old._rg, old._node = t._rg, t._node
+    return old
+
+
+def _rebase(t, node, prev):
+    node.prev = prev
+    t._node = node
+    t._rg = True
+
+
+def _views_stale(root):
+    """root's graph changed and it has views: they regenerate their grad_fn on next use (Primitive.apply)."""
+    if root._ver[2]:
+        root._ver[1] += 1
+        _state.views_rebased = True
+
+
+def _mkview(out, src, kind, arg):
+    """Mark ``out`` (made from src by a view op) as a view: shared version counter and a recipe from its root."""
+    if out is src or not _shares(out._data, src._data):
+        return out
+    v = src._view
+    root, chain = (src, ()) if v is None else (v[0], v[1])
+    ver = src._ver
+    ver[2] = 1
+    out._ver = ver
+    out._view = (root, chain + ((kind, arg),), ver[1])
+    return out
+
+
+def _shares(a, b):
+    if type(a) is np.ndarray:
+        ba = a if a.base is None else a.base
+        return ba is (b if b.base is None else b.base)
+    return bool(_be.xp_of(a).may_share_memory(a, b))
+
+
+def _refresh_view(t):
+    """Regenerate a view's graph from its root after the root (or another view of it) was rebased."""
+    root, chain, _ = t._view
+    if not _state.grad_enabled:
+        return
+    old = _snapshot(t, False)
+    fresh = _sh.view_of_tensor(root, chain)
+    t._view = (root, chain, root._ver[1])
+    if fresh._node is not None:
+        _rebase(t, fresh._node, old)
+
+
+_function._view_refresh = _refresh_view
+
+
+def lerp(input, end, weight):  # noqa: A002
+    """input + weight * (end - input), computed as PyTorch does (from the nearer end for |weight| >= 0.5)."""
+    d = end - input
+    if isinstance(weight, Tensor):
+        return where(weight.abs() < 0.5, input + weight * d, end - d * (1 - weight))
+    return input + weight * d if abs(weight) < 0.5 else end - d * (1 - weight)
+
+
+def addcmul(input, tensor1, tensor2, value=1):  # noqa: A002
+    return input + value * tensor1 * tensor2 if value != 1 else input + tensor1 * tensor2
+
+
+def addcdiv(input, tensor1, tensor2, value=1):  # noqa: A002
+    return input + value * tensor1 / tensor2 if value != 1 else input + tensor1 / tensor2
+
+
+def _dim_index(t, dim, index, what):
+    """The index tuple selecting ``index`` (a 1-D int tensor) along ``dim`` of t."""
+    d = _one(dim, max(t.ndim, 1))
+    idx = index._data if isinstance(index, Tensor) else t.xp.asarray(index)
+    if idx.ndim > 1 or idx.dtype.kind not in "iu":
+        raise IndexError(f"{what}: index must be a 1-D integer tensor, got shape {tuple(idx.shape)} and dtype "
+                         f"{idx.dtype}")
+    n = t.shape[d] if t.ndim else 1
+    if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+        raise IndexError(f"{what}: index out of range for dimension {d} of size {n}")
+    return (slice(None),) * d + (idx.reshape(-1),)
+
+
+def _scatter_index(t, dim, index, what):
+    """Advanced index into t for scatter/gather along ``dim``: out[i][index[i][j]][k] for dim=1."""
+    idx = index._data if isinstance(index, Tensor) else t.xp.asarray(index)
+    if idx.dtype.kind not in "iu" or idx.ndim != t.ndim:
+        raise RuntimeError(f"{what}: index must be an int64 tensor with as many dims as self ({t.ndim}), got "
+                           f"shape {tuple(idx.shape)} and dtype {idx.dtype}")
+    d = _one(dim, t.ndim)
+    if any(idx.shape[i] > t.shape[i] for i in range(t.ndim) if i != d):
+        raise RuntimeError(f"{what}: index {tuple(idx.shape)} is larger than self {tuple(t.shape)} apart from "
+                           f"dimension {d}")
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= t.shape[d]):
+        raise RuntimeError(f"{what}: index {int(idx.max()) if int(idx.max()) >= t.shape[d] else int(idx.min())} "
+                           f"is out of bounds for dimension {d} with size {t.shape[d]}")
+    xp = t.xp
+    grid = xp.ix_(*[xp.arange(s) for s in idx.shape]) if idx.ndim else ()
+    return tuple(idx if i == d else grid[i] for i in range(t.ndim)), tuple(slice(0, s) for s in idx.shape)
+
+
+def _idx_add(t, src, idx):
+    return t + _sh.IndexAdd.apply(src, shape=t.shape, idx=idx)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from .primitive import Primitive  # the internal array-level layer (see docs/contracts.md)
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled, state as _state
+from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+                        set_grad_enabled, state as _state)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __all__ = ["grad", "backward", "Function", "Primitive", "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly",
-           "set_detect_anomaly", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+           "set_detect_anomaly", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
+           "is_inference_mode_enabled"]
 
 
 def _seq(x):

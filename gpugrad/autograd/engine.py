@@ -37,11 +37,26 @@ def _topo(roots, stop=None):
         push((node, True))
         if stop is not None and node in stop:
             continue
-        for t in inputs:
+        for t in _inputs_of(node):
             n = t._node
             if n is not None and n not in seen:
                 push((n, False))
     return order
+
+
+def _identity(t, seq):
+    """``t`` as it was when node ``seq`` recorded it: an in-place op rebases a tensor onto a newer node
+    (``node.prev`` keeps the identity it had before), so walk back past nodes newer than ``seq``."""
+    n = t._node
+    while n is not None and n.seq > seq:
+        t = n.prev
+        n = t._node
+    return t
+
+
+def _inputs_of(node):
+    seq = node.seq
+    return [_identity(t, seq) for t in node.inputs]
 
 
 def _as_grad(x, like, create_graph, what):
@@ -83,14 +98,14 @@ def _check_finite(node, i, gi):
 def _composite_vjp(node, g):
     """Differentiable gradient of a fused op through its composite definition (create_graph path)."""
     from .. import ops  # noqa: PLC0415
-    inputs = node.inputs
+    inputs = _inputs_of(node)
     aliases = [ops.shape.alias(t) for t in inputs]
-    need = [a for a, t in zip(aliases, inputs) if t.requires_grad]
+    need = [a for a, t in zip(aliases, inputs) if t._rg]
     out = type(node).composite(*aliases, **node.params)
     got = run(out_list=[out], grad_list=[g], inputs=need, retain_graph=True, create_graph=True,
               accumulate=False, allow_unused=True, stop={a._node for a in need})
     it = iter(got)
-    return tuple(next(it) if t.requires_grad else None for t in inputs)
+    return tuple(next(it) if t._rg else None for t in inputs)
 
 
 def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False, accumulate=True,
@@ -102,7 +117,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
     grads = {}
     leaf = {None: set()}  # id(tensor) -> [tensor, grad]; None -> ids of the arrays handed out (_acc_leaf)
     for t, g in zip(out_list, grad_list):
-        if not t.requires_grad:
+        if not t._rg:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: "
                                "the output was computed without any input that requires grad "
                                "(or under no_grad())")
@@ -135,7 +150,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         for i, t in enumerate(inputs):
             if not isinstance(t, T):
                 raise TypeError(f"autograd.grad inputs must be Tensors, got {type(t).__name__}")
-            if not t.requires_grad:
+            if not t._rg:
                 raise RuntimeError(f"inputs[{i}] (shape {tuple(t.shape)}) does not require grad; "
                                    "call .requires_grad_() on it first")
             targets[id(t)] = t
@@ -143,19 +158,23 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         tnodes = {t._node: t for t in inputs if t._node is not None}
         needed = set()
         for node in order:
-            if any((id(t) in targets) or (t._node in needed) for t in node.inputs):
+            if any((id(t) in targets) or (t._node in needed) for t in _inputs_of(node)):
                 needed.add(node)
         captured = {}
     else:
         needed = None
 
     anomaly = state.anomaly
+    written = _fn.last_write
     with set_grad_enabled(create_graph):
         while heap:
             node = heappop(heap)[1]
             g = grads.pop(node)
             if node.inputs is None:
                 raise RuntimeError(_FREED)
+            seq = node.seq
+            if seq < written[0]:
+                node.check_saved()  # NOTE: only when some in-place write happened after this node was recorded
             if node.hooks:
                 g = _run_hooks(node.hooks, g, create_graph)
             if targets is not None:
@@ -173,14 +192,20 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
             if type(gin) is not tuple:
                 gin = (gin,)
             for i in range(len(nin)):
-                t, gi = nin[i], gin[i]
-                if gi is None or not t.requires_grad:
+                gi = gin[i]
+                if gi is None:
+                    continue
+                t = nin[i]
+                n = t._node
+                if n is not None and n.seq > seq:
+                    t = _identity(t, seq)  # rebased by an in-place op after this node was recorded
+                    n = t._node
+                if not t._rg:
                     continue
                 if anomaly:
                     _check_finite(node, i, gi)
                 if gi.shape != t._data.shape:
                     _bad_shape(node, i, gi, t)
-                n = t._node
                 if n is None:
                     _acc_leaf(leaf, t, gi)
                 else:
@@ -222,7 +247,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
             g = T(g)
         if t.grad is None:
             t.grad = g
-        elif create_graph or t.grad.requires_grad:
+        elif create_graph or t.grad._rg:
             t.grad = t.grad + g
         else:
             t.grad._data = t.grad._data + g._data

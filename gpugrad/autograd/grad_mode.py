@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import functools
+import weakref
 
-__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
+           "is_inference_mode_enabled"]
 
 
 class _State:
     # NOTE: a plain module-level object, not thread-local: reading it costs one attribute load per op.
     grad_enabled = True
     anomaly = False
+    inference = False  # inside gg.inference_mode() (tensors made then report is_inference())
+    views_rebased = False  # set once an in-place op through a view rebased a graph (see primitive.apply)
 
 
 state = _State()
@@ -79,3 +83,75 @@ class no_grad(_Mode):
 class enable_grad(_Mode):
     """``with gg.enable_grad():`` turn recording back on inside a no_grad region (also a decorator)."""
     mode = True
+
+
+# -- inference mode ---------------------------------------------------------------------------------
+def is_inference_mode_enabled() -> bool:
+    return state.inference
+
+
+_inference_refs = {}  # id(tensor) -> weakref, for the tensors made while inference mode was on
+
+
+def _inference_new(cls, *args, **kwargs):
+    t = object.__new__(cls)
+    if state.inference:
+        k = id(t)
+        _inference_refs[k] = weakref.ref(t, lambda _r, k=k: _inference_refs.pop(k, None))
+    return t
+
+
+def is_inference_tensor(t) -> bool:
+    r = _inference_refs.get(id(t))
+    return r is not None and r() is t
+
+
+def _set_inference(on):
+    # NOTE: Tensor.__new__ records new tensors only while inference mode is on: outside it, creating a
+    # tensor costs nothing extra (the hook is removed again when the outermost block exits).
+    from ..tensor import Tensor  # noqa: PLC0415
+    state.inference = on
+    hooked = Tensor.__dict__.get("__new__") is not None
+    if on and not hooked:
+        Tensor.__new__ = staticmethod(_inference_new)
+    elif not on and hooked:
+        del Tensor.__new__
+
+
+class inference_mode:
+    """``with gg.inference_mode():`` like ``no_grad`` (no graph is recorded), and every tensor made
+    inside reports ``t.is_inference()``; ``inference_mode(False)`` turns it off again inside (and grad
+    mode on, as in PyTorch). Also a decorator, with or without parentheses."""
+
+    def __new__(cls, mode=True):
+        self = super().__new__(cls)
+        if isinstance(mode, bool):
+            return self
+        self.mode = True
+        return self(mode)  # NOTE: `@gg.inference_mode` without parentheses
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        self.prev = (state.grad_enabled, state.inference)
+        state.grad_enabled = not self.mode
+        _set_inference(self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        state.grad_enabled, inf = self.prev
+        _set_inference(inf)
+        return False
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+    def clone(self):
+        return type(self)(self.mode)

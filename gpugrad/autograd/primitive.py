@@ -19,6 +19,36 @@ __all__ = ["Primitive"]
 
 _Tensor = None  # set by gpugrad.tensor (avoids a circular import)
 _seq = itertools.count()  # creation order of graph nodes (the backward sweep runs it in reverse)
+# NOTE: in-place writes also draw a number from _seq; last_write[0] is the latest, so the sweep
+# checks saved versions only on nodes recorded before some write (all others cannot be stale).
+last_write = [0]
+
+
+def _modified(node, t, what, now, then):
+    hint = ("Hint: the backtrace further above shows the operation that failed to compute its gradient; "
+            "enable anomaly detection (gg.autograd.detect_anomaly()) to see where it was called."
+            if not getattr(node, "trace", None) else
+            "The forward call was made at:\n" + "".join(traceback.format_list(node.trace)))
+    desc = f"[{t.dtype} {list(t.shape)}], which is " if hasattr(t, "dtype") else ""
+    raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
+                       f"operation: {desc}{what} of {node.name}Backward, is at "
+                       f"version {now}; expected version {then} instead. {hint}")
+
+
+def _not_a_tensor(obj, where):
+    from .._errors import not_a_tensor  # noqa: PLC0415
+    return not_a_tensor(obj, where)
+
+
+def _refresh_views(inputs):
+    """Regenerate the graph of views whose storage was rebased by an in-place op through another view."""
+    for t in inputs:
+        v = getattr(t, "_view", None)
+        if v is not None and t._ver[1] > v[2]:
+            _view_refresh(t)
+
+
+_view_refresh = None  # set by gpugrad.tensor
 
 
 def _check_devices(fn, datas):
@@ -33,6 +63,10 @@ def _check_devices(fn, datas):
 
 class Primitive:
     save_output = False   # set True to keep the forward output for backward (see result())
+    # which inputs' VALUES backward reads (checked against in-place writes): None = all of them,
+    # a tuple of indices, or "cross" (binary ops like mul: input i is read iff the other needs a grad)
+    saves = None
+    outv = 0              # version of the saved output at record time (non-zero only for in-place results)
     composite = None      # fused ops: staticmethod(*tensors, **params) -> Tensor, used for higher order
     graph = False         # True while a differentiable (create_graph) backward runs
     hooks = None          # gradient hooks of the output tensor (Tensor.register_hook on a non-leaf)
@@ -40,27 +74,38 @@ class Primitive:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the primitive on Tensors and return a Tensor (recording the graph when needed)."""
+        if state.views_rebased:
+            _refresh_views(inputs)
         ctx = cls.__new__(cls)
-        if len(inputs) == 1:
-            x = inputs[0]
-            y = ctx.forward(x._data, **params)
-            rg = x.requires_grad
-        else:
-            datas = [t._data for t in inputs]
-            if type(datas[0]) is not np.ndarray or any(type(d) is not np.ndarray for d in datas):
-                _check_devices(cls, datas)
-            y = ctx.forward(*datas, **params)
-            rg = False
+        try:
+            if len(inputs) == 1:
+                x = inputs[0]
+                y = ctx.forward(x._data, **params)
+                rg = x._rg
+            else:
+                datas = [t._data for t in inputs]
+                if type(datas[0]) is not np.ndarray or any(type(d) is not np.ndarray for d in datas):
+                    _check_devices(cls, datas)
+                y = ctx.forward(*datas, **params)
+                rg = False
+                for t in inputs:
+                    if t._rg:
+                        rg = True
+                        break
+        except AttributeError:
             for t in inputs:
-                if t.requires_grad:
-                    rg = True
-                    break
+                if not isinstance(t, _Tensor):
+                    raise _not_a_tensor(t, cls.__name__) from None
+            raise
         out = _Tensor(y)
         if rg and state.grad_enabled:
-            out.requires_grad = True
+            out._rg = True
             out._node = ctx
             ctx.inputs = inputs
             ctx.seq = next(_seq)
+            # NOTE: versions of every input at record time; backward checks those it reads (``saves``)
+            ctx.vers = [t._ver[0] for t in inputs]
+            ctx.yver = out._ver
             if cls.save_output:
                 ctx.y = y
                 ctx.out = weakref.ref(out)
@@ -81,7 +126,7 @@ class Primitive:
     def values(self):
         """The forward inputs: arrays in a first-order backward, Tensors in a create_graph one."""
         if self.graph:
-            return self.inputs
+            return self.inputs  # NOTE: only saved (version-checked) inputs may be used as Tensors
         return tuple([t._data for t in self.inputs])
 
     def result(self):
@@ -104,7 +149,7 @@ class Primitive:
 
     @property
     def needs_input_grad(self):
-        return tuple(t.requires_grad for t in self.inputs)
+        return tuple(t._rg for t in self.inputs)
 
     @property
     def name(self):
@@ -113,10 +158,38 @@ class Primitive:
     def release(self):
         """Free what backward saved (called after a backward unless retain_graph=True)."""
         d = self.__dict__
-        seq = d.get("seq")
+        seq, prev = d.get("seq"), d.get("prev")
         d.clear()
         d["inputs"] = None  # NOTE: marks the node freed; seq stays so the sweep can still order it
         d["seq"] = seq
+        if prev is not None:
+            d["prev"] = prev  # the identity of a tensor before it was rebased onto this node (in-place)
+
+    def check_saved(self):
+        """Raise PyTorch's error if a tensor this node's backward reads was changed in place since."""
+        saves, ins, vers = self.saves, self.inputs, self.vers
+        if saves is None:
+            idx = range(len(ins))
+        elif saves == "cross":
+            idx = [i for i in (0, 1) if ins[1 - i]._rg]
+        else:
+            idx = saves
+        for i in idx:
+            t = ins[i]
+            if t._ver[0] != vers[i]:
+                _modified(self, t, f"input {i}", t._ver[0], vers[i])
+        if self.yver[0] != self.outv and self.reads_output():
+            out = self.out() if "out" in self.__dict__ else None
+            _modified(self, self if out is None else out, "output 0", self.yver[0], self.outv)
+
+    def reads_output(self):
+        """Whether backward reads the forward output (so an in-place write to it must raise)."""
+        return self.save_output
+
+    def keep_output(self, arr):
+        """An in-place op wrote this node's output into ``arr`` (the target's storage): read it there."""
+        if self.save_output:
+            self.y = arr
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"

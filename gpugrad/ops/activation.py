@@ -57,6 +57,17 @@ class Activation(Primitive):
         self.s = y if self.from_y else x
         return y
 
+    @property
+    def saves(self):
+        return ((1,) if self.from_y else (0, 1)) if len(self.inputs) == 2 else (() if self.from_y else (0,))
+
+    def reads_output(self):
+        return self.from_y
+
+    def keep_output(self, arr):
+        if self.from_y:
+            self.s = arr
+
     def backward(self, g):
         x, y = (None, self.s) if self.from_y else (self.s, None)
         if len(self.inputs) == 1:

@@ -15,6 +15,8 @@ from ._util import sum_to
 
 # -- binary arithmetic (broadcasting; gradients reduced back to each input's shape) -------------
 class Add(Primitive):
+    saves = ()
+
     def forward(self, a, b):
         self.sa, self.sb = a.shape, b.shape
         return a + b
@@ -24,6 +26,8 @@ class Add(Primitive):
 
 
 class Sub(Primitive):
+    saves = ()
+
     def forward(self, a, b):
         self.sa, self.sb = a.shape, b.shape
         return a - b
@@ -33,6 +37,8 @@ class Sub(Primitive):
 
 
 class Mul(Primitive):
+    saves = "cross"
+
     def forward(self, a, b):
         return a * b
 
@@ -44,6 +50,8 @@ class Mul(Primitive):
 
 
 class Div(Primitive):
+    saves = None
+
     def forward(self, a, b):
         return a / b
 
@@ -93,6 +101,7 @@ class PowScalar(Primitive):
 
 
 class RPowScalar(Primitive):
+    saves = ()
     """c ** x for a Python number c > 0."""
     save_output = True
 
@@ -105,6 +114,8 @@ class RPowScalar(Primitive):
 
 
 class Neg(Primitive):
+    saves = ()
+
     def forward(self, x):
         return -x
 
@@ -114,6 +125,7 @@ class Neg(Primitive):
 
 # -- unary math ---------------------------------------------------------------------------------
 class Exp(Primitive):
+    saves = ()
     save_output = True
 
     def forward(self, x):
@@ -140,6 +152,7 @@ class Log1p(Primitive):
 
 
 class Sqrt(Primitive):
+    saves = ()
     save_output = True
 
     def forward(self, x):
@@ -232,6 +245,8 @@ class Minimum(Maximum):
 
 
 class Where(Primitive):
+    saves = ()
+
     def forward(self, a, b, cond):
         self.cond = cond
         return xp_of(a).where(cond, a, b)
@@ -243,6 +258,8 @@ class Where(Primitive):
 
 
 class Cast(Primitive):
+    saves = ()
+
     def forward(self, x, dtype):
         self.src = x.dtype
         return x.astype(dtype)

@@ -14,6 +14,8 @@ def _acc_dtype(dt):
 
 
 class Sum(Primitive):
+    saves = ()
+
     def forward(self, x, axes, keepdim):
         self.src, self.axes, self.keepdim = x.shape, axes, keepdim
         y = x.sum(axis=axes, keepdims=keepdim, dtype=_acc_dtype(x.dtype))
@@ -28,6 +30,7 @@ class Sum(Primitive):
 class MaxMin(Primitive):
     """max/min over ``axis`` with precomputed indices ``idx`` (keepdims shape), or over all elements
     (``axis=None``: the gradient is shared evenly among tied maxima, as PyTorch's max())."""
+    saves = ()  # NOTE: backward reads the mask/indices kept at forward, not x
 
     def forward(self, x, axis, idx, keepdim, mode):
         xp = xp_of(x)

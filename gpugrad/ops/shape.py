@@ -10,6 +10,8 @@ from ._util import sum_to
 
 class Alias(Primitive):
     """Identity (a fresh graph node over the same array)."""
+    saves = ()
+
     def forward(self, x):
         return x
 
@@ -23,6 +25,8 @@ def alias(t):
 
 
 class Reshape(Primitive):
+    saves = ()
+
     def forward(self, x, shape):
         self.src = x.shape
         return x.reshape(shape)
@@ -32,6 +36,8 @@ class Reshape(Primitive):
 
 
 class Permute(Primitive):
+    saves = ()
+
     def forward(self, x, dims):
         self.inv = tuple(np.argsort(dims).tolist())
         return x.transpose(dims)
@@ -41,6 +47,7 @@ class Permute(Primitive):
 
 
 class Expand(Primitive):
+    saves = ()
     """Broadcast to ``shape`` (a read-only view on the CPU; never written in place)."""
     def forward(self, x, shape):
         self.src = x.shape
@@ -59,6 +66,8 @@ def reduce_to(x, shape):
 
 
 class SumTo(Primitive):
+    saves = ()
+
     def forward(self, x, shape):
         self.src = x.shape
         return reduce_to(x, shape)
@@ -67,13 +76,24 @@ class SumTo(Primitive):
         return self.call(Expand, g, shape=self.src)
 
 
+def _with_ellipsis(idx):
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    return idx if any(i is Ellipsis for i in idx) else idx + (Ellipsis,)
+
+
 def _is_basic(idx):
     return all(i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer)) for i in idx)
 
 
 class GetItem(Primitive):
+    saves = ()
+
     def forward(self, x, idx):
         self.src, self.idx = x.shape, idx
+        if type(x) is np.ndarray and _is_basic(idx if isinstance(idx, tuple) else (idx,)):
+            # NOTE: an Ellipsis makes numpy return a 0-d VIEW for a full integer index (not a scalar copy),
+            # so x[0] shares memory with x as in PyTorch
+            return x[_with_ellipsis(idx)]
         return xp_of(x).asarray(x[idx])
 
     def backward(self, g):
@@ -81,6 +101,7 @@ class GetItem(Primitive):
 
 
 class IndexAdd(Primitive):
+    saves = ()
     """zeros(shape)[idx] += g, with repeated indices accumulating (the adjoint of GetItem)."""
     def forward(self, g, shape, idx):
         self.idx = idx
@@ -99,7 +120,87 @@ class IndexAdd(Primitive):
         return self.call(GetItem, gz, idx=self.idx)
 
 
+def view_of(arr, chain):
+    """Apply a view recipe (see Tensor._view) to an array: a numpy/cupy view of it."""
+    xp = xp_of(arr)
+    for kind, arg in chain:
+        if kind == "getitem":
+            arr = arr[_with_ellipsis(arg)]
+        elif kind == "reshape":
+            arr = arr.reshape(arg)
+        elif kind == "permute":
+            arr = arr.transpose(arg)
+        else:
+            arr = xp.broadcast_to(arr, arg)
+    return arr
+
+
+_CHAIN = {"getitem": (GetItem, "idx"), "reshape": (Reshape, "shape"), "permute": (Permute, "dims"),
+          "expand": (Expand, "shape")}
+
+
+def view_of_tensor(t, chain):
+    """Apply a view recipe to a Tensor, recording the graph (used to regenerate a view's grad_fn)."""
+    for kind, arg in chain:
+        cls, name = _CHAIN[kind]
+        t = cls.apply(t, **{name: arg})
+    return t
+
+
+class CopySlices(Primitive):
+    """A base tensor after an in-place write through one of its views (PyTorch's CopySlices).
+
+    The caller writes ``src`` into the view's memory; the node only routes gradients: the base's
+    old value gets ``g`` with the view's region zeroed, ``src`` gets that region of ``g``."""
+    saves = ()
+
+    def forward(self, base, src, chain):
+        self.chain = chain
+        return base
+
+    def backward(self, g):
+        chain = self.chain
+        if self.graph:
+            mask = xp_of(g._data).ones(g.shape, dtype=g.dtype)
+            view_of(mask, chain)[...] = 0
+            return g * mask, view_of_tensor(g, chain)
+        gb = g.copy()
+        view_of(gb, chain)[...] = 0
+        return gb, view_of(g, chain).copy()
+
+
+class IndexPut(Primitive):
+    """x with x[idx] = v (advanced or basic index, v broadcast): out-of-place index_put."""
+    saves = ()
+
+    def forward(self, x, v, idx):
+        self.idx, self.vs = idx, v.shape
+        out = x.copy()
+        out[idx] = v
+        return out
+
+    def backward(self, g):
+        gd = g._data if self.graph else g
+        mask = xp_of(gd).ones(gd.shape, dtype=gd.dtype)
+        mask[self.idx] = 0
+        return g * mask, sum_to(self, self.call(GetItem, g, idx=self.idx), self.vs)
+
+
+class Overwrite(Primitive):
+    """dst's new value is src, broadcast (copy_, fill_, random fills): dst's old value gets no gradient."""
+    saves = ()
+
+    def forward(self, dst, src):
+        self.ss = src.shape
+        return xp_of(dst).broadcast_to(src, dst.shape)
+
+    def backward(self, g):
+        return None, sum_to(self, g, self.ss)
+
+
 class Cat(Primitive):
+    saves = ()
+
     def forward(self, *xs, dim):
         self.dim = dim
         self.sizes = [x.shape[dim] for x in xs]
@@ -115,6 +216,7 @@ class Cat(Primitive):
 
 
 class Pad(Primitive):
+    saves = ()
     """Constant padding; ``widths`` is numpy's ((before, after), ...) per dimension."""
     def forward(self, x, widths, value):
         self.idx = tuple(slice(b, b + n) for (b, _), n in zip(widths, x.shape))

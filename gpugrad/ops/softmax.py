@@ -20,6 +20,11 @@ _BWD = {"softmax": _K.softmax_bwd, "log_softmax": _K.log_softmax_bwd}
 
 class RowReduce(Primitive):
     """``kind`` over ``axis``: 'softmax' | 'log_softmax' (same shape) | 'logsumexp' (reduced, ``keepdim``)."""
+    save_output = True
+
+    @property
+    def saves(self):
+        return (0,) if self.params["kind"] == "logsumexp" else ()
 
     def forward(self, x, kind, axis, keepdim=False):
         if kind == "logsumexp":
