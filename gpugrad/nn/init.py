@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from .. import random as _random
+from ..tensor import _bump
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_", "eye_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_"]
@@ -95,6 +96,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
 
 def constant_(tensor, val):
     tensor._data[...] = val
+    _bump(tensor)
     return tensor
 
 

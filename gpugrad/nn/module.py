@@ -13,7 +13,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend as _be
-from ..tensor import Tensor, as_dtype, is_floating, parse_to
+from ..tensor import Tensor, _bump, as_dtype, is_floating, parse_to
 from .parameter import Buffer, Parameter
 
 __all__ = ["Module", "RemovableHandle"]
@@ -438,6 +438,7 @@ class Module:
                     m._buffers[k] = Tensor(a)
             else:
                 t._data[...] = a
+                _bump(t)
         return _IncompatibleKeys(missing, unexpected)
 
     # -- hooks and call -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..kernels import optim as K
 from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg
+from ..tensor import _bump
 
 __all__ = ["Adagrad"]
 
@@ -47,4 +48,5 @@ class Adagrad(Optimizer):
                 K.adagrad_step(p._data, p.grad._data, state["sum"]._data, step=state["step"], lr=group["lr"],
                                eps=group["eps"], lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
                                maximize=bool(group["maximize"]))
+                _bump(p)  # NOTE: an in-place write: tensors saved by a graph see it, as in PyTorch
         return loss

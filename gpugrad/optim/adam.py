@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..kernels import optim as K
 from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg, _is_number
+from ..tensor import _bump
 
 __all__ = ["Adam", "AdamW"]
 
@@ -57,6 +58,7 @@ class Adam(Optimizer):
                             beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                             decoupled_weight_decay=bool(group["decoupled_weight_decay"]), amsgrad=amsgrad,
                             maximize=bool(group["maximize"]))
+                _bump(p)  # NOTE: an in-place write: tensors saved by a graph see it, as in PyTorch
         return loss
 
 

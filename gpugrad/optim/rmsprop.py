@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..kernels import optim as K
 from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg, _check_unit
+from ..tensor import _bump
 
 __all__ = ["RMSprop"]
 
@@ -50,4 +51,5 @@ class RMSprop(Optimizer):
                                lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
                                weight_decay=group["weight_decay"], momentum=group["momentum"], centered=centered,
                                maximize=bool(group["maximize"]))
+                _bump(p)  # NOTE: an in-place write: tensors saved by a graph see it, as in PyTorch
         return loss

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..kernels import optim as K
 from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg, _num
+from ..tensor import _bump
 
 __all__ = ["SGD"]
 
@@ -46,4 +47,5 @@ class SGD(Optimizer):
                 K.sgd_step(p._data, p.grad._data, None if buf is None else buf._data, lr=group["lr"],
                            momentum=momentum, dampening=group["dampening"], weight_decay=group["weight_decay"],
                            nesterov=group["nesterov"], maximize=group["maximize"], first_step=first)
+                _bump(p)  # NOTE: an in-place write: tensors saved by a graph see it, as in PyTorch
         return loss
