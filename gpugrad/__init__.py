@@ -4,32 +4,38 @@
 """
 from __future__ import annotations
 
+import numpy as _np
+
 from . import backend as _backend
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+                       set_grad_enabled)
 from .backend import CudaUnavailableError, Device, cuda, get_default_device, set_default_device
 from .backend import device as device  # noqa: PLC0414
-from .random import initial_seed, manual_seed
+from .random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed,
+                     set_rng_state)
 from .tensor import (Tensor, arange, as_tensor, bool_, cat, chunk, concat, empty, empty_like, eye, float16,
                      float32, float64, from_numpy, full, full_like, get_default_dtype, int8, int16, int32, int64,
                      linspace, matmul, maximum, minimum, one_hot, ones, ones_like, pad, set_default_dtype, split,
                      stack, tensor, uint8, where, zeros, zeros_like)
+from . import _promotion
+from ._promotion import can_cast, promote_types
 from . import autograd, func  # noqa: E402
 
 __version__ = "0.1.0"
 
-# PyTorch's dtype aliases
-half, float, double = float16, float32, float64  # noqa: A001
-short, int, long = int16, int32, int64  # noqa: A001
-bool = bool_  # noqa: A001
+# PyTorch's dtype aliases (gg.float, gg.int, gg.bool: see the end of this file)
+half, double = float16, float64
+short, long = int16, int64
+_BUILTIN_NAMED = {"float": float32, "int": int32, "bool": bool_}
 
 
 def _rand(fn_name):
-    def make(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    def make(*size, generator=None, dtype=None, device=None, requires_grad=False):
         from . import random as _r  # noqa: PLC0415
         from .tensor import _shape_arg, as_dtype  # noqa: PLC0415
         dev = _backend.device(device)
         dt = as_dtype(dtype) or get_default_dtype()
-        g = generator or _r.generator(dev)
+        g = _r.rng(generator, dev)
         shape = _shape_arg(size)
         if fn_name == "randn":
             arr = g.standard_normal(shape, dtype=dt if dt in (float32, float64) else float32).astype(dt, copy=False)
@@ -40,7 +46,8 @@ def _rand(fn_name):
             t.requires_grad_(True)
         return t
     make.__name__ = fn_name
-    make.__doc__ = f"Tensor of the given size filled from {'N(0, 1)' if fn_name == 'randn' else 'U[0, 1)'} (seed with gg.manual_seed)."
+    make.__doc__ = (f"Tensor of the given size filled from {'N(0, 1)' if fn_name == 'randn' else 'U[0, 1)'}, drawn "
+                    "from ``generator`` (a gg.Generator) or the device's default one (seed with gg.manual_seed).")
     return make
 
 
@@ -48,45 +55,189 @@ randn = _rand("randn")
 rand = _rand("rand")
 
 
-def randn_like(t, dtype=None, device=None, requires_grad=False):
-    return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+def randn_like(t, dtype=None, device=None, requires_grad=False, generator=None):
+    return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad,
+                 generator=generator)
 
 
-def rand_like(t, dtype=None, device=None, requires_grad=False):
-    return rand(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+def rand_like(t, dtype=None, device=None, requires_grad=False, generator=None):
+    return rand(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad,
+                generator=generator)
 
 
-def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
+_RANDINT_USAGE = "randint(high, size) or randint(low, high, size), size a tuple of ints"
+_INT_NAMES = {"uint8": "unsigned char", "int8": "signed char", "int16": "short", "int32": "int", "int64": "long"}
+
+
+def _int_arg(v, name, pos):
+    import operator  # noqa: PLC0415
+    if isinstance(v, Tensor) and v.ndim == 0 and v.dtype.kind in "iu":
+        return int(v.item())
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"randint(): argument '{name}' (position {pos}) must be int, not {type(v).__name__}") from None
+
+
+def _randint(low, high, size, generator, dtype, device, requires_grad, fname="randint"):
     from . import random as _r  # noqa: PLC0415
+    from .tensor import as_dtype  # noqa: PLC0415
+    dt = as_dtype(dtype) or int64
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    if dt.kind in "iub":
+        lo, hi = (0, 1) if dt == bool_ else (int(_np.iinfo(dt).min), int(_np.iinfo(dt).max))
+        name = "bool" if dt == bool_ else _INT_NAMES.get(dt.name, dt.name)
+        if high - 1 > hi:
+            raise RuntimeError(f"to - 1 is out of bounds for {name}")
+        if low < lo:
+            raise RuntimeError(f"from is out of bounds for {name}")
+    dev = _backend.device(device)
+    g = _r.rng(generator, dev)
+    t = Tensor(g.integers(low, high, size=size).astype(dt, copy=False))
+    if requires_grad:
+        t.requires_grad_(True)  # NOTE: refused for integer dtypes, as PyTorch
+    return t
+
+
+def randint(*args, size=None, low=None, high=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """``randint(high, size)`` / ``randint(low=0, high, size)``: integers uniform in [low, high), as
+    torch.randint (size is required; dtype int64 unless given)."""
+    pos = list(args)
+    if len(pos) > 3:
+        raise TypeError(f"randint() takes at most 3 positional arguments ({len(pos)} given): {_RANDINT_USAGE}")
+    if size is None:
+        if not pos or (len(pos) == 1 and high is None):
+            raise TypeError(f"randint() missing the required argument 'size': {_RANDINT_USAGE}")
+        size = pos.pop()
+        where = len(pos) + 1
+    else:
+        where = None
+    if isinstance(size, int) or not isinstance(size, (tuple, list)) or not all(
+            isinstance(s, (int, _np.integer)) and not isinstance(s, bool) for s in size):
+        at = f" (position {where})" if where else ""
+        raise TypeError(f"randint(): argument 'size'{at} must be tuple of ints, not {type(size).__name__}")
+    if high is None:
+        if not pos:
+            raise TypeError(f"randint() missing the required argument 'high': {_RANDINT_USAGE}")
+        high = _int_arg(pos.pop(), "high", len(pos) + 1)
+    else:
+        high = _int_arg(high, "high", 2)
+    if pos:
+        if low is not None:
+            raise TypeError("randint() got multiple values for argument 'low'")
+        low = pos.pop()
+    if pos:
+        raise TypeError(f"randint() got too many positional arguments: {_RANDINT_USAGE}")
+    low = 0 if low is None else _int_arg(low, "low", 1)
+    return _randint(low, high, tuple(int(s) for s in size), generator, dtype, device, requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None,  # noqa: A002
+                 requires_grad=False):
+    """``randint_like(x, high)`` / ``randint_like(x, low, high)``: x's shape, dtype and device unless given."""
     if high is None:
         low, high = 0, low
-    dev = _backend.device(device)
-    g = generator or _r.generator(dev)
-    return Tensor(g.integers(low, high, size=tuple(size)).astype(dtype or int64, copy=False))
+    return _randint(_int_arg(low, "low", 2), _int_arg(high, "high", 3), tuple(input.shape), generator,
+                    dtype or input.dtype, device or input.device, requires_grad)
 
 
-def randperm(n, device=None, generator=None):
+def randperm(n, *, generator=None, dtype=int64, device=None, requires_grad=False):
+    """A random permutation of 0..n-1 (int64 unless ``dtype``), as torch.randperm."""
     from . import random as _r  # noqa: PLC0415
-    dev = _backend.device(device)
-    g = generator or _r.generator(dev)
-    return Tensor(g.permutation(n).astype(int64, copy=False))
+    from .tensor import as_dtype  # noqa: PLC0415
+    g = _r.rng(generator, _backend.device(device))
+    t = Tensor(g.permutation(n).astype(as_dtype(dtype), copy=False))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """torch.normal: ``normal(mean_tensor, std_tensor)``, ``normal(mean_tensor, std=1.0)``,
+    ``normal(mean, std_tensor)`` (the shapes broadcast), or ``normal(mean, std, size)`` with two numbers.
+    Gradients with respect to mean and std are zero, as in PyTorch."""
+    from . import random as _r  # noqa: PLC0415
+    from .ops.elementwise import Sampled  # noqa: PLC0415
+    tm, ts = isinstance(mean, Tensor), isinstance(std, Tensor)
+    if not (tm or ts):
+        if size is None:
+            raise TypeError("normal(): with a number mean and std the size is required: normal(mean, std, size)")
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        z = randn(size, generator=generator, dtype=dtype, device=device)
+        t = Tensor(z._data * std + mean if (mean, std) != (0.0, 1.0) else z._data)
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
+    if size is not None or dtype is not None or device is not None or requires_grad:
+        raise TypeError("normal(): size, dtype, device and requires_grad go with a number mean and std only; "
+                        "with a Tensor mean or std the result takes its shape, dtype and device")
+    ref = mean if tm else std
+    if ref.dtype.kind != "f" or (tm and ts and mean.dtype != std.dtype):
+        raise NotImplementedError(f"normal: mean and std must be floating point tensors of one dtype, got "
+                                  f"{mean.dtype if tm else type(mean).__name__} and "
+                                  f"{std.dtype if ts else type(std).__name__}")
+    if ts and bool((std._data < 0).any()):
+        raise RuntimeError("normal expects all elements of std >= 0.0")
+    if not ts and std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    m = mean._data if tm else mean
+    s = std._data if ts else std
+    shape = _np.broadcast_shapes(_np.shape(m), _np.shape(s))
+    g = _r.rng(generator, ref.device)
+    dt = ref.dtype
+    z = g.standard_normal(shape, dtype=dt if dt in (float32, float64) else float32)
+    value = (z * s + m).astype(dt, copy=False)
+    return Sampled.apply(*[x for x in (mean, std) if isinstance(x, Tensor)], value=value)
 
 
 # functional forms of Tensor methods, as in the torch namespace
 def _method(name):
     def f(input, *args, **kwargs):  # noqa: A002
+        if not isinstance(input, Tensor):
+            _need_tensor(name, input)
         return getattr(input, name)(*args, **kwargs)
     f.__name__ = name
     f.__doc__ = f"``gg.{name}(x, ...)`` is ``x.{name}(...)``."
     return f
 
 
-for _n in ("exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "clamp", "clip",
+for _n in ("floor", "ceil", "trunc", "fix", "frac", "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "clamp", "clip",
            "sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "softmax", "log_softmax", "reshape",
            "flatten", "transpose", "permute", "squeeze", "unsqueeze", "argmax", "argmin", "square", "pow", "neg",
            "norm", "isnan", "isfinite", "sign", "swapaxes", "t", "masked_fill", "all", "any"):
     globals()[_n] = _method(_n)
 del _n
+
+
+def result_type(tensor, other):
+    """torch.result_type: the dtype of an elementwise op of two Tensors / Python numbers (see gpugrad/_promotion.py)."""
+    return _promotion.result_type(tensor, other, default_float=get_default_dtype())
+
+
+def mm(input, mat2):  # noqa: A002
+    """torch.mm: (n, m) @ (m, p); no broadcasting, no dtype promotion."""
+    if input.ndim != 2:
+        raise RuntimeError("self must be a matrix")
+    if mat2.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix")
+    if input.dtype == mat2.dtype and input.shape[1] != mat2.shape[0]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} and "
+                           f"{mat2.shape[0]}x{mat2.shape[1]})")
+    return matmul(input, mat2)
+
+
+def bmm(input, mat2):  # noqa: A002
+    """torch.bmm: (b, n, m) @ (b, m, p); no broadcasting, no dtype promotion."""
+    if input.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor")
+    if mat2.ndim != 3:
+        raise RuntimeError("batch2 must be a 3D tensor")
+    if input.dtype == mat2.dtype and (mat2.shape[0], mat2.shape[1]) != (input.shape[0], input.shape[2]):
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{input.shape[0]}, "
+                           f"{input.shape[2]}] but got: [{mat2.shape[0]}, {mat2.shape[1]}].")
+    return matmul(input, mat2)
 
 
 def is_tensor(x):
@@ -97,8 +248,81 @@ def numel(x):
     return x.numel()
 
 
-def allclose(a, b, rtol=1e-5, atol=1e-8):
-    return bool(a.xp.allclose(a._data, b._data, rtol=rtol, atol=atol))
+def _need_tensor(fname, x, pos=1, arg="input"):
+    if not isinstance(x, Tensor):
+        from ._errors import not_a_tensor  # noqa: PLC0415
+        if type(x).__module__.split(".")[0] in ("numpy", "torch", "cupy"):
+            raise not_a_tensor(x, fname)
+        raise TypeError(f"{fname}(): argument '{arg}' (position {pos}) must be Tensor, not {type(x).__name__}")
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):  # noqa: A002
+    """True iff ``isclose(input, other, rtol, atol, equal_nan)`` holds everywhere (a Python bool)."""
+    _need_tensor("allclose", input)
+    return input.allclose(other, rtol, atol, equal_nan)
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):  # noqa: A002
+    """|input - other| <= atol + rtol * |other| elementwise, a bool Tensor (see Tensor.isclose)."""
+    _need_tensor("isclose", input)
+    return input.isclose(other, rtol, atol, equal_nan)
+
+
+def equal(input, other):  # noqa: A002
+    """True iff the two tensors have the same shape and values."""
+    _need_tensor("equal", input)
+    return input.equal(other)
+
+
+def _rounded_div(input, other, mode, name):  # noqa: A002
+    from .ops.elementwise import Bind, DivRound  # noqa: PLC0415
+    from .tensor import _binary  # noqa: PLC0415
+    return _binary(Bind(DivRound, name, mode=mode, name=None if name == "div" else name), input, other)
+
+
+def div(input, other, *, rounding_mode=None):  # noqa: A002
+    """torch.div: input / other, or rounded with ``rounding_mode`` 'trunc' / 'floor' (zero gradient)."""
+    if isinstance(input, Tensor):
+        return input.div(other, rounding_mode=rounding_mode)
+    _need_tensor("div", other, 2, "other")
+    if rounding_mode is None:
+        return input / other
+    if rounding_mode not in ("trunc", "floor"):
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                           f"'{rounding_mode}'")
+    return _rounded_div(input, other, rounding_mode, "div")
+
+
+divide = div
+
+
+def true_divide(input, other):  # noqa: A002
+    return div(input, other)
+
+
+def floor_divide(input, other):  # noqa: A002
+    if not isinstance(input, Tensor):
+        _need_tensor("floor_divide", other, 2, "other")
+    return input // other
+
+
+def remainder(input, other):  # noqa: A002
+    """Python's modulus (the sign of ``other``); ``input`` may be a number (then other gets no gradient)."""
+    if not isinstance(input, Tensor):
+        _need_tensor("remainder", other, 2, "other")
+    return input % other
+
+
+def fmod(input, other):  # noqa: A002
+    """C's fmod (the sign of ``input``)."""
+    _need_tensor("fmod", input)
+    return input.fmod(other)
+
+
+def round(input, *, decimals=0):  # noqa: A001, A002
+    """Round half to even (to ``decimals`` places); zero gradient."""
+    _need_tensor("round", input)
+    return input.round(decimals=decimals)
 
 
 def _lazy(name):
@@ -112,4 +336,19 @@ def __getattr__(name):
         return _lazy(name)
     if name in ("save", "load"):
         return getattr(_lazy("serialization"), name)
+    if name in _BUILTIN_NAMED:
+        return _BUILTIN_NAMED[name]
     raise AttributeError(f"module 'gpugrad' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_BUILTIN_NAMED) | {"nn", "optim", "data", "explain", "kernels", "save", "load"})
+
+
+# NOTE: the public names that are also Python builtins (the dtype aliases gg.float / gg.int / gg.bool and the
+# functions gg.abs, gg.max, gg.min, gg.sum, gg.all, gg.any, gg.pow, gg.round) are served by __getattr__ and
+# are not globals here: as globals they would shadow the builtins inside every function of this module.
+import builtins as _builtins  # noqa: E402
+
+_BUILTIN_NAMED.update({_k: globals().pop(_k) for _k in [k for k in globals() if not k.startswith("_")
+                                                          and hasattr(_builtins, k)]})

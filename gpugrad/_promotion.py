@@ -52,6 +52,8 @@ def tensor_type_name(dt, cuda=False):
 
 
 def _dtype(dt):
+    if not (isinstance(dt, np.dtype) or (isinstance(dt, type) and issubclass(dt, np.generic))):
+        raise TypeError(f"expected a dtype (gg.float32, gg.int64, ...), got {type(dt).__name__} {dt!r}")
     dt = np.dtype(dt)
     if dt not in _SUPPORTED and dt not in _BAREBONES_UNSIGNED:
         raise TypeError(f"gpugrad has no dtype {dt} (supported: bool, uint8, int8, int16, int32, int64, "

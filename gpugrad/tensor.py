@@ -284,11 +284,30 @@ class Tensor:
     def cuda(self, device=None):
         return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
 
-    def type(self, dtype):
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        """No argument: PyTorch's type string ('torch.FloatTensor', 'torch.cuda.LongTensor', ...). Else the
+        tensor cast to ``dtype`` (itself if it has it already): a dtype, or a type string such as
+        'torch.DoubleTensor' or 'torch.cuda.FloatTensor' (which also moves it to the CPU or to CUDA)."""
+        if dtype is None:
+            return f"torch.{'cuda.' if self.is_cuda else ''}{_tname(self.dtype)}Tensor"
+        if isinstance(dtype, str) and dtype.startswith("torch.") and dtype.endswith("Tensor"):
+            body = dtype[len("torch."):-len("Tensor")]
+            on_cuda = body.startswith("cuda.")
+            body = body[len("cuda."):] if on_cuda else body
+            dts = [d for d in (float16, float32, float64, int8, uint8, int16, int32, int64, bool_) if _tname(d) == body]
+            if not dts:
+                raise ValueError(f"invalid type: {dtype!r}")
+            out = self
+            if on_cuda != self.is_cuda:
+                out = self.to("cuda" if on_cuda else "cpu")
+            return out.type(dts[0])
         dt = as_dtype(dtype)
         if dt == self.dtype:
             return self
-        return _ew.Cast.apply(self, dtype=dt) if is_floating(dt) else Tensor(self._data.astype(dt))
+        if is_floating(dt):
+            return _ew.Cast.apply(self, dtype=dt)
+        with np.errstate(invalid="ignore", over="ignore"):  # NOTE: nan/inf -> int gives garbage silently, as PyTorch
+            return Tensor(self._data.astype(dt))
 
     def float(self):
         return self.type(float32)
@@ -714,6 +733,136 @@ class Tensor:
     def __abs__(self):
         return _ew.Abs.apply(self)
 
+    # -- formatting, rounding, floor/trunc division, remainder, closeness, inference (PyTorch's rules) --
+    def __format__(self, format_spec):
+        # NOTE: as PyTorch: a 0-d Tensor formats as its Python number (f"{loss:.4f}"; "" too); any other
+        # tensor only with an empty spec (str(t)), else TypeError
+        if self._data.ndim == 0 and type(self) is Tensor:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
+    def __round__(self, ndigits=None):
+        raise TypeError("type Tensor doesn't define __round__ method (neither does PyTorch's): use "
+                        "t.round(decimals=n) for a Tensor or round(t.item(), n) for a Python number")
+
+    def _rounded(self, op, decimals=0):
+        k = self._data.dtype.kind
+        if k == "b" or (k != "f" and op == "round" and decimals):
+            raise NotImplementedError(f"{op}: not implemented for {self.dtype} tensors"
+                                      + (" with decimals != 0" if k != "b" else ""))
+        if k != "f":
+            return Tensor(self._data.copy())  # NOTE: integers: a copy, as PyTorch (array-API convention)
+        return _ew.Round.apply(self, op=op, decimals=int(decimals))
+
+    def round(self, *, decimals=0):
+        """Round half to even (``decimals`` places; negative: left of the point). Gradient zero."""
+        return self._rounded("round", decimals)
+
+    def floor(self):
+        return self._rounded("floor")
+
+    def ceil(self):
+        return self._rounded("ceil")
+
+    def trunc(self):
+        return self._rounded("trunc")
+
+    fix = trunc
+
+    def frac(self):
+        """x - trunc(x) (sign of x); gradient 1."""
+        if not is_floating(self.dtype):
+            raise NotImplementedError(f"frac: not implemented for {self.dtype} tensors")
+        return self - self.trunc()
+
+    def __floordiv__(self, o):
+        return _binary(_ew.Bind(_ew.DivRound, "floor_divide", mode="floor", name="floor_divide"), self, o)
+
+    def __rfloordiv__(self, o):
+        return _binary(_ew.Bind(_ew.DivRound, "floor_divide", mode="floor", name="floor_divide"), o, self)
+
+    def __mod__(self, o):
+        return _binary(_ew.Bind(_ew.Remainder, "remainder", mode="remainder"), self, o)
+
+    def __rmod__(self, o):
+        return _binary(_ew.Bind(_ew.Remainder, "remainder", mode="remainder", rscalar=True), o, self)
+
+    def div(self, other, *, rounding_mode=None):
+        """True division, or rounded with ``rounding_mode`` 'trunc' / 'floor' (then the gradient is zero)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("trunc", "floor"):
+            raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                               f"'{rounding_mode}'")
+        return _binary(_ew.Bind(_ew.DivRound, "div", mode=rounding_mode), self, other)
+
+    divide = div
+
+    def true_divide(self, other):
+        return self / other
+
+    def floor_divide(self, other):
+        return self // other
+
+    def remainder(self, other):
+        """Python's modulus (the sign of ``other``); gradient 1 for self, -floor(self / other) for other."""
+        return self % other
+
+    def fmod(self, other):
+        """C's fmod (the sign of self); gradient 1 for self, -trunc(self / other) for other."""
+        return _binary(_ew.Bind(_ew.Remainder, "fmod", mode="fmod"), self, other)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """|self - other| <= atol + rtol * |other| elementwise (non-finite values: close iff equal), as a
+        bool Tensor; PyTorch's algorithm and checks (same dtype, broadcastable shapes, tolerances >= 0)."""
+        if not isinstance(other, Tensor):
+            raise TypeError(f"isclose(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+        if self.dtype != other.dtype:
+            raise RuntimeError(f"{_tname(self.dtype)} did not match {_tname(other.dtype)}")
+        if rtol < 0:
+            raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
+        if atol < 0:
+            raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
+        _check_same_device(self, other, "isclose")
+        a, b = self._data, other._data
+        sa, sb = a.shape, b.shape
+        for i in range(1, min(len(sa), len(sb)) + 1):
+            if sa[-i] != sb[-i] and 1 not in (sa[-i], sb[-i]):
+                raise RuntimeError(f"The size of tensor a ({sa[-i]}) must match the size of tensor b ({sb[-i]}) "
+                                   f"at non-singleton dimension {max(len(sa), len(sb)) - i}")
+        xp = self.xp
+        close = a == b
+        if equal_nan and a.dtype.kind == "f":
+            close |= xp.isnan(a) & xp.isnan(b)
+        if rtol == 0 and atol == 0:
+            return Tensor(close)
+        if a.dtype == bool_:
+            a, b = a.astype(_default_dtype), b.astype(_default_dtype)
+        bf = b if a.dtype.kind == "f" else b.astype(_default_dtype)  # NOTE: rtol * int tensor: default float
+        with np.errstate(all="ignore"):
+            allowed = atol + xp.abs(rtol * bf)
+            actual = xp.abs(a - b).astype(allowed.dtype, copy=False)
+            close |= xp.isfinite(actual) & (actual <= allowed)
+        return Tensor(close)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """``isclose(...).all()`` as a Python bool."""
+        if not isinstance(other, Tensor):
+            raise TypeError(f"allclose(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+        return bool(self.isclose(other, rtol, atol, equal_nan)._data.all())
+
+    def equal(self, other):
+        """True iff both tensors have the same shape and the same values (dtypes may differ; nan != nan)."""
+        if not isinstance(other, Tensor):
+            raise TypeError(f"equal(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+        _check_same_device(self, other, "equal")
+        return self.shape == other.shape and bool(self.xp.array_equal(self._data, other._data))
+
+    def is_inference(self):
+        """Whether this tensor was made inside ``gg.inference_mode()``."""
+        from .autograd.grad_mode import is_inference_tensor  # noqa: PLC0415
+        return is_inference_tensor(self)
+
     # -- comparisons (no gradient) -------------------------------------------------------------------
     def _cmp(self, o, op):
         od = o._data if isinstance(o, Tensor) else o
@@ -834,19 +983,24 @@ class Tensor:
         return -self
 
     def clamp(self, min=None, max=None):  # noqa: A002
+        """torch.clamp: bounds are numbers or Tensors (broadcast); the dtype is result_type(self, min, max)
+        (an int tensor clamped at a float bound becomes the default float)."""
         if min is None and max is None:
-            raise ValueError("clamp: at least one of min or max must be given")
-        if isinstance(min, Tensor) or isinstance(max, Tensor):
-            out = self
-            if min is not None:
-                out = maximum(out, min)
-            if max is not None:
-                out = minimum(out, max)
-            return out
-        x = self
-        if not is_floating(x.dtype) and (isinstance(min, float) or isinstance(max, float)):
-            x = x.type(_default_dtype)  # NOTE: an int tensor clamped at a float bound becomes float32, as PyTorch
-        return _ew.Clamp.apply(x, min=min, max=max)
+            raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        dt = _result_type(self, *(b for b in (min, max) if b is not None))
+        x = self.type(dt)
+        if not (isinstance(min, Tensor) or isinstance(max, Tensor)):
+            return _ew.Clamp.apply(x, min=min, max=max)
+        # NOTE: as PyTorch's clamp_backward: x gets the gradient where min <= x <= max (ties included), a
+        # bound where it is the result (max wins when min > max); a NaN bound gives NaN
+        xp, out = x.xp, x
+        for bound, pick in ((min, _op_lt), (max, _op_gt)):
+            if bound is None:
+                continue
+            bd = bound.type(dt) if isinstance(bound, Tensor) else bound
+            raw = bd._data if isinstance(bd, Tensor) else bd
+            out = where(Tensor(pick(out._data, raw) | xp.isnan(raw)), bd, out)
+        return out
 
     clip = clamp
 
@@ -919,18 +1073,34 @@ class Tensor:
     def log_softmax(self, dim, dtype=None):
         return _sm.log_softmax(self, dim, dtype=dtype)
 
-    def norm(self, p=2, dim=None, keepdim=False):
-        """Vector p-norm over ``dim`` (all elements by default); p may be inf, -inf or 0 (a count)."""
-        if p == 2:
-            return (self * self).sum(dim, keepdim).sqrt()
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """Vector p-norm over ``dim`` (all elements by default), as torch.norm: p is 'fro' (the 2-norm), a
+        real number, inf or -inf; 0 counts the non-zeros. The gradient is 0 where the norm is 0 (PyTorch's)."""
+        from .ops import norm as _nm  # noqa: PLC0415
+        if isinstance(p, str):
+            if p != "fro":
+                raise NotImplementedError(f"norm: p={p!r} (a matrix norm) is not supported; use 'fro' or a number")
+            p = 2
+        n = _promo.short_name
+        if dtype is not None and not is_floating(as_dtype(dtype)):
+            raise RuntimeError(f"linalg.vector_norm: dtype should be floating point or complex, but got "
+                               f"{n(as_dtype(dtype))}")
+        if not is_floating(self.dtype):
+            raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                               f"Got {n(self.dtype)}")
+        x = self
+        if dtype is not None:
+            dt = as_dtype(dtype)
+            if _promo.promote_types(self.dtype, dt) != dt:
+                raise RuntimeError(f"linalg.vector_norm: the dtype of the input ({n(self.dtype)}) should be "
+                                   f"convertible without narrowing to the specified dtype ({n(dt)})")
+            x = self.type(dt)
         if p == 1:
-            return self.abs().sum(dim, keepdim)
-        if p in (float("inf"), float("-inf")):
-            return self.abs().amax(dim, keepdim) if p > 0 else self.abs().amin(dim, keepdim)
+            return x.abs().sum(dim, keepdim)
         if p == 0:
             # NOTE: the count of non-zeros has no useful gradient (zero almost everywhere), as in PyTorch
-            return (self != 0).type(self.dtype).sum(dim, keepdim)
-        return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+            return (x != 0).type(x.dtype).sum(dim, keepdim)
+        return _nm.Norm.apply(x, p=float(p), axes=_rd.norm(dim, x.ndim), keepdim=bool(keepdim))
 
     # -- shape ------------------------------------------------------------------------------------------
     def reshape(self, *shape):
@@ -1620,6 +1790,7 @@ def _snapshot(t, copy):
 
 
 def _rebase(t, node, prev):
+    _state.rebased = True
     node.prev = prev
     t._node = node
     t._rg = True

@@ -221,7 +221,7 @@ def test_final_softmax_is_skipped(device):
 def test_unsupported_layers_and_non_chains_are_named(device):
     m = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2)).to(device)
     with pytest.raises(NotImplementedError, match="LayerNorm"):
-        E.lrp(m, gg.tensor(np.random.randn(2, 4), device=device), 0)
+        E.lrp(m, gg.tensor(np.random.randn(2, 4), dtype=gg.float32, device=device), 0)  # float32, as the model
 
     class Branchy(nn.Module):
         def __init__(self):
@@ -232,9 +232,9 @@ def test_unsupported_layers_and_non_chains_are_named(device):
             return self.b(self.a(x).relu())  # a functional op between the layers
 
     with pytest.raises(E.LRPUnsupportedLayerError, match="chain"):
-        E.lrp(Branchy().to(device), gg.tensor(np.random.randn(2, 4), device=device), 0)
+        E.lrp(Branchy().to(device), gg.tensor(np.random.randn(2, 4), dtype=gg.float32, device=device), 0)
     with pytest.raises(ValueError, match="unknown LRP rule"):
-        E.lrp(m, gg.tensor(np.random.randn(2, 4), device=device), 0, rule="nope")
+        E.lrp(m, gg.tensor(np.random.randn(2, 4), dtype=gg.float32, device=device), 0, rule="nope")
 
 
 def test_lrp_runs_on_the_cli_models_with_every_rule(device):

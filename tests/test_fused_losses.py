@@ -317,12 +317,16 @@ def test_loss_errors(device):
         F.cross_entropy(x, I([0, 1, 2, 0, 1], device))
     with pytest.raises(ValueError, match=r"target shape \(4, 2\).*\(4, 3\)"):
         F.cross_entropy(x, T(np.full((4, 2), 0.5), device))
-    with pytest.raises(TypeError, match=r"looks like class indices but has dtype float64.*long\(\)"):
+    # NOTE: PyTorch's RuntimeError and wording for class-index targets of another dtype than Long/Byte
+    with pytest.raises(RuntimeError, match=r"expected target dtype to be Long or Byte, but got Double \(cross_entropy: "
+                                           r"a target of shape \(4,\) looks like class indices; use target.long\(\)"):
         F.cross_entropy(x, T([0.0, 1.0, 2.0, 0.0], device))
-    with pytest.raises(TypeError, match="nll_loss target must hold integer class indices"):
+    with pytest.raises(RuntimeError, match="^expected target dtype to be Long or Byte, but got Double$"):
         F.nll_loss(x, T([0.0, 1.0, 2.0, 0.0], device))
-    with pytest.raises(TypeError, match="bool"):
+    with pytest.raises(RuntimeError, match="^expected target dtype to be Long or Byte, but got Bool$"):
         F.cross_entropy(x, gg.tensor([True, False, True, True], device=device))
+    with pytest.raises(RuntimeError, match="^expected target dtype to be Long or Byte, but got Int$"):
+        F.nll_loss(x, gg.tensor([0, 1, 2, 0], dtype=gg.int32, device=device))
     with pytest.raises(ValueError, match=r"weight shape \(4,\).*3 classes"):
         F.cross_entropy(x, I([0, 1, 2, 0], device), weight=T(np.ones(4), device, grad=False))
     with pytest.raises(NotImplementedError, match="weight"):

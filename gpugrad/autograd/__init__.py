@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .primitive import Primitive  # the internal array-level layer (see docs/contracts.md)
+from .function import Function, FunctionCtx, once_differentiable  # the public ctx-style layer
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                         set_grad_enabled, state as _state)
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

@@ -166,6 +166,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
 
     anomaly = state.anomaly
     written = _fn.last_write
+    rebased = state.rebased  # NOTE: no tensor was ever rebased by an in-place op: edges need no identity walk
     with set_grad_enabled(create_graph):
         while heap:
             node = heappop(heap)[1]
@@ -174,7 +175,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
                 raise RuntimeError(_FREED)
             seq = node.seq
             if seq < written[0]:
-                node.check_saved()  # NOTE: only when some in-place write happened after this node was recorded
+                node.check_saved()  # NOTE: only nodes recorded before the latest in-place write can be stale
             if node.hooks:
                 g = _run_hooks(node.hooks, g, create_graph)
             if targets is not None:
@@ -197,7 +198,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
                     continue
                 t = nin[i]
                 n = t._node
-                if n is not None and n.seq > seq:
+                if rebased and n is not None and n.seq > seq:
                     t = _identity(t, seq)  # rebased by an in-place op after this node was recorded
                     n = t._node
                 if not t._rg:

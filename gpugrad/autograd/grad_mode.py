@@ -13,6 +13,7 @@ class _State:
     grad_enabled = True
     anomaly = False
     inference = False  # inside gg.inference_mode() (tensors made then report is_inference())
+    rebased = False        # set once an in-place op rebased a tensor onto a new node (see autograd.engine)
     views_rebased = False  # set once an in-place op through a view rebased a graph (see primitive.apply)
 
 
@@ -91,14 +92,7 @@ def is_inference_mode_enabled() -> bool:
 
 
 _inference_refs = {}  # id(tensor) -> weakref, for the tensors made while inference mode was on
-
-
-def _inference_new(cls, *args, **kwargs):
-    t = object.__new__(cls)
-    if state.inference:
-        k = id(t)
-        _inference_refs[k] = weakref.ref(t, lambda _r, k=k: _inference_refs.pop(k, None))
-    return t
+_plain_init = []      # Tensor.__init__ as defined, while the recording one is installed
 
 
 def is_inference_tensor(t) -> bool:
@@ -107,15 +101,22 @@ def is_inference_tensor(t) -> bool:
 
 
 def _set_inference(on):
-    # NOTE: Tensor.__new__ records new tensors only while inference mode is on: outside it, creating a
-    # tensor costs nothing extra (the hook is removed again when the outermost block exits).
+    # NOTE: Tensor.__init__ records new tensors only while inference mode is on: outside it, creating a
+    # tensor costs nothing extra (the plain __init__ is put back when the outermost block exits).
     from ..tensor import Tensor  # noqa: PLC0415
     state.inference = on
-    hooked = Tensor.__dict__.get("__new__") is not None
-    if on and not hooked:
-        Tensor.__new__ = staticmethod(_inference_new)
-    elif not on and hooked:
-        del Tensor.__new__
+    if on and not _plain_init:
+        init = Tensor.__dict__["__init__"]
+        _plain_init.append(init)
+
+        def recording_init(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            if state.inference:
+                k = id(self)
+                _inference_refs[k] = weakref.ref(self, lambda _r, k=k: _inference_refs.pop(k, None))
+        Tensor.__init__ = functools.wraps(init)(recording_init)
+    elif not on and _plain_init:
+        Tensor.__init__ = _plain_init.pop()
 
 
 class inference_mode:

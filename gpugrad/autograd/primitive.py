@@ -22,6 +22,7 @@ _seq = itertools.count()  # creation order of graph nodes (the backward sweep ru
 # NOTE: in-place writes also draw a number from _seq; last_write[0] is the latest, so the sweep
 # checks saved versions only on nodes recorded before some write (all others cannot be stale).
 last_write = [0]
+_NO_SAVES = ()  # NOTE: compared by identity (CPython has one empty tuple); a miss only records versions needlessly
 
 
 def _modified(node, t, what, now, then):
@@ -67,6 +68,7 @@ class Primitive:
     # a tuple of indices, or "cross" (binary ops like mul: input i is read iff the other needs a grad)
     saves = None
     outv = 0              # version of the saved output at record time (non-zero only for in-place results)
+    vers = None           # versions of the inputs at record time (None: all were 0)
     composite = None      # fused ops: staticmethod(*tensors, **params) -> Tensor, used for higher order
     graph = False         # True while a differentiable (create_graph) backward runs
     hooks = None          # gradient hooks of the output tensor (Tensor.register_hook on a non-leaf)
@@ -83,6 +85,7 @@ class Primitive:
                 y = ctx.forward(x._data, **params)
                 rg = x._rg
             else:
+                x = None
                 datas = [t._data for t in inputs]
                 if type(datas[0]) is not np.ndarray or any(type(d) is not np.ndarray for d in datas):
                     _check_devices(cls, datas)
@@ -103,8 +106,13 @@ class Primitive:
             out._node = ctx
             ctx.inputs = inputs
             ctx.seq = next(_seq)
-            # NOTE: versions of every input at record time; backward checks those it reads (``saves``)
-            ctx.vers = [t._ver[0] for t in inputs]
+            # NOTE: versions of the inputs at record time, which backward checks for those it reads
+            # (``saves``); left at the class default None (= all zero) when they are, the common case
+            if x is not None:
+                if x._ver[0]:
+                    ctx.vers = (x._ver[0],)
+            elif cls.saves is not _NO_SAVES:
+                ctx.vers = tuple([t._ver[0] for t in inputs])
             ctx.yver = out._ver
             if cls.save_output:
                 ctx.y = y
@@ -158,12 +166,14 @@ class Primitive:
     def release(self):
         """Free what backward saved (called after a backward unless retain_graph=True)."""
         d = self.__dict__
-        seq, prev = d.get("seq"), d.get("prev")
+        # NOTE: inputs=None marks the node freed; seq stays so the sweep can still order it, prev (the
+        # identity of a tensor before an in-place op rebased it onto this node) for older nodes' edges
+        seq, prev = d["seq"], d.get("prev")
         d.clear()
-        d["inputs"] = None  # NOTE: marks the node freed; seq stays so the sweep can still order it
+        d["inputs"] = None
         d["seq"] = seq
         if prev is not None:
-            d["prev"] = prev  # the identity of a tensor before it was rebased onto this node (in-place)
+            d["prev"] = prev
 
     def check_saved(self):
         """Raise PyTorch's error if a tensor this node's backward reads was changed in place since."""
@@ -176,8 +186,9 @@ class Primitive:
             idx = saves
         for i in idx:
             t = ins[i]
-            if t._ver[0] != vers[i]:
-                _modified(self, t, f"input {i}", t._ver[0], vers[i])
+            then = vers[i] if vers is not None else 0
+            if t._ver[0] != then:
+                _modified(self, t, f"input {i}", t._ver[0], then)
         if self.yver[0] != self.outv and self.reads_output():
             out = self.out() if "out" in self.__dict__ else None
             _modified(self, self if out is None else out, "output 0", self.yver[0], self.outv)

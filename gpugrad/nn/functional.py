@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from .. import _promotion as _promo
 from .. import random as _random
 from ..autograd.grad_mode import no_grad
 from ..ops import activation as _act
@@ -61,6 +62,16 @@ def _as_4d(x, name):
 # -- linear / conv --------------------------------------------------------------------------------
 def linear(input, weight, bias=None):  # noqa: A002
     """y = input @ weight.T + bias (one graph node). weight: (out, in), bias: (out,)."""
+    if input.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        # NOTE: no promotion, as PyTorch: its error names the kernel linear dispatches to (mm / addmm)
+        n = _promo.short_name
+        if bias is None:
+            raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_promo.cpp_name(input.dtype)} "
+                               f"!= {_promo.cpp_name(weight.dtype)}")
+        if input.dtype != weight.dtype:
+            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {n(input.dtype)} and "
+                               f"{n(weight.dtype)}")
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got {n(bias.dtype)} and {n(weight.dtype)}")
     if input.shape[-1] != weight.shape[-1]:
         raise RuntimeError(f"linear: input has {input.shape[-1]} features (shape {tuple(input.shape)}) but weight "
                            f"expects {weight.shape[-1]} (shape {tuple(weight.shape)})")
@@ -88,6 +99,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     input (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in/groups, KH, KW); bias (C_out,).
     """
+    # NOTE: no promotion, as PyTorch (the bias is checked first; the weight message is its CUDA/oneDNN one)
+    if bias is not None and bias.dtype != input.dtype:
+        raise RuntimeError(f"Input type ({_promo.cpp_name(input.dtype)}) and bias type ({_promo.cpp_name(bias.dtype)}) "
+                           "should be the same")
+    if weight.dtype != input.dtype:
+        raise RuntimeError(f"Input type ({_promo.tensor_type_name(input.dtype, input.is_cuda)}) and weight type "
+                           f"({_promo.tensor_type_name(weight.dtype, weight.is_cuda)}) should be the same")
     x, unbatched = _as_4d(input, "conv2d")
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (C_out, C_in/groups, KH, KW), got shape {tuple(weight.shape)}")
@@ -237,6 +255,26 @@ def adaptive_avg_pool2d(input, output_size):  # noqa: A002
 
 
 # -- normalisation ----------------------------------------------------------------------------------
+def _norm_dtypes(input, *params):  # noqa: A002
+    """PyTorch's dtype rule for the normalization layers: the parameters (and running stats) have the
+    input's dtype, or are float32 with a float16 input (mixed precision: the result is float16).
+    Returns whether the result must be cast back to the input's dtype."""
+    ps = [p for p in params if p is not None]
+    if all(p.dtype == input.dtype for p in ps):
+        return False
+    n = _promo.short_name
+    if any(p.dtype != ps[0].dtype for p in ps):
+        bad = next(p for p in ps if p.dtype != input.dtype)
+        raise RuntimeError(f"expected scalar type {n(input.dtype)} but found {n(bad.dtype)}")
+    if ps[0].dtype != np.float32:
+        raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of Float (input is "
+                           f"{n(input.dtype)}, parameters are {n(ps[0].dtype)})")
+    if input.dtype != np.float16:
+        raise RuntimeError(f"mixed dtype (CPU): all inputs must share same datatype. (input is {n(input.dtype)}, "
+                           f"parameters are {n(ps[0].dtype)})")
+    return True
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,  # noqa: A002
                eps=1e-5):
     """Batch normalisation over all dims but 1 (channels).
@@ -247,6 +285,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected at least 2-D input (N, C, ...), got shape {tuple(input.shape)}")
+    mixed = _norm_dtypes(input, running_mean, running_var, weight, bias)
     c = input.shape[1]
     axes = (0,) + tuple(range(2, input.ndim))
     bshape = (1, c) + (1,) * (input.ndim - 2)
@@ -275,7 +314,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         y = (input - rm.reshape(bshape)) * scale.reshape(bshape)
     if bias is not None:
         y = y + bias.reshape(bshape)
-    return y
+    return y.type(input.dtype) if mixed else y
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
@@ -284,6 +323,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
     k = len(shape)
     if tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
         raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with normalized_shape {shape}")
+    mixed = _norm_dtypes(input, weight, bias)
     axes = tuple(range(input.ndim - k, input.ndim))
     mean = input.mean(axes, keepdim=True)
     xc = input - mean
@@ -293,7 +333,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
         y = y * weight
     if bias is not None:
         y = y + bias
-    return y
+    return y.type(input.dtype) if mixed else y
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
@@ -301,6 +341,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
     n, c = input.shape[:2]
     if c % num_groups:
         raise ValueError(f"group_norm: {c} channels are not divisible into {num_groups} groups")
+    mixed = _norm_dtypes(input, weight, bias)
     g = input.reshape(n, num_groups, -1)
     mean = g.mean(2, keepdim=True)
     xc = g - mean
@@ -310,7 +351,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
         y = y * weight.reshape(bshape)
     if bias is not None:
         y = y + bias.reshape(bshape)
-    return y
+    return y.type(input.dtype) if mixed else y
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):  # noqa: A002

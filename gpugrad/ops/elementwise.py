@@ -10,7 +10,7 @@ import numpy as np
 
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
-from ._util import sum_to
+from ._util import quiet_family, sum_to
 
 
 # -- binary arithmetic (broadcasting; gradients reduced back to each input's shape) -------------
@@ -266,3 +266,144 @@ class Cast(Primitive):
 
     def backward(self, g):
         return self.call(Cast, g, dtype=self.src)
+
+
+# -- rounding, floor/trunc division, remainder/fmod (PyTorch's formulas and gradients) -------------
+def _opmath(x):
+    # NOTE: float16 computes in float32 and rounds once at the end, as PyTorch's CPU kernels (opmath type)
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+def _zeros_grad(g, shape=None):
+    """PyTorch's ``zeros_like(grad)``: exact zeros (also where grad is inf/nan), array or Tensor like g."""
+    d = getattr(g, "_data", None)
+    if d is None:
+        return xp_of(g).zeros(g.shape if shape is None else shape, g.dtype)
+    return type(g)(xp_of(d).zeros(d.shape if shape is None else shape, d.dtype))
+
+
+class Round(Primitive):
+    """round (half to even; ``decimals`` as NumPy's around), floor, ceil, trunc. Gradient zero."""
+    saves = ()
+
+    def forward(self, x, op, decimals=0):
+        xp = xp_of(x)
+        if op != "round":
+            return getattr(xp, op)(x)
+        if decimals == 0:
+            return xp.rint(x)
+        y = _opmath(x)
+        f = 10.0 ** abs(decimals)
+        y = xp.rint(y * f) / f if decimals > 0 else xp.rint(y / f) * f
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        return _zeros_grad(g)
+
+
+def _check_int_divisor(b):
+    if b.dtype.kind in "iub" and bool((b == 0).any()):
+        raise RuntimeError("ZeroDivisionError")  # NOTE: PyTorch's CPU message for integer division by zero
+
+
+def _floor_div(a, b):
+    """Floating floor division, as PyTorch's div_floor (and Python's //): floor((a - fmod(a, b)) / b), fixed up."""
+    xp = xp_of(a)
+    if xp is np:
+        return np.floor_divide(a, b)  # NOTE: NumPy's npy_divmod is the same algorithm
+    mod = xp.fmod(a, b)
+    div = (a - mod) / b
+    div = xp.where((mod != 0) & ((b < 0) != (mod < 0)), div - 1, div)
+    fl = xp.floor(div)
+    fl = xp.where(div - fl > 0.5, fl + 1, fl)
+    out = xp.where(div != 0, fl, xp.copysign(xp.zeros_like(div), a / b))
+    return xp.where(b == 0, a / b, out)
+
+
+class DivRound(Primitive):
+    """a / b rounded toward -inf (``mode='floor'``) or 0 (``'trunc'``). The gradient is zero (PyTorch's
+    div with a rounding_mode); with ``name`` set (``//``, floor_divide) backward refuses, as PyTorch."""
+    saves = ()
+
+    def forward(self, a, b, mode, name=None):
+        self.sa, self.sb, self.opname = a.shape, b.shape, name
+        xp = xp_of(a)
+        if a.dtype == np.bool_:
+            raise NotImplementedError(f"\"div_{mode}\": not implemented for 'Bool' tensors")
+        if a.dtype.kind in "iu":
+            _check_int_divisor(b)
+            return xp.floor_divide(a if mode == "floor" else a - xp.fmod(a, b), b)  # NOTE: exact truncation
+        x, y = _opmath(a), _opmath(b)
+        r = _floor_div(x, y) if mode == "floor" else xp.trunc(x / y)
+        return r.astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        if self.opname is not None:
+            raise RuntimeError(f"derivative for aten::{self.opname} is not implemented")
+        return _zeros_grad(g, self.sa), _zeros_grad(g, self.sb)
+
+
+class Remainder(Primitive):
+    """``remainder`` (sign of the divisor, as Python's %) or ``fmod`` (sign of the dividend).
+
+    Gradients as PyTorch: 1 for a; -floor(a / b) (remainder) or -trunc(a / b) (fmod) for b. With
+    ``rscalar`` (``5 % t``: a number on the left) PyTorch has no derivative, and backward refuses.
+    """
+
+    def forward(self, a, b, mode, rscalar=False):
+        self.mode, self.rscalar = mode, rscalar
+        xp = xp_of(a)
+        if a.dtype == np.bool_:
+            raise NotImplementedError(f"\"{mode}\": not implemented for 'Bool' tensors")
+        if a.dtype.kind in "iu":
+            _check_int_divisor(b)
+            return xp.fmod(a, b) if mode == "fmod" else xp.remainder(a, b)
+        x, y = _opmath(a), _opmath(b)
+        m = xp.fmod(x, y)
+        if mode == "remainder":
+            # NOTE: PyTorch's formula: a zero result keeps fmod's sign (NumPy's remainder copies b's sign)
+            m = xp.where((m != 0) & ((y < 0) != (m < 0)), m + y, m)
+        return m.astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        if self.rscalar:
+            raise RuntimeError("derivative for aten::remainder is not implemented")
+        a, b = self.values()
+        na, nb = self.needs_input_grad
+        gb = None
+        if nb:
+            q = self.call(DivRound, a, b, mode="floor" if self.mode == "remainder" else "trunc")
+            gb = sum_to(self, -(g * q), b.shape)
+        return (sum_to(self, g, a.shape) if na else None), gb
+
+
+
+
+class Sampled(Primitive):
+    """A value drawn from a distribution with Tensor parameters (gg.normal(mean, std)): gradient zero for
+    each parameter, as PyTorch."""
+    saves = ()
+
+    def forward(self, *params, value):
+        self.shapes = [p.shape for p in params]
+        return value
+
+    def backward(self, g):
+        zs = tuple(_zeros_grad(g, s) for s in self.shapes)
+        return zs[0] if len(zs) == 1 else zs
+
+class Bind:
+    """``Bind(Prim, **params).apply(a, b)`` is ``Prim.apply(a, b, **params)``: a primitive with fixed
+    parameters, for tensor.py's ``_binary`` (which promotes the operands, then calls ``fn.apply(a, b)``)."""
+    __slots__ = ("cls", "params", "__name__")
+
+    def __init__(self, cls, label, **params):
+        self.cls, self.params, self.__name__ = cls, params, label
+
+    def apply(self, a, b):
+        return self.cls.apply(a, b, **self.params)
+
+# NOTE: these families compute IEEE special values PyTorch returns silently (1/0, log(0), sqrt(-1), 0*inf,
+# inf-inf, exp overflow, x % 0): NumPy's warnings are turned off inside their forward and backward.
+quiet_family(Add, Sub, Round, DivRound, backward=False)  # NOTE: their backward only sums or returns zeros
+quiet_family(Mul, Div, Pow, PowScalar, RPowScalar, Exp, Log, Log1p, Sqrt, Sin, Cos, Erfc, Cast, Remainder)

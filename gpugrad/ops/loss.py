@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from .. import _promotion as _promo
 from .. import tensor as _tensor
 from ..autograd.primitive import Primitive
 from ..autograd.grad_mode import state as _grad_state
@@ -208,7 +209,7 @@ def _const(fname, what, w):
     return w._data
 
 
-def _pair(fname, input, target, broadcast):  # noqa: A002
+def _pair(fname, input, target, broadcast, stacklevel=3):  # noqa: A002
     _check_tensor("input", fname, input)
     _check_tensor("target", fname, target)
     if input.shape != target.shape:
@@ -222,9 +223,46 @@ def _pair(fname, input, target, broadcast):  # noqa: A002
         # NOTE: PyTorch broadcasts the pointwise losses, with this warning
         warnings.warn(f"{fname}: using a target size {tuple(target.shape)} that is different to the input size "
                       f"{tuple(input.shape)}; this will likely lead to incorrect results due to broadcasting",
-                      stacklevel=3)
+                      stacklevel=stacklevel)
         input, target = input.expand(shape), target.expand(shape)
     return input, target
+
+
+# -- dtypes, as PyTorch: pointwise losses promote input and target (huber keeps the input's dtype,
+# binary_cross_entropy_with_logits the target's); class-index losses take Long/Byte targets and a weight of
+# the input's dtype; probability targets promote with the input and the weight.
+def _promoted(fname, *operands):
+    dt = _tensor._result_type(*operands)
+    if dt.kind != "f":
+        raise NotImplementedError(f"{fname}: not implemented for '{_promo.short_name(dt)}' tensors (as PyTorch); "
+                                  "convert them with .float()")
+    return dt
+
+
+def _cast_out(fname, dt, out_dtype):
+    if not _promo.can_cast(dt, out_dtype):
+        raise RuntimeError(f"result type {_promo.short_name(dt)} can't be cast to the desired output type "
+                           f"{_promo.short_name(out_dtype)}")
+
+
+def _check_index_target(fname, input, target, weight):  # noqa: A002
+    n = _promo.short_name
+    if target.dtype not in (np.int64, np.uint8):
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {n(target.dtype)}")
+    if weight is not None and weight.dtype != input.dtype:
+        raise RuntimeError(f"expected scalar type {n(input.dtype)} but found {n(weight.dtype)}")
+
+
+class _FailsInBackward(Primitive):
+    """Identity whose backward raises ``msg``: PyTorch computes these forwards but refuses their gradients."""
+    saves = ()
+
+    def forward(self, x, msg):
+        self.msg = msg
+        return x
+
+    def backward(self, g):
+        raise RuntimeError(self.msg)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,  # noqa: A002
@@ -239,9 +277,18 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if target.dtype.kind == "f" and target.shape != input.shape and input.ndim >= 1:
         cdim = 1 if input.ndim >= 2 else 0
         if target.shape == input.shape[:cdim] + input.shape[cdim + 1:]:
-            raise TypeError(f"cross_entropy: target of shape {tuple(target.shape)} looks like class indices but has "
-                            f"dtype {target.dtype}; class indices must be integers (use target.long()), class "
-                            f"probabilities must have the input's shape {tuple(input.shape)}")
+            raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_promo.short_name(target.dtype)}"
+                               f" (cross_entropy: a target of shape {tuple(target.shape)} looks like class indices; "
+                               f"use target.long(); class probabilities must have the input's shape "
+                               f"{tuple(input.shape)})")
+    if target.dtype.kind == "f":
+        dt = _promoted("cross_entropy", input, target, *([] if weight is None else [weight]))
+        input, target = input.type(dt), target.type(dt)  # noqa: A001
+    elif target.shape == input.shape:
+        raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
+                           f"{_promo.short_name(target.dtype)}")
+    else:
+        _check_index_target("cross_entropy", input, target, weight)
     return Loss.apply(input, target, name="cross_entropy", weight=_const("cross_entropy", "weight", weight),
                       ignore_index=int(ignore_index), label_smoothing=float(label_smoothing),
                       reduction=_reduction(size_average, reduce, reduction))
@@ -252,6 +299,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """Negative log-likelihood of log-probabilities ``input`` (N, C, ...) at class indices ``target``."""
     _check_tensor("input", "nll_loss", input)
     _check_tensor("target", "nll_loss", target)
+    _check_index_target("nll_loss", input, target, weight)
     return Loss.apply(input, target, name="nll_loss", weight=_const("nll_loss", "weight", weight),
                       ignore_index=int(ignore_index), reduction=_reduction(size_average, reduce, reduction))
 
@@ -259,29 +307,54 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
                                      reduction="mean", pos_weight=None):
     """Sigmoid + binary cross entropy in one stable pass: w ((1 - t) x + (1 + (pw - 1) t) softplus(-x))."""
-    input, target = _pair("binary_cross_entropy_with_logits", input, target, broadcast=False)
-    return Loss.apply(input, target, name="bce_with_logits",
-                      weight=_const("binary_cross_entropy_with_logits", "weight", weight),
-                      pos_weight=_const("binary_cross_entropy_with_logits", "pos_weight", pos_weight),
-                      reduction=_reduction(size_average, reduce, reduction))
+    fname = "binary_cross_entropy_with_logits"
+    input, target = _pair(fname, input, target, broadcast=False)  # noqa: A001
+    if input.dtype.kind != "f":
+        raise NotImplementedError(f"{fname}: not implemented for '{_promo.short_name(input.dtype)}' input (as "
+                                  "PyTorch's log_sigmoid); convert it with .float()")
+    if target.dtype == np.bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+                           "`logical_xor()` operator instead.")
+    # NOTE: PyTorch's loss is (1 - target).mul_(input)...: computed in the promoted dtype, stored in the target's
+    dt = _promoted(fname, input, target)
+    _cast_out(fname, dt, target.dtype)
+    out = Loss.apply(input.type(dt), target.type(dt), name="bce_with_logits",
+                     weight=_const(fname, "weight", weight), pos_weight=_const(fname, "pos_weight", pos_weight),
+                     reduction=_reduction(size_average, reduce, reduction))
+    return out.type(target.dtype)
+
+
+def _pointwise(fname, input, target):  # noqa: A002
+    """Broadcast (with PyTorch's warning) and promote to result_type(input, target)."""
+    input, target = _pair(fname, input, target, broadcast=True, stacklevel=4)  # noqa: A001
+    dt = _promoted(fname, input, target)
+    return input.type(dt), target.type(dt)
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
-    input, target = _pair("mse_loss", input, target, broadcast=True)
+    input, target = _pointwise("mse_loss", input, target)  # noqa: A001
     return Loss.apply(input, target, name="mse_loss", reduction=_reduction(size_average, reduce, reduction))
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
-    input, target = _pair("l1_loss", input, target, broadcast=True)
+    input, target = _pointwise("l1_loss", input, target)  # noqa: A001
     return Loss.apply(input, target, name="l1_loss", reduction=_reduction(size_average, reduce, reduction))
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0):  # noqa: A002
-    input, target = _pair("huber_loss", input, target, broadcast=True)
-    return Loss.apply(input, target, name="huber_loss", reduction=reduction, delta=float(delta))
+    in_dtype = input.dtype if isinstance(input, _tensor.Tensor) else None
+    x, t = _pointwise("huber_loss", input, target)
+    _cast_out("huber_loss", x.dtype, in_dtype)
+    out = Loss.apply(x, t, name="huber_loss", reduction=reduction, delta=float(delta))
+    if x.dtype == in_dtype and t.dtype == target.dtype:
+        return out
+    # NOTE: PyTorch returns the input's dtype for mixed dtypes, and its backward then fails with this error
+    out = out.type(in_dtype)
+    msg = f"Found dtype {_promo.short_name(target.dtype)} but expected {_promo.short_name(in_dtype)}"
+    return _FailsInBackward.apply(out, msg=msg) if out.requires_grad else out
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):  # noqa: A002
-    input, target = _pair("smooth_l1_loss", input, target, broadcast=True)
+    input, target = _pointwise("smooth_l1_loss", input, target)  # noqa: A001
     return Loss.apply(input, target, name="smooth_l1_loss", reduction=_reduction(size_average, reduce, reduction),
                       beta=float(beta))

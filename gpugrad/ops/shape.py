@@ -224,3 +224,8 @@ class Pad(Primitive):
 
     def backward(self, g):
         return self.call(GetItem, g, idx=self.idx)
+
+
+from ._util import quiet_family  # noqa: E402
+
+quiet_family(SumTo)  # NOTE: a broadcast gradient summed back may meet inf + -inf: nan silently, as in PyTorch
