@@ -1220,6 +1220,48 @@ class Tensor:
         idx = _index(idx, self._data)
         return _mkview(_sh.GetItem.apply(self, idx=idx), self, "getitem", idx)
 
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        nd = self.ndim
+        if nd < 2:
+            raise RuntimeError(f"diagonal(): expected a tensor with at least 2 dimensions, got {nd}")
+        a, b = _one(dim1, nd), _one(dim2, nd)
+        if a == b:
+            raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+        arg = (int(offset), a, b)
+        return _mkview(_sh.Diagonal.apply(self, arg=arg), self, "diagonal", arg)
+
+    def narrow(self, dim, start, length):
+        d = _one(dim, self.ndim)
+        n = self.shape[d]
+        start = start + n if start < 0 else start
+        if not (0 <= start <= n and 0 <= length <= n - start):
+            raise IndexError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size ({n}).")
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+    def select(self, dim, index):
+        d = _one(dim, self.ndim)
+        n = self.shape[d]
+        if not -n <= index < n:
+            raise IndexError(f"select(): index {index} out of range for tensor of size {tuple(self.shape)} at "
+                             f"dimension {d}")
+        return self[(slice(None),) * d + (index,)]
+
+    def unbind(self, dim=0):
+        return tuple(self.select(dim, i) for i in range(self.shape[_one(dim, self.ndim)]))
+
+    def movedim(self, source, destination):
+        src = [source] if isinstance(source, int) else list(source)
+        dst = [destination] if isinstance(destination, int) else list(destination)
+        nd = self.ndim
+        src, dst = [_one(s, nd) for s in src], [_one(s, nd) for s in dst]
+        if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
+            raise RuntimeError(f"movedim: invalid source {source} / destination {destination}")
+        rest = iter(i for i in range(nd) if i not in src)
+        where = dict(zip(dst, src))
+        return self.permute([where[i] if i in where else next(rest) for i in range(nd)])
+
+    moveaxis = movedim
+
     def split(self, split_size_or_sections, dim=0):
         return split(self, split_size_or_sections, dim)
 

@@ -120,6 +120,43 @@ class IndexAdd(Primitive):
         return self.call(GetItem, gz, idx=self.idx)
 
 
+def _diagonal(x, arg):
+    d = xp_of(x).diagonal(x, *arg)
+    if type(d) is np.ndarray and x.flags.writeable:
+        d.flags.writeable = True  # NOTE: numpy marks diagonals read-only by policy; PyTorch's are writable views
+    return d
+
+
+class Diagonal(Primitive):
+    """x.diagonal(offset, dim1, dim2): a view; the gradient is g on that diagonal of zeros."""
+    saves = ()
+
+    def forward(self, x, arg):
+        self.src, self.arg = x.shape, arg
+        return _diagonal(x, arg)
+
+    def backward(self, g):
+        if self.graph:
+            return self.call(DiagonalScatter, g, shape=self.src, arg=self.arg)
+        z = xp_of(g).zeros(self.src, dtype=g.dtype)
+        _diagonal(z, self.arg)[...] = g
+        return z
+
+
+class DiagonalScatter(Primitive):
+    """zeros(shape) with g on the diagonal ``arg`` (the adjoint of Diagonal)."""
+    saves = ()
+
+    def forward(self, g, shape, arg):
+        self.arg = arg
+        z = xp_of(g).zeros(shape, dtype=g.dtype)
+        _diagonal(z, arg)[...] = g
+        return z
+
+    def backward(self, gz):
+        return self.call(Diagonal, gz, arg=self.arg)
+
+
 def view_of(arr, chain):
     """Apply a view recipe (see Tensor._view) to an array: a numpy/cupy view of it."""
     xp = xp_of(arr)
@@ -130,13 +167,15 @@ def view_of(arr, chain):
             arr = arr.reshape(arg)
         elif kind == "permute":
             arr = arr.transpose(arg)
+        elif kind == "diagonal":
+            arr = _diagonal(arr, arg)
         else:
             arr = xp.broadcast_to(arr, arg)
     return arr
 
 
 _CHAIN = {"getitem": (GetItem, "idx"), "reshape": (Reshape, "shape"), "permute": (Permute, "dims"),
-          "expand": (Expand, "shape")}
+          "expand": (Expand, "shape"), "diagonal": (Diagonal, "arg")}
 
 
 def view_of_tensor(t, chain):
