@@ -203,7 +203,8 @@ def _method(name):
     return f
 
 
-for _n in ("floor", "ceil", "trunc", "fix", "frac", "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "clamp", "clip",
+for _n in ("floor", "ceil", "trunc", "fix", "frac",
+           "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "clamp", "clip",
            "sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "softmax", "log_softmax", "reshape",
            "flatten", "transpose", "permute", "squeeze", "unsqueeze", "argmax", "argmin", "square", "pow", "neg",
            "norm", "isnan", "isfinite", "sign", "swapaxes", "t", "masked_fill", "all", "any"):

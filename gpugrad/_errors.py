@@ -18,15 +18,15 @@ def _kind(obj):
     return f"{mod}.{t.__name__}"
 
 
-def not_a_tensor(obj, where: str) -> TypeError:
+def not_a_tensor(obj, where: str, what: str | None = None) -> TypeError:
     """The TypeError for ``obj`` given where a gpugrad Tensor is required, saying how to convert it.
 
-    ``where`` names the call site: a bare name (``"relu"``) is shown as ``relu()``; anything else
-    (``"cross_entropy(): argument 'target'"``) as written.
+    ``where`` names the call site: a bare name (``"relu"``) is shown as ``relu()``, anything else as
+    written; ``what`` names the argument (``"target"``: "cross_entropy(): target must be a Tensor, ...").
     """
     where = f"{where}()" if where.isidentifier() else where
     kind = _kind(obj)
-    mod = type(obj).__module__.split(".")[0]
+    mod = _mod(obj)
     if mod == "numpy":
         hint = "convert it with gg.from_numpy(x) (shares memory) or gg.tensor(x)"
     elif mod == "torch":
@@ -38,34 +38,28 @@ def not_a_tensor(obj, where: str) -> TypeError:
         hint = "convert it with gg.tensor(x)"
     else:
         hint = None
-    msg = f"{where}: expected a gpugrad Tensor, got {kind}"
-    return NotATensorError(f"{msg}; {hint}" if hint else msg)
+    msg = f"{where}: {what} must be a Tensor, got {kind}" if what else \
+        f"{where}: expected a gpugrad Tensor, got {kind}"
+    err = NotATensorError(f"{msg}; {hint}" if hint else msg)
+    err.specific = what is not None  # NOTE: names the argument: callers up the stack keep this message
+    return err
+
+
+def _mod(obj):
+    return type(obj).__module__.split(".")[0]
 
 
 def foreign_arg(exc, args, kwargs, where):
-    """After ``exc`` escaped a call with ``args``/``kwargs``: the not-a-tensor TypeError to raise instead,
-    or None when ``exc`` has nothing to do with a non-Tensor argument.
-
-    Converts an AttributeError raised on one of the arguments themselves (an ndarray has no ``_data``,
-    ``unsqueeze``, ...), and relabels a :class:`NotATensorError` raised deeper down with ``where``.
-    """
+    """After ``exc`` escaped a call that requires Tensors: the not-a-tensor TypeError to raise instead, or
+    None when no argument is a foreign array (a NumPy / CuPy array, a torch.Tensor; or a list / tuple as
+    the first argument) or ``exc`` is not the kind of error such an argument causes."""
+    if not isinstance(exc, (AttributeError, TypeError)) or getattr(exc, "specific", False):
+        return None
     from .tensor import Tensor  # noqa: PLC0415
     vals = list(args) + list(kwargs.values()) if kwargs else args
-    if isinstance(exc, NotATensorError):
-        bad = [a for a in vals if not isinstance(a, Tensor) and _is_array_like(a)]
-        return not_a_tensor(bad[0], where) if bad else None
-    if isinstance(exc, AttributeError):
-        obj = getattr(exc, "obj", None)
-        for a in vals:
-            if obj is not None and (a is obj or _owns(a, obj)) and not isinstance(a, Tensor):
-                return not_a_tensor(a, where)
+    for i, a in enumerate(vals):
+        if isinstance(a, Tensor):
+            continue
+        if _mod(a) in ("numpy", "torch", "cupy") or (i == 0 and args and isinstance(a, (list, tuple))):
+            return not_a_tensor(a, where)
     return None
-
-
-def _is_array_like(a):
-    return type(a).__module__.split(".")[0] in ("numpy", "torch", "cupy") or isinstance(a, (list, tuple))
-
-
-def _owns(a, obj):
-    # NOTE: torch.Tensor.dtype is a torch.dtype: `x.dtype.kind` fails on the dtype, not on x
-    return type(a).__module__.split(".")[0] == "torch" and type(obj).__module__.split(".")[0] == "torch"

@@ -10,7 +10,8 @@ MODEL_NAMES = ("mlp", "cnn")
 
 def build_model(cfg: dict) -> nn.Module:
     """Build a model from a config dict: ``{"model": "mlp"|"cnn", "in_size": 8, "in_channels": 1,
-    "num_classes": 10, "hidden": 128}``. The config is stored in checkpoints, so a checkpoint
+    "num_classes": 10, "hidden": 128}`` (an mlp may add ``"dropout": p``, after its hidden layer).
+    The config is stored in checkpoints, so a checkpoint
     alone is enough to rebuild its model."""
     kind = cfg.get("model")
     size = int(cfg.get("in_size", 8))
@@ -18,7 +19,10 @@ def build_model(cfg: dict) -> nn.Module:
     ncls = int(cfg.get("num_classes", 10))
     if kind == "mlp":
         hidden = int(cfg.get("hidden", 128))
-        return nn.Sequential(nn.Flatten(), nn.Linear(cin * size * size, hidden), nn.ReLU(), nn.Linear(hidden, ncls))
+        p = float(cfg.get("dropout", 0.0))
+        drop = [nn.Dropout(p)] if p > 0 else []  # NOTE: none at p = 0, so the layer numbering stays as before
+        return nn.Sequential(nn.Flatten(), nn.Linear(cin * size * size, hidden), nn.ReLU(), *drop,
+                             nn.Linear(hidden, ncls))
     if kind == "cnn":
         c1, c2 = int(cfg.get("channels1", 16)), int(cfg.get("channels2", 32))
         hidden = int(cfg.get("hidden", 64))

@@ -707,15 +707,12 @@ class Tensor:
 
     def __pow__(self, o):
         if isinstance(o, numbers.Number) and not isinstance(o, bool):
-            if not is_floating(self.dtype) and isinstance(o, float):
-                return self.float() ** o
-            return _ew.PowScalar.apply(self, p=o)
+            return _ew.PowScalar.apply(_pow_operand(self, o), p=o)
         return _binary(_ew.Pow, self, o)
 
     def __rpow__(self, o):
         if isinstance(o, numbers.Number) and not isinstance(o, bool):
-            x = self if is_floating(self.dtype) or not isinstance(o, float) else self.float()
-            return _ew.RPowScalar.apply(x, c=o)
+            return _ew.RPowScalar.apply(_pow_operand(self, o), c=o)
         return _binary(_ew.Pow, o, self)
 
     def __matmul__(self, o):
@@ -836,12 +833,11 @@ class Tensor:
             close |= xp.isnan(a) & xp.isnan(b)
         if rtol == 0 and atol == 0:
             return Tensor(close)
-        if a.dtype == bool_:
-            a, b = a.astype(_default_dtype), b.astype(_default_dtype)
-        bf = b if a.dtype.kind == "f" else b.astype(_default_dtype)  # NOTE: rtol * int tensor: default float
+        if a.dtype.kind != "f":
+            a, b = a.astype(_default_dtype), b.astype(_default_dtype)  # NOTE: integers compare in the default float
         with np.errstate(all="ignore"):
-            allowed = atol + xp.abs(rtol * bf)
-            actual = xp.abs(a - b).astype(allowed.dtype, copy=False)
+            allowed = atol + xp.abs(rtol * b)
+            actual = xp.abs(a - b)
             close |= xp.isfinite(actual) & (actual <= allowed)
         return Tensor(close)
 
@@ -865,10 +861,19 @@ class Tensor:
 
     # -- comparisons (no gradient) -------------------------------------------------------------------
     def _cmp(self, o, op):
-        od = o._data if isinstance(o, Tensor) else o
+        a = self._data
         if isinstance(o, Tensor):
             _check_same_device(self, o, op.__name__)
-        return Tensor(op(self._data, od))
+            od = o._data
+            if od.dtype != a.dtype:  # NOTE: compared in the promoted dtype, as PyTorch (float16 [0.1] == 0-d 0.1)
+                dt = _result_type(self, o)
+                a, od = a.astype(dt, copy=False), od.astype(dt, copy=False)
+        else:
+            od = o
+            if a.dtype.kind != "f" and isinstance(o, numbers.Number):
+                dt = _result_type(self, o)  # NOTE: an int tensor against a float is compared in the default float
+                a = a.astype(dt, copy=False)
+        return Tensor(op(a, od))
 
     def __lt__(self, o):
         return self._cmp(o, _op_lt)
@@ -1014,7 +1019,11 @@ class Tensor:
         return where(condition, self, other)
 
     def masked_fill(self, mask, value):
-        return where(mask, _wrap(value, self), self)
+        if isinstance(value, Tensor) and value.ndim:
+            raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got tensor with "
+                               f"{value.ndim} dimension(s).")
+        v = _wrap(value, self)
+        return where(mask, v if v.dtype == self.dtype else v.type(self.dtype), self)  # NOTE: keeps self's dtype
 
     # -- reductions -------------------------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
@@ -1372,9 +1381,13 @@ def _scalar_tensor(o, dt, like_data):
 
     NOTE: integers wrap modulo the dtype's range (uint8 tensor - 1 -> 255, int8 + 1000 wraps) and floats
     overflow to inf, as PyTorch computes them; numpy would refuse or warn."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        arr = np.asarray(o).astype(dt) if dt.kind in "iub" and not isinstance(o, (bool, np.bool_)) else \
-            np.asarray(o, dtype=dt)
+    if dt.kind in "iu" and not isinstance(o, (bool, np.bool_)):
+        arr = np.asarray(o).astype(dt)
+    elif dt.kind == "f" and dt.itemsize < 8 and abs(o) > (65504.0 if dt.itemsize == 2 else 3.4028234663852886e38):
+        with np.errstate(over="ignore"):
+            arr = np.asarray(o, dtype=dt)
+    else:
+        arr = np.asarray(o, dtype=dt)
     return Tensor(arr if type(like_data) is np.ndarray else _be.xp_of(like_data).asarray(arr))
 
 
@@ -1382,30 +1395,52 @@ def _binary(fn, a, b, true_div=False):
     """``fn`` of two operands (Tensors, Python numbers, arrays) after PyTorch's type promotion:
     both are cast to ``result_type(a, b)`` (differentiably, so each gradient keeps its input's dtype)."""
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
-    if ta and tb and a._data.dtype == b._data.dtype and a._data.dtype.kind == "f":
-        return fn.apply(a, b)  # NOTE: the common case, nothing to promote
-    if not (ta or tb):
-        raise TypeError(f"{fn.__name__.lower()}(): expected at least one Tensor, got {type(a).__name__} and "
-                        f"{type(b).__name__}")
-    ref = a if ta else b
-    if not isinstance(a, (Tensor, numbers.Number, np.generic)):
-        a = _wrap(a, ref)
-    if not isinstance(b, (Tensor, numbers.Number, np.generic)):
-        b = _wrap(b, ref)
-    dt = _promo.result_type(a, b, default_float=_default_dtype)
-    if true_div and not is_floating(dt):
+    if not (ta and tb):
+        if not (ta or tb):
+            raise TypeError(f"{fn.__name__.lower()}(): expected at least one Tensor, got {type(a).__name__} and "
+                            f"{type(b).__name__}")
+        ref = a if ta else b
+        if not ta and not isinstance(a, (numbers.Number, np.generic)):
+            a, ta = _wrap(a, ref), True
+        if not tb and not isinstance(b, (numbers.Number, np.generic)):
+            b, tb = _wrap(b, ref), True
+    if ta and tb:
+        da = a._data.dtype
+        if da == b._data.dtype and da.kind == "f":
+            return fn.apply(a, b)  # NOTE: the common case, nothing to promote
+        dt = _promo.result_type(a, b, default_float=_default_dtype)
+    else:
+        t, o = (a, b) if ta else (b, a)
+        tk, ot = t._data.dtype.kind, type(o)
+        if ot is float:  # NOTE: fast paths of result_type(tensor, number)
+            dt = t._data.dtype if tk == "f" else _default_dtype
+        elif ot is int:
+            dt = t._data.dtype if tk != "b" else int64
+        else:
+            dt = _promo.result_type(a, b, default_float=_default_dtype)
+    if true_div and dt.kind != "f":
         dt = _default_dtype  # NOTE: int / int is the default float, as PyTorch's true division
     if dt == bool_ and fn is _ew.Sub:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
-    a = a.type(dt) if isinstance(a, Tensor) else _scalar_tensor(a, dt, ref._data)
-    b = b.type(dt) if isinstance(b, Tensor) else _scalar_tensor(b, dt, ref._data)
+    ref = a if ta else b
+    a = (a if a._data.dtype == dt else a.type(dt)) if ta else _scalar_tensor(a, dt, ref._data)
+    b = (b if b._data.dtype == dt else b.type(dt)) if tb else _scalar_tensor(b, dt, ref._data)
     return fn.apply(a, b)
 
 
 def _result_type(*operands):
     """PyTorch's result dtype of Tensors / Python numbers (torch.result_type; see gpugrad/_promotion.py)."""
     return _promo.result_type(*operands, default_float=_default_dtype)
+
+
+def _pow_operand(t, scalar):
+    """The base of ``t ** scalar`` / ``scalar ** t`` in PyTorch's result dtype (int ** float is the default float)."""
+    if t._data.dtype.kind == "f":
+        return t
+    if isinstance(scalar, float):
+        return t.type(_default_dtype)
+    return t.type(int64) if t.dtype == bool_ else t
 
 
 def _floatify(t):
@@ -1433,14 +1468,10 @@ class _MaxMinResult(tuple):
 
 
 def _extreme(t, dim, keepdim, mode):
-    """amax/amin over one dim, several dims or all (gradient: as max()/max(dim), one dim at a time)."""
-    if dim is None:
-        return _maxmin(t, None, False, mode).reshape((1,) * t.ndim if keepdim else ())
-    axes = _rd.norm(dim, t.ndim)
-    out = t
-    for ax in sorted(axes, reverse=True):
-        out = _maxmin(out, ax, True, mode)[0]
-    return out if keepdim else out.reshape(tuple(s for i, s in enumerate(out.shape) if i not in axes))
+    """amax/amin over one dim, several dims or all; the gradient is shared evenly among ties, as PyTorch's."""
+    if t._data.size == 0:
+        raise RuntimeError(f"a{mode}(): cannot reduce an empty tensor")
+    return _rdmod.AMax.apply(t, axes=_rd.norm(dim, t.ndim), keepdim=keepdim, mode=mode)
 
 
 def _maxmin(t, dim, keepdim, mode):

@@ -1,6 +1,6 @@
 """``python -m gpugrad train``: train a small model on the bundled digits (or local MNIST files).
 
-Writes into ``--out``: ``checkpoint.ggt`` (model, optimizer, epoch, history; resumable),
+Writes into ``--out``: ``checkpoint.ggt`` (model, optimizer, epoch, history, RNG states; resumable),
 ``metrics.json``, and ``curves.png`` (loss and accuracy; needs the ``plot`` extra).
 """
 from __future__ import annotations
@@ -27,6 +27,8 @@ def add_parser(sub):
                    help="weight decay (default: the optimizer's own, 0 except AdamW's 0.01)")
     p.add_argument("--schedule", choices=("cosine", "none"), default="cosine",
                    help="learning-rate schedule over the epochs (default: cosine annealing to 0)")
+    p.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                   help="dropout probability after the mlp's hidden layer (default 0: none)")
     p.add_argument("--device", default="auto", help="auto (CUDA when usable), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/digits", help="output folder")
@@ -103,10 +105,16 @@ def run(args):
     epochs = args.epochs if args.epochs is not None else (30 if args.model == "mlp" else 20)
     if epochs < 1 or args.batch_size < 1:
         raise SystemExit("--epochs and --batch-size must be positive")
+    if not 0.0 <= args.dropout < 1.0:
+        raise SystemExit(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.dropout and args.model != "mlp":
+        raise SystemExit("--dropout applies to --model mlp only")
 
     gg.manual_seed(args.seed)
     train_ds, test_ds, size, cin = _load_data(args, device)
     cfg = {"model": args.model, "in_size": size, "in_channels": cin, "num_classes": 10}
+    if args.dropout:
+        cfg["dropout"] = args.dropout
     model = models.build_model(cfg).to(device)
     opt = _make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay, args.model)
     base_lrs = [g["lr"] for g in opt.param_groups]
@@ -127,6 +135,12 @@ def run(args):
         model.load_state_dict(ck["model_state"])
         opt.load_state_dict(ck["optimizer_state"])
         history, start = list(ck.get("history", [])), int(ck["epoch"])
+        # NOTE: the random streams continue where the checkpoint left them (dropout masks, ...): a resumed
+        # run is bit-for-bit the uninterrupted one. The loader's shuffling is seeded per epoch (below).
+        if "rng_state" in ck:
+            gg.set_rng_state(ck["rng_state"])
+        if "cuda_rng_state" in ck and device.type == "cuda":
+            gg.cuda.set_rng_state(ck["cuda_rng_state"], device)
         print(f"resumed from {args.resume} at epoch {start}")
         if start >= epochs:
             print(f"nothing to do: the checkpoint already has {start} epoch(s) and --epochs is {epochs}")
@@ -174,10 +188,12 @@ def run(args):
         if bar is None and not args.no_progress:
             print(f"epoch {epoch + 1}/{epochs}: loss {rec['train_loss']:.4f} acc {rec['train_acc']:.3f} "
                   f"test acc {test_acc:.3f}")
-        gg.save({"model_config": cfg, "model_state": model.state_dict(), "optimizer_state": opt.state_dict(),
-                 "epoch": epoch + 1, "history": history, "args": {k: v for k, v in vars(args).items()
-                                                                  if k != "func"}},
-                out / "checkpoint.ggt")
+        ck = {"model_config": cfg, "model_state": model.state_dict(), "optimizer_state": opt.state_dict(),
+              "epoch": epoch + 1, "history": history, "args": {k: v for k, v in vars(args).items() if k != "func"},
+              "rng_state": gg.get_rng_state()}
+        if device.type == "cuda":
+            ck["cuda_rng_state"] = gg.cuda.get_rng_state(device)
+        gg.save(ck, out / "checkpoint.ggt")
     elapsed = time.perf_counter() - t0
     final = history[-1] if history else {}
     metrics = {"model": args.model, "data": args.data, "device": str(device), "optimizer": args.optimizer,

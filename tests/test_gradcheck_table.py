@@ -51,6 +51,13 @@ def away(*kinks, gap=0.1):
     return dom
 
 
+OFF_Q = away(-2, 0, 2, gap=0.35)
+
+
+def DIVISOR(r, s):  # with a dividend from OFF_Q below, a / b stays off the integers (the jumps of % and //)
+    return r.uniform(1.9, 2.1, s)
+
+
 class Row(NamedTuple):
     name: str
     fn: Callable          # Tensors -> Tensor or tuple of Tensors
@@ -118,6 +125,20 @@ ROWS = [
     R("where0d", lambda a, b: gg.where(a > 0, a, b), lambda a, b: np.where(a > 0, a, b), (3,), (), dom=NONZERO),
     R("where_scalar", lambda a: gg.where(a > 0, a * 2, 0.0), lambda a: np.where(a > 0, a * 2, 0.0), (4,), dom=NONZERO),
     R("masked_fill", lambda a: a.masked_fill(a < 0, 1.5), lambda a: np.where(a < 0, 1.5, a), (4,), dom=NONZERO),
+    # rounding, floor/trunc division, remainder (PyTorch: round/floor/ceil/trunc/div-rounded have zero gradient)
+    *[R(f"{op}{sa}{sb}", f, r, sa, sb, dom=(OFF_Q, DIVISOR))
+      for op, f, r in [("remainder", lambda a, b: a % b, np.remainder), ("fmod", lambda a, b: a.fmod(b), np.fmod),
+                       ("div_floor", lambda a, b: a.div(b, rounding_mode="floor"), np.floor_divide),
+                       ("div_trunc", lambda a, b: gg.div(a, b, rounding_mode="trunc"), lambda a, b: np.trunc(a / b))]
+      for sa, sb in [((3,), (3,)), ((2, 3), ()), ((), (2, 2))]],
+    R("remainder_scalar", lambda a: a % -1.5, lambda a: np.remainder(a, -1.5), (4,), dom=away(-1.5, 0, 1.5)),
+    R("fmod_scalar", lambda a: gg.fmod(a, 1.5), lambda a: np.fmod(a, 1.5), (4,), dom=away(-1.5, 0, 1.5)),
+    R("frac", lambda a: a.frac(), lambda a: a - np.trunc(a), (2, 3), dom=away(-1, 0, 1)),
+    *[R(op, lambda a, op=op: getattr(a, op)(), getattr(np, op), (2, 3), dom=away(-2, -1, 0, 1, 2))
+      for op in ("floor", "ceil", "trunc")],
+    R("round", lambda a: gg.round(a), np.round, (4,), dom=away(-1.5, -0.5, 0.5, 1.5)),
+    R("round_decimals", lambda a: a.round(decimals=1), lambda a: np.round(a, 1), (3,),
+      dom=lambda r, s: r.choice([-1.52, 0.33, 1.21], s) + r.uniform(-0.01, 0.01, s)),
     # matmul: 1-D, 2-D, batched with broadcast batch dims
     *[R(f"matmul{sa}{sb}", lambda a, b: a @ b, np.matmul, sa, sb)
       for sa, sb in [((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)), ((2, 1, 2, 3), (3, 3, 2)),
@@ -203,6 +224,17 @@ ROWS = [
     # composites
     R("norm", lambda a: a.norm(), np.linalg.norm, (2, 3)),
     R("norm1_dim", lambda a: a.norm(1, dim=0), lambda a: np.abs(a).sum(0), (2, 3), dom=NONZERO),
+    # the Norm primitive (gpugrad/ops/norm.py): p = 2, other p, +-inf; 0-d and keepdim
+    R("norm2_dim_keepdim", lambda a: a.norm(dim=1, keepdim=True), lambda a: np.linalg.norm(a, axis=1, keepdims=True),
+      (2, 3)),
+    R("norm2_0d", lambda a: a.norm(), np.abs, (), dom=NONZERO),
+    R("norm3_dim", lambda a: a.norm(3, dim=0), lambda a: (np.abs(a) ** 3).sum(0) ** (1 / 3), (2, 3), dom=NONZERO),
+    R("norm_half_dim", lambda a: a.norm(0.5, dim=1), lambda a: np.sqrt(np.abs(a)).sum(1) ** 2, (2, 3), dom=NONZERO),
+    R("norm_inf_dim", lambda a: a.norm(float("inf"), dim=1), lambda a: np.abs(a).max(1), (2, 3), dom=NONZERO,
+      order2=False),  # NOTE: piecewise linear: its gradient is a constant (no graph to differentiate again)
+    R("norm_neginf", lambda a: a.norm(float("-inf")), lambda a: np.abs(a).min(), (2, 3), dom=NONZERO, order2=False),
+    R("normalize", lambda a: gg.nn.functional.normalize(a, dim=1), lambda a: a / np.linalg.norm(a, axis=1, keepdims=True),
+      (2, 3)),
     R("chain", lambda a, b: ((a @ b.T).tanh() @ b).sigmoid().sum(0) * a[0], None, (2, 3), (4, 3)),
 ]
 
@@ -295,6 +327,10 @@ SPECIAL = [
     ("var_one_element", lambda x: x.var(), [3.0], NAN, [NAN]),
     ("var_one_element_biased", lambda x: x.var(correction=0), [3.0], 0, [0]),
     ("std_constant", lambda x: x.std(), [2.0, 2.0], 0, [NAN, NAN]),
+    ("norm2_at_0", lambda x: x.norm(), [0.0, 0.0], 0, [0, 0]),  # PyTorch's subgradient, not NaN
+    ("norm3_at_0", lambda x: x.norm(3), [0.0, 0.0], 0, [0, 0]),
+    ("norm_half_at_0", lambda x: x.norm(0.5), [0.0, 4.0], 4, [0, 1]),
+    ("normalize_at_0", lambda x: gg.nn.functional.normalize(x, dim=0), [0.0, 0.0], [0, 0], [1e12, 1e12]),
 ]
 
 

@@ -25,7 +25,7 @@ class DataLoader:
 
     ``shuffle=True`` draws a new permutation at the start of every epoch from a
     generator made once from ``seed=`` (or passed as ``generator=``, a
-    ``numpy.random.Generator``): epochs differ from each other, and two loaders
+    ``gg.Generator``): epochs differ from each other, and two loaders
     with the same seed produce the same sequence of epochs. Without either, each
     epoch draws from gpugrad's global CPU generator (reproducible after
     ``gg.manual_seed``), as PyTorch does.

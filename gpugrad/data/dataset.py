@@ -91,7 +91,7 @@ def random_split(dataset, lengths, seed=None, generator=None):
 
     ``lengths`` are counts summing to ``len(dataset)``, or fractions summing to 1
     (remainders go round-robin to the first parts, as in PyTorch). Reproducible
-    with ``seed=`` or ``generator=`` (a ``numpy.random.Generator``), else drawn from
+    with ``seed=`` or ``generator=`` (a ``gg.Generator``), else drawn from
     gpugrad's global generator (``gg.manual_seed``).
     """
     n = len(dataset)
@@ -110,19 +110,26 @@ def random_split(dataset, lengths, seed=None, generator=None):
 
 
 def _rng(seed, generator):
-    """The generator to draw from: ``generator``, a new one from ``seed``, else None (= gpugrad's global one)."""
+    """The generator to draw from: ``generator`` (a CPU gg.Generator, or a numpy.random.Generator), a new
+    gg.Generator seeded with ``seed``, else None (= gpugrad's default CPU generator, at use time)."""
     if seed is not None and generator is not None:
         raise ValueError("pass either seed= or generator=, not both")
     if generator is not None:
+        if isinstance(generator, _random.Generator):
+            if generator.device.type != "cpu":
+                raise RuntimeError(f"Expected a 'cpu' device type for generator but found '{generator.device.type}'")
+            return generator
         if not isinstance(generator, np.random.Generator):
-            raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
+            raise TypeError(f"generator must be a gg.Generator (or a numpy.random.Generator), got "
+                            f"{type(generator).__name__}")
         return generator
-    return None if seed is None else np.random.default_rng(seed)
+    return None if seed is None else _random.Generator("cpu").manual_seed(seed)
 
 
 def _permutation(rng, n):
-    # NOTE: without seed=/generator=, draw from gpugrad's CPU generator at use time, so gg.manual_seed() governs it.
-    return (rng if rng is not None else _random.generator("cpu")).permutation(n)
+    # NOTE: drawn at use time: from the default CPU generator without seed=/generator= (so gg.manual_seed()
+    # governs it), and from a gg.Generator's current state (so its manual_seed/set_state take effect).
+    return _random.rng(rng, "cpu").permutation(n)
 
 
 def _fast_arrays(dataset):

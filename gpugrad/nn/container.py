@@ -19,6 +19,7 @@ def _index(idx, n, what):
 
 class _ModuleSequence(Module):
     """What Sequential and ModuleList share: children named '0', '1', ... kept in order."""
+    _takes_arrays = True  # NOTE: containers pass inputs on; each child says what it accepts (Module.__call__)
 
     def _renumber(self, items):
         """Re-register ``items`` as children '0'..'n-1' (indices stay contiguous, as PyTorch)."""

@@ -1,7 +1,8 @@
 """``gg.nn.init``: in-place initialisers (PyTorch names and formulas), drawing from gpugrad.random.
 
 Each writes into ``tensor._data`` without recording a graph and returns the tensor. Random draws use
-``gpugrad.random.generator(tensor.device)`` (or ``generator=``), so ``gg.manual_seed`` fixes them.
+the default generator of the tensor's device (or ``generator=``, a gg.Generator), so ``gg.manual_seed``
+fixes them.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def _write(tensor, values):
 
 
 def _draw(tensor, kind, generator):
-    g = generator if generator is not None else _random.generator(tensor.device)
+    g = _random.rng(generator, tensor.device)
     dt = tensor.dtype if tensor.dtype in (np.float32, np.float64) else np.float64
     shape = tuple(tensor.shape)
     return g.random(shape, dtype=dt) if kind == "uniform" else g.standard_normal(shape, dtype=dt)
@@ -151,7 +152,7 @@ def orthogonal_(tensor, gain=1.0, generator=None):
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
     xp = tensor.xp
-    g = generator if generator is not None else _random.generator(tensor.device)
+    g = _random.rng(generator, tensor.device)
     flat = g.standard_normal((rows, cols), dtype=np.float64)
     if rows < cols:
         flat = flat.T

@@ -86,6 +86,7 @@ class Unflatten(Module):
 class Embedding(Module):
     """A lookup table (num_embeddings, embedding_dim) ~ N(0, 1); the padding_idx row starts at 0
     and gets no gradient."""
+    _takes_arrays = True  # NOTE: indices may be an integer array (an extension)
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
                  scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):

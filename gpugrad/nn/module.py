@@ -461,7 +461,31 @@ class Module:
     def __call__(self, *args, **kwargs):
         d = self.__dict__
         if not d["_forward_pre_hooks"] and not d["_forward_hooks"]:
-            return self.forward(*args, **kwargs)
+            try:
+                return self.forward(*args, **kwargs)
+            except (AttributeError, TypeError) as e:
+                err = self._foreign_input(e, args, kwargs)
+                if err is None:
+                    raise
+                raise err from None
+        try:
+            return self._call_hooked(d, args, kwargs)
+        except (AttributeError, TypeError) as e:
+            err = self._foreign_input(e, args, kwargs)
+            if err is None:
+                raise
+            raise err from None
+
+    def _foreign_input(self, exc, args, kwargs):
+        """The clear TypeError for a NumPy array / torch.Tensor passed to one of gpugrad's own modules
+        (which need gpugrad Tensors), else None (user modules may take anything)."""
+        cls = type(self)
+        if not cls.__module__.startswith("gpugrad.") or getattr(cls, "_takes_arrays", False):
+            return None
+        from .._errors import foreign_arg  # noqa: PLC0415
+        return foreign_arg(exc, args, kwargs, f"{cls.__name__}.forward()")
+
+    def _call_hooked(self, d, args, kwargs):
         for hook, wk in list(d["_forward_pre_hooks"].values()):
             if wk:
                 r = hook(self, args, kwargs)

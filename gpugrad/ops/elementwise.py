@@ -333,9 +333,9 @@ class DivRound(Primitive):
         if a.dtype.kind in "iu":
             _check_int_divisor(b)
             return xp.floor_divide(a if mode == "floor" else a - xp.fmod(a, b), b)  # NOTE: exact truncation
-        x, y = _opmath(a), _opmath(b)
-        r = _floor_div(x, y) if mode == "floor" else xp.trunc(x / y)
-        return r.astype(a.dtype, copy=False)
+        if mode == "trunc":
+            return xp.trunc(a / b)  # NOTE: float16 too: PyTorch rounds the quotient to half, then truncates
+        return _floor_div(_opmath(a), _opmath(b)).astype(a.dtype, copy=False)
 
     def backward(self, g):
         if self.opname is not None:

@@ -195,7 +195,8 @@ def _reduction(size_average, reduce, reduction):
 
 def _check_tensor(what, fname, a):
     if not isinstance(a, _tensor.Tensor):
-        raise TypeError(f"{fname}: {what} must be a Tensor, got {type(a).__name__}")
+        from .._errors import not_a_tensor  # noqa: PLC0415
+        raise not_a_tensor(a, f"{fname}()", what)
 
 
 def _const(fname, what, w):

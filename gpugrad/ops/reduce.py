@@ -60,3 +60,21 @@ class MaxMin(Primitive):
 from ._util import quiet_family  # noqa: E402
 
 quiet_family(Sum)  # NOTE: sums of inf and -inf (or float16 overflow) are nan/inf silently, as in PyTorch
+
+
+class AMax(Primitive):
+    """amax/amin over ``axes``; the gradient is shared evenly among the tied extremes (PyTorch's amax)."""
+    saves = ()
+
+    def forward(self, x, axes, keepdim, mode):
+        xp = xp_of(x)
+        y = (xp.amax if mode == "max" else xp.amin)(x, axis=axes, keepdims=True)
+        mask = x == y
+        n = mask.sum(axis=axes, keepdims=True)
+        # NOTE: a NaN extreme matches nothing (n == 0); its gradient is 0 instead of 0/0
+        self.w = (mask / xp.maximum(n, 1)).astype(x.dtype, copy=False)
+        self.keep = y.shape
+        return y if keepdim else y.reshape(tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+    def backward(self, g):
+        return g.reshape(self.keep) * self.w
