@@ -7,6 +7,7 @@ import operator
 import numpy as np
 
 from . import backend as _be
+from .autograd import engine as _engine
 from .autograd import primitive as _function
 from .autograd.grad_mode import state as _state
 
@@ -334,7 +335,7 @@ class Tensor:
 
     # -- autograd -----------------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from .autograd import engine  # noqa: PLC0415
+        engine = _engine
         g = engine._as_grad(gradient, self, create_graph, "the output")
         if inputs is not None:
             inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -903,6 +904,24 @@ class Tensor:
 
     def __or__(self, o):
         return self._cmp(o, _op_or)
+
+    def __xor__(self, o):
+        return self._cmp(o, _op_xor)
+
+    def __lshift__(self, o):
+        return self._cmp(o, _op_lshift)
+
+    def __rshift__(self, o):
+        return self._cmp(o, _op_rshift)
+
+    def __rand__(self, o):
+        return self._cmp(o, _op_and)
+
+    def __ror__(self, o):
+        return self._cmp(o, _op_or)
+
+    def __rxor__(self, o):
+        return self._cmp(o, _op_xor)
 
     def eq(self, o):
         return self == o
@@ -1810,10 +1829,10 @@ def _tname(dt):
     return _TNAME.get(str(dt), str(dt))
 
 
-def _bump(t):
+def _bump(t, _last=_function.last_write, _next=_function._seq.__next__):
     """An in-place write happened to t's memory: bump the version its views share."""
     t._ver[0] += 1
-    _function.last_write[0] = next(_function._seq)
+    _last[0] = _next()
 
 
 def _write(t, idx, value):

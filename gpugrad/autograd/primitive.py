@@ -112,7 +112,8 @@ class Primitive:
                 if x._ver[0]:
                     ctx.vers = (x._ver[0],)
             elif cls.saves is not _NO_SAVES:
-                ctx.vers = tuple([t._ver[0] for t in inputs])
+                ctx.vers = (inputs[0]._ver[0], inputs[1]._ver[0]) if len(inputs) == 2 else \
+                    tuple([t._ver[0] for t in inputs])
             ctx.yver = out._ver
             if cls.save_output:
                 ctx.y = y
