@@ -375,6 +375,7 @@ class Tensor:
             # NOTE: copied (the array g may also flow on to another tensor's .grad); accumulates like a leaf's
             g = Tensor(g._data.copy()) if not g.requires_grad else g
             t.grad = g if t.grad is None else t.grad + g
+        _keep.retains = self
         self.register_hook(_keep)
 
     # -- indexed updates (out of place; the in-place forms below write them into self) ---------------
@@ -464,8 +465,13 @@ class Tensor:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         if v is not None and v[0]._node is None and v[0]._rg:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+        if v is not None and self._ver[1] != v[2]:
+            _refresh_view(self)  # NOTE: a stale view first takes its base's current graph
+            v = self._view
         start = next(_function._seq)
         old = _snapshot(self, keep)
+        if any(a is self for a in args):
+            args = tuple(old if a is self else a for a in args)  # NOTE: x += x reads x's old identity
         r = fn(old, *args)
         _check_result(self, r, cast)
         if r.shape != self.shape:
@@ -1426,7 +1432,11 @@ def _binary(fn, a, b, true_div=False):
     if ta and tb:
         da = a._data.dtype
         if da == b._data.dtype and da.kind == "f":
-            return fn.apply(a, b)  # NOTE: the common case, nothing to promote
+            try:
+                return fn.apply(a, b)  # NOTE: the common case, nothing to promote
+            except ValueError:
+                _check_broadcast(a.shape, b.shape)
+                raise
         dt = _promo.result_type(a, b, default_float=_default_dtype)
     else:
         t, o = (a, b) if ta else (b, a)
@@ -1445,7 +1455,20 @@ def _binary(fn, a, b, true_div=False):
     ref = a if ta else b
     a = (a if a._data.dtype == dt else a.type(dt)) if ta else _scalar_tensor(a, dt, ref._data)
     b = (b if b._data.dtype == dt else b.type(dt)) if tb else _scalar_tensor(b, dt, ref._data)
-    return fn.apply(a, b)
+    try:
+        return fn.apply(a, b)
+    except ValueError:
+        _check_broadcast(a.shape, b.shape)
+        raise
+
+
+def _check_broadcast(sa, sb):
+    """PyTorch's error for shapes that do not broadcast (NumPy's ValueError otherwise escapes)."""
+    for i in range(1, min(len(sa), len(sb)) + 1):
+        x, y = sa[-i], sb[-i]
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton "
+                               f"dimension {max(len(sa), len(sb)) - i}")
 
 
 def _result_type(*operands):
@@ -1829,10 +1852,7 @@ def _tname(dt):
     return _TNAME.get(str(dt), str(dt))
 
 
-def _bump(t, _last=_function.last_write, _next=_function._seq.__next__):
-    """An in-place write happened to t's memory: bump the version its views share."""
-    t._ver[0] += 1
-    _last[0] = _next()
+_bump = _function.bump
 
 
 def _write(t, idx, value):
@@ -1886,6 +1906,12 @@ def _rebase(t, node, prev):
     node.prev = prev
     t._node = node
     t._rg = True
+    old = prev._node
+    if old is not None and old.hooks:
+        kept = [h for h in old.hooks if getattr(h, "retains", None) is t]
+        if kept:  # NOTE: retain_grad() follows the tensor to its new version, as in PyTorch
+            old.hooks = [h for h in old.hooks if h not in kept]
+            node.hooks = (node.hooks or []) + kept
 
 
 def _views_stale(root):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from heapq import heappop, heappush
 
+import numpy as np
+
 from ..backend import xp_of
 from . import primitive as _fn
 from .grad_mode import set_grad_enabled, state
@@ -251,7 +253,12 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         elif create_graph or t.grad._rg:
             t.grad = t.grad + g
         else:
-            t.grad._data = t.grad._data + g._data
+            gd = t.grad._data
+            if type(gd) is np.ndarray and not gd.flags.writeable:
+                t.grad._data = gd + g._data
+            else:
+                gd += g._data  # NOTE: accumulated in place, as PyTorch's AccumulateGrad (arrays holding it see it)
+                _fn.bump(t.grad)
     return None
 
 

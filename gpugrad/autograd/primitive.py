@@ -22,6 +22,12 @@ _seq = itertools.count()  # creation order of graph nodes (the backward sweep ru
 # NOTE: in-place writes also draw a number from _seq; last_write[0] is the latest, so the sweep
 # checks saved versions only on nodes recorded before some write (all others cannot be stale).
 last_write = [0]
+def bump(t, _last=last_write, _next=_seq.__next__):
+    """An in-place write happened to t's memory: bump the version its views share."""
+    t._ver[0] += 1
+    _last[0] = _next()
+
+
 _NO_SAVES = ()  # NOTE: compared by identity (CPython has one empty tuple); a miss only records versions needlessly
 
 
@@ -65,7 +71,8 @@ def _check_devices(fn, datas):
 class Primitive:
     save_output = False   # set True to keep the forward output for backward (see result())
     # which inputs' VALUES backward reads (checked against in-place writes): None = all of them,
-    # a tuple of indices, or "cross" (binary ops like mul: input i is read iff the other needs a grad)
+    # a tuple of indices, "cross" (binary ops like mul: input i is read iff the other needs a grad),
+    # or a function of the inputs' requires_grad flags returning the indices
     saves = None
     outv = 0              # version of the saved output at record time (non-zero only for in-place results)
     vers = None           # versions of the inputs at record time (None: all were 0)
@@ -183,6 +190,8 @@ class Primitive:
             idx = range(len(ins))
         elif saves == "cross":
             idx = [i for i in (0, 1) if ins[1 - i]._rg]
+        elif callable(saves):
+            idx = saves(tuple(t._rg for t in ins))
         else:
             idx = saves
         for i in idx:

@@ -19,7 +19,10 @@ class _Act(Module):
             setattr(self, k, v)
 
     def forward(self, input):  # noqa: A002
-        return getattr(F, self._fn)(input, **{k: getattr(self, k) for k in self._opts})
+        opts = {k: getattr(self, k) for k in self._opts}
+        if getattr(self, "inplace", False):
+            opts["inplace"] = True
+        return getattr(F, self._fn)(input, **opts)
 
     def extra_repr(self):
         parts = [f"{k}={getattr(self, k)!r}" if isinstance(getattr(self, k), str) else f"{k}={getattr(self, k)}"

@@ -370,12 +370,12 @@ def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        return input * 0.0
+        return input.mul_(0.0) if inplace else input * 0.0
     g = _random.generator(input.device)
     dt = input.dtype if input.dtype in (np.float32, np.float64) else np.float32
     keep = g.random(input.shape, dtype=dt) >= p
     mask = (keep * (1.0 / (1.0 - p))).astype(input.dtype, copy=False)
-    return input * Tensor(mask)
+    return input.mul_(Tensor(mask)) if inplace else input * Tensor(mask)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,  # noqa: A002

@@ -189,22 +189,36 @@ _RELU, _SIGMOID, _TANH = _op("relu"), _op("sigmoid"), _op("tanh")
 
 
 # -- public functions (torch.nn.functional names, arguments and defaults) -----------------------------
-# NOTE: ``inplace`` is accepted for PyTorch compatibility; the result is always a new tensor.
+def _in_place(fn, input, **params):  # noqa: A002
+    """``inplace=True``: the activation written into ``input`` (PyTorch returns the same tensor)."""
+    name = fn.__name__
+    keep = not _saves_output(name if name != "logsigmoid" else "log_sigmoid", params) if name != "relu" else False
+    return input._inplace(lambda t: fn(t, **params), keep=keep)
+
+
 def relu(input, inplace=False):  # noqa: A002
+    if inplace:
+        return _in_place(relu, input)
     if input.dtype.kind != "f":
         return _tensor.Tensor(input.xp.maximum(input._data, 0))  # NOTE: integer relu, as PyTorch (no gradient)
     return _RELU.apply(input)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
+    if inplace:
+        return _in_place(leaky_relu, input, negative_slope=negative_slope)
     return _op("leaky_relu").apply(input, negative_slope=negative_slope)
 
 
 def elu(input, alpha=1.0, inplace=False):  # noqa: A002
+    if inplace:
+        return _in_place(elu, input, alpha=alpha)
     return _op("elu").apply(input, alpha=alpha)
 
 
 def selu(input, inplace=False):  # noqa: A002
+    if inplace:
+        return _in_place(selu, input)
     return _op("selu").apply(input)
 
 
@@ -215,10 +229,14 @@ def gelu(input, approximate="none"):  # noqa: A002
 
 
 def silu(input, inplace=False):  # noqa: A002
+    if inplace:
+        return _in_place(silu, input)
     return _op("silu").apply(input)
 
 
 def mish(input, inplace=False):  # noqa: A002
+    if inplace:
+        return _in_place(mish, input)
     return _op("mish").apply(input)
 
 

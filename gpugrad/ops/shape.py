@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import primitive as _prim
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from ._util import sum_to
@@ -234,7 +235,10 @@ class Overwrite(Primitive):
         return xp_of(dst).broadcast_to(src, dst.shape)
 
     def backward(self, g):
-        return None, sum_to(self, g, self.ss)
+        # NOTE: dst's old value gets zeros (not None), as PyTorch: x.grad becomes 0, not missing
+        gd = g._data if self.graph else g
+        z = xp_of(gd).zeros_like(gd)
+        return (_prim._Tensor(z) if self.graph else z), sum_to(self, g, self.ss)
 
 
 class Cat(Primitive):

@@ -27,14 +27,6 @@
 // ---------------------------------------------------------------------------------------------
 // (1) types
 // ---------------------------------------------------------------------------------------------
-struct uint3 { unsigned int x, y, z; };
-struct dim3 {
-  unsigned int x, y, z;
-  constexpr dim3(unsigned int a = 1, unsigned int b = 1, unsigned int c = 1) : x(a), y(b), z(c) {}
-  constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
-  constexpr operator uint3() const { return uint3{x, y, z}; }
-};
-
 // Vector types with CUDA's sizes and alignments (2 and 4 components: 2x / min(4x, 16) the
 // element's alignment; 3 components: the element's). A misaligned float4 access is a UBSan
 // error here, as it is a "misaligned address" fault on the GPU.
@@ -61,6 +53,13 @@ CUDAEMU_VEC_TYPES(float, float)
 CUDAEMU_VEC_TYPES(double, double)
 #undef CUDAEMU_VEC_TYPES
 #undef CUDAEMU_VEC
+struct dim3 {
+  unsigned int x, y, z;
+  constexpr dim3(unsigned int a = 1, unsigned int b = 1, unsigned int c = 1) : x(a), y(b), z(c) {}
+  constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
+  constexpr operator uint3() const { return uint3{x, y, z}; }
+};
+
 
 // ---------------------------------------------------------------------------------------------
 // float16: storage type and the conversions of cuda_fp16.h (bit-exact, round to nearest even).
