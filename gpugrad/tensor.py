@@ -535,7 +535,7 @@ class Tensor:
             return self.copy_(value)
         if _state.grad_enabled and self._rg:
             return self.copy_(Tensor(self.xp.asarray(value, dtype=self.dtype)))
-        _write(self, Ellipsis, value)
+        _write(self, Ellipsis, value, overlap_ok=True)  # NOTE: PyTorch fills expanded tensors too
         return self
 
     def zero_(self):
@@ -1855,18 +1855,36 @@ def _tname(dt):
 _bump = _function.bump
 
 
-def _write(t, idx, value):
-    """``t._data[idx] = value`` with PyTorch's refusal of overlapping (expanded) memory, then bump."""
+def _write(t, idx, value, overlap_ok=False):
+    """``t._data[idx] = value``, then bump t's version. As PyTorch, refused when the written region has
+    elements sharing memory (an expanded tensor), except for ``overlap_ok`` writes (fill_/zero_)."""
     arr = t._data
-    if type(arr) is np.ndarray and not arr.flags.writeable or any(
-            st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
-        if any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
+    if not overlap_ok and (arr.strides and 0 in arr.strides):
+        region = arr if idx is Ellipsis else arr[idx] if _sh._is_basic(idx if isinstance(idx, tuple) else (idx,)) \
+            else None
+        if region is not None and any(st == 0 and n > 1 for st, n in zip(region.strides, region.shape)):
             raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                                "single memory location. Please clone() the tensor before performing the operation.")
-        raise RuntimeError("the tensor's memory is read-only (it was made from a read-only NumPy array): "
-                           "clone() it before writing to it")
+    if type(arr) is np.ndarray and not arr.flags.writeable:
+        arr = _writable(arr)
+    n = t._node if t._view is None else t._view[0]._node  # the node whose output this memory is
+    if n is not None and n.cow:
+        n.own_output()
     arr[idx] = value
     _bump(t)
+
+
+def _writable(arr):
+    """A writable alias of a read-only numpy view (numpy marks broadcast and diagonal views read-only by
+    policy; PyTorch's are writable), or an error when the memory itself is read-only."""
+    owner = arr
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if not owner.flags.writeable:
+        raise RuntimeError("the tensor's memory is read-only (it was made from a read-only NumPy array): "
+                           "clone() it before writing to it")
+    off = arr.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+    return np.ndarray(arr.shape, arr.dtype, buffer=owner, offset=off, strides=arr.strides)
 
 
 def _check_result(t, r, cast):

@@ -207,6 +207,11 @@ class Primitive:
         """Whether backward reads the forward output (so an in-place write to it must raise)."""
         return self.save_output
 
+    cow = False           # True: own_output() must run before this node's output memory is written in place
+
+    def own_output(self):
+        """Take a private copy of the saved output before an in-place write to it (nodes with ``cow``)."""
+
     def keep_output(self, arr):
         """An in-place op wrote this node's output into ``arr`` (the target's storage): read it there."""
         if self.save_output:

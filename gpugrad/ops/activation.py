@@ -67,6 +67,14 @@ class Activation(Primitive):
     def keep_output(self, arr):
         if self.from_y:
             self.s = arr
+            self.cow = False  # NOTE: an in-place activation: PyTorch's node saves the result here too
+
+    def own_output(self):
+        """Our output is about to be overwritten in place: keep a private copy (see ``cow`` in _op)."""
+        if self.from_y and self.inputs is not None:
+            self.s = self.s.copy()
+            self.yver = [self.outv]
+        self.cow = False
 
     def backward(self, g):
         x, y = (None, self.s) if self.from_y else (self.s, None)
@@ -91,8 +99,13 @@ def _op(name):
 
         def composite(x, b=None, **params):
             return comp(x if b is None else x + b, **params)
-        cls = _OPS[name] = type(f"Activation_{name}", (Activation,), {
-            "act": name, "from_y": _K.activation_saves(name) == "output", "composite": staticmethod(composite)})
+        from_y = _K.activation_saves(name) == "output"
+        # NOTE: named as PyTorch's nodes (ReluBackward, LeakyReluBackward, ...); ``cow``: PyTorch's node saves
+        # the INPUT where ours reads the output, so a later in-place write to the output must not fail
+        # backward: the node then takes a private copy of it (Activation.own_output)
+        cls = _OPS[name] = type("".join(w.capitalize() for w in name.split("_")), (Activation,), {
+            "act": name, "from_y": from_y, "cow": from_y and name not in ("relu", "sigmoid", "tanh"),
+            "composite": staticmethod(composite)})
     return cls
 
 

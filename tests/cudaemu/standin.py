@@ -162,6 +162,7 @@ _DEVICE0 = _Device(0)
 class ndarray:
     """Emulated device array (see the module docstring)."""
 
+    __module__ = "cupy"  # NOTE: as CuPy's; gpugrad.backend.xp_of recognises CuPy arrays by it
     __slots__ = ("_a", "__weakref__")
     __array_priority__ = 100
 
