@@ -169,7 +169,9 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
     anomaly = state.anomaly
     written = _fn.last_write
     rebased = state.rebased  # NOTE: no tensor was ever rebased by an in-place op: edges need no identity walk
-    with set_grad_enabled(create_graph):
+    # NOTE: NumPy's floating-point warnings are off for the whole sweep (inf - inf in an accumulation is nan
+    # silently, as in PyTorch): one errstate per backward instead of one per formula
+    with set_grad_enabled(create_graph), np.errstate(all="ignore"):
         while heap:
             node = heappop(heap)[1]
             g = grads.pop(node)

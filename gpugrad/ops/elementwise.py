@@ -406,4 +406,5 @@ class Bind:
 # NOTE: these families compute IEEE special values PyTorch returns silently (1/0, log(0), sqrt(-1), 0*inf,
 # inf-inf, exp overflow, x % 0): NumPy's warnings are turned off inside their forward and backward.
 quiet_family(Add, Sub, Round, DivRound, backward=False)  # NOTE: their backward only sums or returns zeros
-quiet_family(Mul, Div, Pow, PowScalar, RPowScalar, Exp, Log, Log1p, Sqrt, Sin, Cos, Erfc, Cast, Remainder)
+quiet_family(Mul, Div, Pow, PowScalar, RPowScalar, Exp, Log, Log1p, Sqrt, Sin, Cos, Erfc, Cast, Remainder,
+             backward=False)  # NOTE: backward formulas run inside engine.run's errstate

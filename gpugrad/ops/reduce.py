@@ -59,7 +59,7 @@ class MaxMin(Primitive):
 
 from ._util import quiet_family  # noqa: E402
 
-quiet_family(Sum)  # NOTE: sums of inf and -inf (or float16 overflow) are nan/inf silently, as in PyTorch
+quiet_family(Sum, backward=False)  # NOTE: sums of inf and -inf (or float16 overflow) are nan/inf silently, as in PyTorch
 
 
 class AMax(Primitive):

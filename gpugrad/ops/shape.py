@@ -271,4 +271,4 @@ class Pad(Primitive):
 
 from ._util import quiet_family  # noqa: E402
 
-quiet_family(SumTo)  # NOTE: a broadcast gradient summed back may meet inf + -inf: nan silently, as in PyTorch
+quiet_family(SumTo, backward=False)  # NOTE: a broadcast gradient summed back may meet inf + -inf: nan silently, as in PyTorch
