@@ -240,3 +240,31 @@ def _cuda_dev(device):
 
 
 cuda = _Cuda()
+
+
+# -- NumPy floating-point warnings off (see ops/_util.quiet) -----------------------------------------------
+# NOTE: the context variable behind np.errstate (private NumPy 2 API, with an np.errstate fallback): used
+# by ops/_util.quiet per forward and by autograd.engine once per backward sweep.
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar as _errvar  # NumPy >= 2
+
+    with np.errstate(all="ignore"):
+        _IGNORE = _errvar.get()
+except (ImportError, AttributeError):  # pragma: no cover - NumPy 1.x
+    _errvar = _IGNORE = None
+
+
+def quiet_begin():
+    """Turn NumPy's floating-point warnings off; returns the token for :func:`quiet_end`."""
+    if _errvar is None:  # pragma: no cover
+        e = np.errstate(all="ignore")
+        e.__enter__()
+        return e
+    return _errvar.set(_IGNORE)
+
+
+def quiet_end(token):
+    if _errvar is None:  # pragma: no cover
+        token.__exit__(None, None, None)
+    else:
+        _errvar.reset(token)

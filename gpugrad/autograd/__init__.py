@@ -38,7 +38,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         raise ValueError(f"grad_outputs has {len(gos)} entries but there are {len(outs)} outputs")
     gs = [engine._as_grad(g, o, create_graph, f"output {i}") for i, (o, g) in enumerate(zip(outs, gos))]
     res = engine.run(outs, gs, inputs=ins, retain_graph=retain_graph, create_graph=create_graph,
-                     accumulate=False, allow_unused=allow_unused or materialize_grads)
+                     allow_unused=allow_unused or materialize_grads)
     if materialize_grads:
         from ..tensor import zeros_like  # noqa: PLC0415
         res = [zeros_like(t) if r is None else r for t, r in zip(ins, res)]

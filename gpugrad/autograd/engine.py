@@ -11,7 +11,7 @@ from heapq import heappop, heappush
 
 import numpy as np
 
-from ..backend import xp_of
+from ..backend import quiet_begin, quiet_end, xp_of
 from . import primitive as _fn
 from .grad_mode import set_grad_enabled, state
 
@@ -105,13 +105,12 @@ def _composite_vjp(node, g):
     need = [a for a, t in zip(aliases, inputs) if t._rg]
     out = type(node).composite(*aliases, **node.params)
     got = run(out_list=[out], grad_list=[g], inputs=need, retain_graph=True, create_graph=True,
-              accumulate=False, allow_unused=True, stop={a._node for a in need})
+              allow_unused=True, stop={a._node for a in need})
     it = iter(got)
     return tuple(next(it) if t._rg else None for t in inputs)
 
 
-def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False, accumulate=True,
-        allow_unused=False, stop=None):
+def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False, allow_unused=False, stop=None):
     """The sweep. With ``inputs`` it returns their gradients instead of accumulating into leaves."""
     T = _fn._Tensor
     if retain_graph is None:
@@ -166,12 +165,103 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
     else:
         needed = None
 
+    # NOTE: NumPy's floating-point warnings are off for the sweep and the accumulation (inf - inf is nan
+    # silently, as in PyTorch): one error-state switch per backward instead of one per formula
+    quiet = quiet_begin()
+    try:
+        _sweep(heap, grads, leaf, targets, tnodes if targets is not None else None, needed, stop,
+               captured if targets is not None else None, retain_graph, create_graph)
+        if inputs is not None:
+            return _results(inputs, leaf, captured, allow_unused)
+        _accumulate(leaf, create_graph)
+    finally:
+        quiet_end(quiet)
+    return None
+
+
+def _results(inputs, leaf, captured, allow_unused):
+    """autograd.grad: the gradient of each input (never accumulated into .grad)."""
+    T = _fn._Tensor
+    res = []
+    for i, t in enumerate(inputs):
+        if t._node is None:
+            e = leaf.get(id(t))
+            g = None if e is None else e[1]
+        else:
+            g = captured.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(f"inputs[{i}] (shape {tuple(t.shape)}) appears to not have "
+                               "been used in the graph. Set allow_unused=True if this is the desired behavior.")
+        if g is not None and not isinstance(g, T):
+            g = T(g.copy() if g.base is not None else g)  # NOTE: results own their memory (views may be read-only)
+        res.append(g)
+    return res
+
+
+def _accumulate(leaf, create_graph):
+    """backward(): add this pass's gradients into the leaves' .grad (hooks see the pass's total first)."""
+    T = _fn._Tensor
+    del leaf[None]
+    for t, g in leaf.values():
+        if t._hooks:
+            g = _run_hooks(t._hooks, g, create_graph)
+        if not isinstance(g, T):
+            if g.base is not None:
+                g = g.copy()  # NOTE: never let .grad alias a view or another tensor's gradient
+            g = T(g)
+        if t.grad is None:
+            t.grad = g
+        elif create_graph or t.grad._rg:
+            t.grad = t.grad + g
+        else:
+            gd = t.grad._data
+            if type(gd) is np.ndarray and not gd.flags.writeable:
+                t.grad._data = gd + g._data
+            else:
+                gd += g._data  # NOTE: accumulated in place, as PyTorch's AccumulateGrad (arrays holding it see it)
+                _fn.bump(t.grad)
+
+
+def _bad_shape(node, i, gi, t):
+    raise RuntimeError(f"internal error: {node.name} backward gave gradient of shape "
+                       f"{tuple(gi.shape)} for input {i} of shape {tuple(t.shape)}")
+
+
+def _acc_leaf(leaf, t, g):
+    """Add ``g`` to leaf ``t``'s gradient of this sweep. ``leaf[None]`` holds the ids of the arrays
+    first handed to a leaf: one array must not become two leaves' gradient (Add gives its ``g`` to
+    both inputs), or scaling one ``.grad`` in place would change the other."""
+    e = leaf.get(id(t))
+    if e is None:
+        owned = leaf[None]
+        if id(g) in owned and not isinstance(g, _fn._Tensor):
+            g = g.copy()
+        owned.add(id(g))
+        leaf[id(t)] = [t, g]
+    else:
+        e[1] = e[1] + g
+
+
+def _run_hooks(hooks, g, create_graph):
+    T = _fn._Tensor
+    for h in hooks:
+        gt = g if isinstance(g, T) else T(g)
+        r = h(gt)
+        if r is not None:
+            if not isinstance(r, T):
+                raise TypeError(f"a gradient hook must return a Tensor or None, got {type(r).__name__}")
+            if tuple(r.shape) != tuple(gt.shape):
+                raise RuntimeError(f"hook returned a gradient of shape {tuple(r.shape)}, expected {tuple(gt.shape)}")
+            g = r if isinstance(g, T) else r._data.copy()  # NOTE: a copy: r may be a tensor the user keeps
+    return g
+
+
+def _sweep(heap, grads, leaf, targets, tnodes, needed, stop, captured, retain_graph, create_graph):
+    """Run the nodes off the heap (consumers first), accumulating gradients per node and into ``leaf``."""
     anomaly = state.anomaly
     written = _fn.last_write
     rebased = state.rebased  # NOTE: no tensor was ever rebased by an in-place op: edges need no identity walk
-    # NOTE: NumPy's floating-point warnings are off for the whole sweep (inf - inf in an accumulation is nan
-    # silently, as in PyTorch): one errstate per backward instead of one per formula
-    with set_grad_enabled(create_graph), np.errstate(all="ignore"):
+    with set_grad_enabled(create_graph):
         while heap:
             node = heappop(heap)[1]
             g = grads.pop(node)
@@ -224,75 +314,3 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
                 node.release()
             elif create_graph:
                 node.graph = False
-
-    if inputs is not None:
-        res = []
-        for i, t in enumerate(inputs):
-            if t._node is None:
-                e = leaf.get(id(t))
-                g = None if e is None else e[1]
-            else:
-                g = captured.get(id(t))
-            if g is None and not allow_unused:
-                raise RuntimeError(f"inputs[{i}] (shape {tuple(t.shape)}) appears to not have "
-                                   "been used in the graph. Set allow_unused=True if this is the desired behavior.")
-            if g is not None and not isinstance(g, T):
-                g = T(g.copy() if g.base is not None else g)  # NOTE: results own their memory (views may be read-only)
-            res.append(g)
-        return res
-
-    # accumulate into leaf .grad (PyTorch semantics: hooks see this pass's total, then += into .grad)
-    del leaf[None]
-    for t, g in leaf.values():
-        if t._hooks:
-            g = _run_hooks(t._hooks, g, create_graph)
-        if not isinstance(g, T):
-            if g.base is not None:
-                g = g.copy()  # NOTE: never let .grad alias a view or another tensor's gradient
-            g = T(g)
-        if t.grad is None:
-            t.grad = g
-        elif create_graph or t.grad._rg:
-            t.grad = t.grad + g
-        else:
-            gd = t.grad._data
-            if type(gd) is np.ndarray and not gd.flags.writeable:
-                t.grad._data = gd + g._data
-            else:
-                gd += g._data  # NOTE: accumulated in place, as PyTorch's AccumulateGrad (arrays holding it see it)
-                _fn.bump(t.grad)
-    return None
-
-
-def _bad_shape(node, i, gi, t):
-    raise RuntimeError(f"internal error: {node.name} backward gave gradient of shape "
-                       f"{tuple(gi.shape)} for input {i} of shape {tuple(t.shape)}")
-
-
-def _acc_leaf(leaf, t, g):
-    """Add ``g`` to leaf ``t``'s gradient of this sweep. ``leaf[None]`` holds the ids of the arrays
-    first handed to a leaf: one array must not become two leaves' gradient (Add gives its ``g`` to
-    both inputs), or scaling one ``.grad`` in place would change the other."""
-    e = leaf.get(id(t))
-    if e is None:
-        owned = leaf[None]
-        if id(g) in owned and not isinstance(g, _fn._Tensor):
-            g = g.copy()
-        owned.add(id(g))
-        leaf[id(t)] = [t, g]
-    else:
-        e[1] = e[1] + g
-
-
-def _run_hooks(hooks, g, create_graph):
-    T = _fn._Tensor
-    for h in hooks:
-        gt = g if isinstance(g, T) else T(g)
-        r = h(gt)
-        if r is not None:
-            if not isinstance(r, T):
-                raise TypeError(f"a gradient hook must return a Tensor or None, got {type(r).__name__}")
-            if tuple(r.shape) != tuple(gt.shape):
-                raise RuntimeError(f"hook returned a gradient of shape {tuple(r.shape)}, expected {tuple(gt.shape)}")
-            g = r if isinstance(g, T) else r._data.copy()  # NOTE: a copy: r may be a tensor the user keeps
-    return g

@@ -40,13 +40,7 @@ def sum_to(fn, g, shape):
 # error state says "ignore". ``np.errstate(all="ignore")`` costs ~1 us per call on NumPy 2.x (~0.6 us as a
 # decorator); setting the context variable behind it directly costs ~0.25 us, so ``quiet`` does that
 # where it exists, and falls back to np.errstate elsewhere. CuPy never warns (nothing to silence).
-try:
-    from numpy._core._ufunc_config import _extobj_contextvar as _errvar  # NumPy >= 2
-
-    with np.errstate(all="ignore"):
-        _IGNORE = _errvar.get()
-except (ImportError, AttributeError):  # pragma: no cover - NumPy 1.x
-    _errvar = None
+from ..backend import _IGNORE, _errvar  # noqa: E402
 
 
 def quiet(fn):
