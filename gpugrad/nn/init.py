@@ -63,6 +63,7 @@ def _write(tensor, values):
     """Store ``values`` (an array of the tensor's device, any float dtype) into tensor._data in place."""
     d = tensor._data
     d[...] = values.astype(d.dtype, copy=False)
+    _bump(tensor)
     return tensor
 
 
