@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as _np
 
 from . import backend as _backend
+# NOTE: before the names below: `from .tensor import tensor` rebinds gpugrad.tensor to the function, and the
+# fused families (which import this module's submodule gpugrad.tensor) must see the module
+from .ops import activation as _activation, loss as _loss, softmax as _softmax  # noqa: F401
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                        set_grad_enabled)
 from .backend import CudaUnavailableError, Device, cuda, get_default_device, set_default_device

@@ -1343,8 +1343,9 @@ from .ops import elementwise as _ew  # noqa: E402
 from .ops import reduce as _rdmod  # noqa: E402
 from .ops import shape as _sh  # noqa: E402
 from .ops import linalg as _la  # noqa: E402
-from .ops import activation as _act  # noqa: E402
-from .ops import softmax as _sm  # noqa: E402
+# NOTE: the fused families (ops/activation.py, ops/softmax.py) import this module for their composites; they
+# register themselves here when they load (gpugrad/__init__.py loads them), so there is no import circle.
+_act = _sm = None
 from .ops._util import norm_dim as _norm_dim, one_dim as _one  # noqa: E402
 
 

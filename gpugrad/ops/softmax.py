@@ -7,6 +7,8 @@ max-shifted forms written with core Tensor ops.
 """
 from __future__ import annotations
 
+import sys as _sys
+
 from .. import tensor as _tensor
 from ..autograd.primitive import Primitive
 from ..kernels import softmax as _K
@@ -100,3 +102,6 @@ def logsumexp(input, dim, keepdim=False):  # noqa: A002
     if keepdim:
         y = y.reshape(tuple(1 if i in axes else s for i, s in enumerate(x.shape)))
     return y
+
+
+_tensor._sm = _sys.modules[__name__]  # the Tensor methods reach this family through it (see tensor.py)
