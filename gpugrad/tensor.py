@@ -1264,6 +1264,23 @@ class Tensor:
         arg = (int(offset), a, b)
         return _mkview(_sh.Diagonal.apply(self, arg=arg), self, "diagonal", arg)
 
+    def flip(self, *dims):
+        dims = _shape_arg(dims)
+        nd = max(self.ndim, 1)
+        axes = {_one(d, nd) for d in dims}
+        if len(axes) != len(dims):
+            raise RuntimeError(f"flip(): dims {list(dims)} has a repeated dimension")
+        out = _sh.GetItem.apply(self, idx=tuple(slice(None, None, -1) if i in axes else slice(None)
+                                                for i in range(self.ndim)))
+        out._data = out._data.copy()  # NOTE: PyTorch's flip returns a copy, not a view
+        return out
+
+    def fliplr(self):
+        return self.flip(1)
+
+    def flipud(self):
+        return self.flip(0)
+
     def narrow(self, dim, start, length):
         d = _one(dim, self.ndim)
         n = self.shape[d]

@@ -36,7 +36,9 @@ def _modified(node, t, what, now, then):
             "enable anomaly detection (gg.autograd.detect_anomaly()) to see where it was called."
             if not getattr(node, "trace", None) else
             "The forward call was made at:\n" + "".join(traceback.format_list(node.trace)))
-    desc = f"[{t.dtype} {list(t.shape)}], which is " if hasattr(t, "dtype") else ""
+    from .._promotion import tensor_type_name  # noqa: PLC0415  (error path only)
+    cuda = type(getattr(t, "_data", t)) is not np.ndarray
+    desc = f"[{tensor_type_name(t.dtype, cuda)} {list(t.shape)}], which is " if hasattr(t, "dtype") else ""
     raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
                        f"operation: {desc}{what} of {node.name}Backward, is at "
                        f"version {now}; expected version {then} instead. {hint}")
@@ -201,7 +203,11 @@ class Primitive:
                 _modified(self, t, f"input {i}", t._ver[0], then)
         if self.yver[0] != self.outv and self.reads_output():
             out = self.out() if "out" in self.__dict__ else None
-            _modified(self, self if out is None else out, "output 0", self.yver[0], self.outv)
+            _modified(self, self.saved_output() if out is None else out, "output 0", self.yver[0], self.outv)
+
+    def saved_output(self):
+        """The saved output array (for error messages)."""
+        return self.y
 
     def reads_output(self):
         """Whether backward reads the forward output (so an in-place write to it must raise)."""

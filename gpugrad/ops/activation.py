@@ -66,6 +66,9 @@ class Activation(Primitive):
     def reads_output(self):
         return self.from_y
 
+    def saved_output(self):
+        return self.s
+
     def keep_output(self, arr):
         if self.from_y:
             self.s = arr
