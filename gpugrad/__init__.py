@@ -356,3 +356,10 @@ import builtins as _builtins  # noqa: E402
 
 _BUILTIN_NAMED.update({_k: globals().pop(_k) for _k in [k for k in globals() if not k.startswith("_")
                                                           and hasattr(_builtins, k)]})
+
+
+# -- [issue 11: indexing, scatter, reductions, scans] --------------------------------------------------------
+
+# -- [issue 11: elementwise math, shape] ----------------------------------------------------------------------
+
+# -- [issue 11: linear algebra] -------------------------------------------------------------------------------

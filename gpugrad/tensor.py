@@ -1313,6 +1313,12 @@ class Tensor:
 
     moveaxis = movedim
 
+    # -- [issue 11: indexing, scatter, reductions, scans] ----------------------------------------------------
+
+    # -- [issue 11: elementwise math, shape] ----------------------------------------------------------------
+
+    # -- [issue 11: linear algebra] -------------------------------------------------------------------------
+
     def split(self, split_size_or_sections, dim=0):
         return split(self, split_size_or_sections, dim)
 
