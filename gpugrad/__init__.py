@@ -10,6 +10,8 @@ from . import backend as _backend
 # NOTE: before the names below: `from .tensor import tensor` rebinds gpugrad.tensor to the function, and the
 # fused families (which import this module's submodule gpugrad.tensor) must see the module
 from .ops import activation as _activation, loss as _loss, softmax as _softmax  # noqa: F401
+from .ops import linalg2 as _linalg2  # noqa: F401,E402
+from .ops import math as _math_ops  # noqa: E402  (issue 11: elementwise math, shape)
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                        set_grad_enabled)
 from .backend import CudaUnavailableError, Device, cuda, get_default_device, set_default_device
@@ -359,7 +361,52 @@ _BUILTIN_NAMED.update({_k: globals().pop(_k) for _k in [k for k in globals() if 
 
 
 # -- [issue 11: indexing, scatter, reductions, scans] --------------------------------------------------------
+from .ops import index as _index, scan as _scan  # noqa: E402
+from .ops.index import (argwhere, gather, index_select, masked_select, nonzero, scatter_reduce, take,  # noqa: E402
+                        take_along_dim, where)
+from .ops.scan import (aminmax, argsort, bincount, count_nonzero, cummax, cummin, cumprod, cumsum,  # noqa: E402
+                       histc, kthvalue, logcumsumexp, median, mode, nanmean, nanmedian, nansum, prod, quantile,
+                       sort, std_mean, topk, unique, var_mean)
 
 # -- [issue 11: elementwise math, shape] ----------------------------------------------------------------------
+from .ops.math import (acos, acosh, add, asin, asinh, atan, atan2, atanh, atleast_1d, atleast_2d,  # noqa: E402
+                       atleast_3d, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
+                       bitwise_xor, broadcast_shapes, broadcast_tensors, column_stack, copysign, cosh, digamma, dsplit,
+                       dstack, erf, erfc, erfinv, exp2, expm1, float_power, heaviside, hsplit, hstack, hypot, isinf,
+                       isneginf, isposinf, lgamma, log2, log10, logaddexp, logaddexp2, logical_and, logical_not,
+                       logical_or, logical_xor, logit, meshgrid, mul, nan_to_num, polygamma, reciprocal,
+                       repeat_interleave, roll, rot90, row_stack, sgn, sinc, sinh, sub, tan, tensor_split, tile,
+                       vsplit, vstack, xlogy)
+
+arcsin, arccos, arctan, arctan2, arcsinh, arccosh, arctanh = asin, acos, atan, atan2, asinh, acosh, atanh
+subtract, multiply = sub, mul
+
+
+def is_floating_point(input):  # noqa: A002
+    _need_tensor("is_floating_point", input)
+    return input.is_floating_point()
+
+
+def lerp(input, end, weight):  # noqa: A002
+    """input + weight * (end - input) (weight a number or a Tensor)."""
+    _need_tensor("lerp", input)
+    return input.lerp(end, weight)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
+    """input + value * tensor1 * tensor2."""
+    _need_tensor("addcmul", input)
+    return input.addcmul(tensor1, tensor2, value=value)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
+    """input + value * tensor1 / tensor2."""
+    _need_tensor("addcdiv", input)
+    return input.addcdiv(tensor1, tensor2, value=value)
+
 
 # -- [issue 11: linear algebra] -------------------------------------------------------------------------------
+from . import linalg  # noqa: E402
+from .ops.linalg2 import (addmm, addmv, baddbmm, diag, diag_embed, dot, einsum, ger, inner, kron,  # noqa: E402
+                          outer, tensordot, trace, tril, triu, vdot)
+det, inverse, slogdet = linalg.det, linalg.inv, linalg.slogdet

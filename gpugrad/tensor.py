@@ -953,11 +953,11 @@ class Tensor:
     def isfinite(self):
         return Tensor(self.xp.isfinite(self._data))
 
-    def all(self):
-        return Tensor(self.xp.asarray(self._data.all()))
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _sc.any_all(self, dim, keepdim, axis, keepdims, "all")
 
-    def any(self):
-        return Tensor(self.xp.asarray(self._data.any()))
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _sc.any_all(self, dim, keepdim, axis, keepdims, "any")
 
     def argmax(self, dim=None, keepdim=False):
         return _argext(self, dim, keepdim, "argmax")
@@ -966,7 +966,7 @@ class Tensor:
         return _argext(self, dim, keepdim, "argmin")
 
     def sign(self):
-        return Tensor(self.xp.sign(self._data))
+        return self.sgn()  # NOTE: the same for real tensors: sign(nan) = 0 and a zero gradient, as PyTorch
 
     # -- unary math -----------------------------------------------------------------------------------
     def exp(self):
@@ -1314,10 +1314,376 @@ class Tensor:
     moveaxis = movedim
 
     # -- [issue 11: indexing, scatter, reductions, scans] ----------------------------------------------------
+    # NOTE: implemented in gpugrad/ops/index.py (_ix) and gpugrad/ops/scan.py (_sc); gpugrad/__init__.py loads them
+    def gather(self, dim=None, index=None, *, sparse_grad=False, axis=None):
+        return _ix.gather(self, dim, index, sparse_grad=sparse_grad, axis=axis)
+
+    def index_select(self, dim=None, index=None, *, axis=None):
+        return _ix.index_select(self, dim, index, axis=axis)
+
+    def take(self, index):
+        return _ix.take(self, index)
+
+    def take_along_dim(self, indices, dim=None):
+        return _ix.take_along_dim(self, indices, dim)
+
+    def masked_select(self, mask):
+        return _ix.masked_select(self, mask)
+
+    def nonzero(self, *, as_tuple=False):
+        return _ix.nonzero(self, as_tuple=as_tuple)
+
+    def argwhere(self):
+        return _ix.nonzero(self)
+
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
+        return _ix.scatter_reduce(self, dim, index, src, reduce, include_self=include_self)
+
+    def prod(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        return _sc.prod(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
+
+    def cumsum(self, dim=None, *, dtype=None, axis=None):
+        return _sc.cumsum(self, dim, dtype=dtype, axis=axis)
+
+    def cumprod(self, dim=None, *, dtype=None, axis=None):
+        return _sc.cumprod(self, dim, dtype=dtype, axis=axis)
+
+    def logcumsumexp(self, dim=None, *, axis=None):
+        return _sc.logcumsumexp(self, dim, axis=axis)
+
+    def cummax(self, dim=None, *, axis=None):
+        return _sc.cummax(self, dim, axis=axis)
+
+    def cummin(self, dim=None, *, axis=None):
+        return _sc.cummin(self, dim, axis=axis)
+
+    def sort(self, dim=-1, descending=False, *, stable=False, axis=None):
+        return _sc.sort(self, dim, descending, stable=stable, axis=axis)
+
+    def argsort(self, dim=-1, descending=False, *, stable=False, axis=None):
+        return _sc.argsort(self, dim, descending, stable=stable, axis=axis)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True, *, axis=None):  # noqa: A002
+        return _sc.topk(self, k, dim, largest, sorted, axis=axis)
+
+    def kthvalue(self, k, dim=-1, keepdim=False, *, axis=None):
+        return _sc.kthvalue(self, k, dim, keepdim, axis=axis)
+
+    def median(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _sc.median(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def nanmedian(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _sc.nanmedian(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def mode(self, dim=-1, keepdim=False, *, axis=None, keepdims=None):
+        return _sc.mode(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear", axis=None, keepdims=None):
+        return _sc.quantile(self, q, dim, keepdim, interpolation=interpolation, axis=axis, keepdims=keepdims)
+
+    def aminmax(self, *, dim=None, keepdim=False):
+        return _sc.aminmax(self, dim=dim, keepdim=keepdim)
+
+    def nansum(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        return _sc.nansum(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
+
+    def nanmean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        return _sc.nanmean(self, dim, keepdim, dtype=dtype, axis=axis, keepdims=keepdims)
+
+    def count_nonzero(self, dim=None, *, axis=None):
+        return _sc.count_nonzero(self, dim, axis=axis)
+
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
+        return _sc.unique(self, sorted, return_inverse, return_counts, dim)
+
+    def bincount(self, weights=None, minlength=0):
+        return _sc.bincount(self, weights, minlength)
+
+    def histc(self, bins=100, min=0, max=0):  # noqa: A002
+        return _sc.histc(self, bins, min, max)
+
 
     # -- [issue 11: elementwise math, shape] ----------------------------------------------------------------
+    def add(self, other, *, alpha=1):
+        return _math.add(self, other, alpha=alpha)
+
+    def sub(self, other, *, alpha=1):
+        return _math.sub(self, other, alpha=alpha)
+
+    subtract = sub
+
+    def mul(self, other):
+        return self * other
+
+    multiply = mul
+
+    def sgn(self):
+        return _math.sgn(self)
+
+    def reciprocal(self):
+        return _math.reciprocal(self)
+
+    def exp2(self):
+        return _math.exp2(self)
+
+    def expm1(self):
+        return _math.expm1(self)
+
+    def log2(self):
+        return _math.log2(self)
+
+    def log10(self):
+        return _math.log10(self)
+
+    def tan(self):
+        return _math.tan(self)
+
+    def asin(self):
+        return _math.asin(self)
+
+    arcsin = asin
+
+    def acos(self):
+        return _math.acos(self)
+
+    arccos = acos
+
+    def atan(self):
+        return _math.atan(self)
+
+    arctan = atan
+
+    def atan2(self, other):
+        return _math.atan2(self, other)
+
+    arctan2 = atan2
+
+    def sinh(self):
+        return _math.sinh(self)
+
+    def cosh(self):
+        return _math.cosh(self)
+
+    def asinh(self):
+        return _math.asinh(self)
+
+    arcsinh = asinh
+
+    def acosh(self):
+        return _math.acosh(self)
+
+    arccosh = acosh
+
+    def atanh(self):
+        return _math.atanh(self)
+
+    arctanh = atanh
+
+    def erf(self):
+        return _math.erf(self)
+
+    def erfc(self):
+        return _math.erfc(self)
+
+    def erfinv(self):
+        return _math.erfinv(self)
+
+    def lgamma(self):
+        return _math.lgamma(self)
+
+    def digamma(self):
+        return _math.digamma(self)
+
+    def polygamma(self, n):
+        return _math.polygamma(n, self)
+
+    def sinc(self):
+        return _math.sinc(self)
+
+    def hypot(self, other):
+        return _math.hypot(self, other)
+
+    def logaddexp(self, other):
+        return _math.logaddexp(self, other)
+
+    def logaddexp2(self, other):
+        return _math.logaddexp2(self, other)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return _math.nan_to_num(self, nan, posinf, neginf)
+
+    def isinf(self):
+        return _math.isinf(self)
+
+    def isposinf(self):
+        return _math.isposinf(self)
+
+    def isneginf(self):
+        return _math.isneginf(self)
+
+    def logical_and(self, other):
+        return _math.logical_and(self, other)
+
+    def logical_or(self, other):
+        return _math.logical_or(self, other)
+
+    def logical_xor(self, other):
+        return _math.logical_xor(self, other)
+
+    def logical_not(self):
+        return _math.logical_not(self)
+
+    def bitwise_and(self, other):
+        return _math.bitwise_and(self, other)
+
+    def bitwise_or(self, other):
+        return _math.bitwise_or(self, other)
+
+    def bitwise_xor(self, other):
+        return _math.bitwise_xor(self, other)
+
+    def bitwise_not(self):
+        return _math.bitwise_not(self)
+
+    def bitwise_left_shift(self, other):
+        return _math.bitwise_left_shift(self, other)
+
+    def bitwise_right_shift(self, other):
+        return _math.bitwise_right_shift(self, other)
+
+    def heaviside(self, values):
+        return _math.heaviside(self, values)
+
+    def copysign(self, other):
+        return _math.copysign(self, other)
+
+    def xlogy(self, other):
+        return _math.xlogy(self, other)
+
+    def logit(self, eps=None):
+        return _math.logit(self, eps)
+
+    def float_power(self, exponent):
+        return _math.float_power(self, exponent)
+
+    def repeat(self, *sizes):
+        return _math.repeat(self, *sizes)
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        return _math.repeat_interleave(self, repeats, dim, output_size=output_size)
+
+    def tile(self, *dims):
+        return _math.tile(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+
+    def roll(self, shifts, dims=None):
+        return _math.roll(self, shifts, dims)
+
+    def rot90(self, k=1, dims=(0, 1)):
+        return _math.rot90(self, k, dims)
+
+    def unfold(self, dimension, size, step):
+        return _math.unfold(self, dimension, size, step)
+
+    def tensor_split(self, indices_or_sections, dim=0):
+        return _math.tensor_split(self, indices_or_sections, dim)
+
+    def hsplit(self, indices_or_sections):
+        return _math.hsplit(self, indices_or_sections)
+
+    def vsplit(self, indices_or_sections):
+        return _math.vsplit(self, indices_or_sections)
+
+    def dsplit(self, indices_or_sections):
+        return _math.dsplit(self, indices_or_sections)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        return _math.new_zeros(self, *size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return _math.new_ones(self, *size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return _math.new_empty(self, *size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return _math.new_full(self, size, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+        return _math.new_tensor(self, data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def type_as(self, other):
+        return self.type(other.dtype)
+
+    def is_floating_point(self):
+        return self._data.dtype.kind == "f"
+
+    def data_ptr(self):
+        return _math.data_ptr(self)
+
+    def squeeze_(self, dim=None):
+        return _math.reshape_inplace(self, lambda t: t.squeeze(dim), "squeeze_")
+
+    def unsqueeze_(self, dim):
+        return _math.reshape_inplace(self, lambda t: t.unsqueeze(dim), "unsqueeze_")
+
+    def t_(self):
+        return _math.reshape_inplace(self, Tensor.t, "t_")
+
+    def transpose_(self, dim0, dim1):
+        return _math.reshape_inplace(self, lambda t: t.transpose(dim0, dim1), "transpose_")
+
 
     # -- [issue 11: linear algebra] -------------------------------------------------------------------------
+    def dot(self, other):
+        return _la2.dot(self, other)
+
+    def vdot(self, other):
+        return _la2.vdot(self, other)
+
+    def outer(self, vec2):
+        return _la2.outer(self, vec2)
+
+    ger = outer
+
+    def inner(self, other):
+        return _la2.inner(self, other)
+
+    def kron(self, other):
+        return _la2.kron(self, other)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        return _la2.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+
+    def addmv(self, mat, vec, *, beta=1, alpha=1):
+        return _la2.addmv(self, mat, vec, beta=beta, alpha=alpha)
+
+    def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        return _la2.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+
+    def trace(self):
+        return _la2.trace(self)
+
+    def tril(self, diagonal=0):
+        return _la2.tril(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return _la2.triu(self, diagonal)
+
+    def diag(self, diagonal=0):
+        return _la2.diag(self, diagonal)
+
+    def diag_embed(self, offset=0, dim1=-2, dim2=-1):
+        return _la2.diag_embed(self, offset, dim1, dim2)
+
+    def det(self):
+        return _la2.det(self)
+
+    def slogdet(self):
+        return _la2.slogdet(self)
+
+    def inverse(self):
+        return _la2.inv(self)
+
 
     def split(self, split_size_or_sections, dim=0):
         return split(self, split_size_or_sections, dim)
@@ -1369,6 +1735,9 @@ from .ops import linalg as _la  # noqa: E402
 # NOTE: the fused families (ops/activation.py, ops/softmax.py) import this module for their composites; they
 # register themselves here when they load (gpugrad/__init__.py loads them), so there is no import circle.
 _act = _sm = None
+_la2 = None  # set by ops/linalg2.py when it loads (the issue-11 linear-algebra methods)
+_ix = _sc = None  # issue 11: set by gpugrad/ops/index.py and gpugrad/ops/scan.py when they load
+_math = None  # set by gpugrad/ops/math.py (elementwise math and shape composites, issue 11)
 from .ops._util import norm_dim as _norm_dim, one_dim as _one  # noqa: E402
 
 

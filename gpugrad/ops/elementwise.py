@@ -71,15 +71,19 @@ class Pow(Primitive):
 
     def backward(self, g):
         a, b = self.values()
+        ad, bd = self.inputs[0]._data, self.inputs[1]._data
         na, nb = self.needs_input_grad
         ga = gb = None
+        zero = xp_of(ad).zeros((), dtype=ad.dtype)
         if na:
-            ga = sum_to(self, g * b * a ** (b - 1), a.shape)
+            # NOTE: as PyTorch, 0 where the exponent is 0 (not 0 * 0**-1 = nan)
+            ga = sum_to(self, self.call(Where, g * b * a ** (b - 1), zero, cond=bd != 0), a.shape)
         if nb:
-            # NOTE: d/db a**b = a**b log a; where a <= 0 the log is undefined and we use 0 (as PyTorch does at a == 0)
-            pos = self.inputs[0]._data > 0
-            a_safe = a * pos + (~pos)
-            gb = sum_to(self, g * self.result() * self.call(Log, a_safe), b.shape)
+            # NOTE: d/db a**b = a**b log a: 0 where a == 0 and b >= 0 (PyTorch's choice), nan for a < 0
+            a0 = ad == 0
+            a_safe = self.call(Where, a, xp_of(ad).ones((), dtype=ad.dtype), cond=~a0)
+            gb = sum_to(self, self.call(Where, g * self.result() * self.call(Log, a_safe), zero,
+                                        cond=~(a0 & (bd >= 0))), b.shape)
         return ga, gb
 
 

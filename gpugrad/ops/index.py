@@ -1,0 +1,314 @@
+"""Indexing by tensors: gather, index_select, take, take_along_dim, masked_select, nonzero/argwhere,
+one-argument where, scatter_reduce.
+
+Selections are composites of the differentiable GetItem (backward: IndexAdd, whose backward is
+GetItem again), so first and higher order gradients need no formulas here. Indices are checked
+before NumPy/CuPy sees them: an out-of-range index raises PyTorch's error naming the index and the
+size of the dimension, never a NumPy traceback.
+"""
+from __future__ import annotations
+
+import sys as _sys
+
+import numpy as np
+
+_tensor = __import__("sys").modules["gpugrad.tensor"]  # NOTE: gpugrad.tensor (the package rebinds the name to the function)
+from ..autograd.primitive import Primitive
+from ..backend import xp_of
+from ._util import norm_dim, one_dim
+from .shape import Expand, GetItem, IndexAdd
+
+Tensor = _tensor.Tensor
+
+__all__ = ["gather", "index_select", "take", "take_along_dim", "masked_select", "nonzero", "argwhere", "where",
+           "scatter_reduce", "along"]
+
+
+def _need(fname, x, arg="input", pos=1):
+    if not isinstance(x, Tensor):
+        from .._errors import not_a_tensor  # noqa: PLC0415
+        raise not_a_tensor(x, fname) if pos is None else TypeError(
+            f"{fname}(): argument '{arg}' (position {pos}) must be Tensor, not {type(x).__name__}")
+
+
+def _dim_arg(dim, axis, fname, required=True):
+    """PyTorch accepts ``axis=`` for ``dim=`` (numpy compatibility)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{fname}() got multiple values for argument 'dim'")
+        return axis
+    if dim is None and required:
+        raise TypeError(f"{fname}() missing 1 required positional argument: \"dim\"")
+    return dim
+
+
+def _index_array(t, index, fname, arg="index", kinds=("int64",)):
+    """The index Tensor's array (checked: a Tensor of an allowed integer dtype, on t's device)."""
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{fname}(): argument '{arg}' must be Tensor, not {type(index).__name__}")
+    a = index._data
+    if a.dtype.name not in kinds:
+        raise RuntimeError(f"{fname}(): Expected dtype {' or '.join(kinds)} for {arg}")
+    if type(a) is not type(t._data):
+        raise RuntimeError(f"{fname}(): {arg} is on {index.device} but input is on {t.device}; move it first")
+    return a
+
+
+def _check_range(a, n, fname, d, negative_ok=False):
+    """Raise PyTorch's error for the first index outside [0, n) (or [-n, n)) along dimension d."""
+    if not a.size:
+        return
+    lo, hi = int(a.min()), int(a.max())
+    low = -n if negative_ok else 0
+    if lo < low or hi >= n:
+        bad = hi if hi >= n else lo
+        raise RuntimeError(f"{fname}(): index {bad} is out of bounds for dimension {d} with size {n}")
+
+
+def _grid(idx, d):
+    """The advanced-index tuple reading x[..., idx[i,j,k], ...] at position d (numpy's take_along_axis)."""
+    xp = xp_of(idx)
+    nd = idx.ndim
+    out = []
+    for i in range(nd):
+        if i == d:
+            out.append(idx)
+        else:
+            shape = [1] * nd
+            shape[i] = idx.shape[i]
+            out.append(xp.arange(idx.shape[i]).reshape(shape))
+    return tuple(out)
+
+
+def along(t, idx, d):
+    """Differentiable x.gather(d, idx) for a trusted int array idx (same ndim as t; in range)."""
+    if t.ndim == 0:
+        return GetItem.apply(t, idx=())  # NOTE: a 0-d tensor has one element; idx is all zeros
+    return GetItem.apply(t, idx=_grid(idx, d))
+
+
+# -- gather / index_select / take / take_along_dim ---------------------------------------------------
+def gather(input, dim=None, index=None, *, sparse_grad=False, axis=None):  # noqa: A002
+    _need("gather", input)
+    dim = _dim_arg(dim, axis, "gather")
+    idx = _index_array(input, index, "gather", kinds=("int64", "int32"))
+    nd = input.ndim
+    if idx.ndim != nd and not (max(idx.ndim, 1) == max(nd, 1)):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    d = one_dim(dim, nd)
+    if nd == 0 or idx.ndim == 0:
+        x = input.reshape(-1) if nd == 0 else input
+        i1 = idx.reshape(-1) if idx.ndim == 0 else idx
+        _check_range(i1, x.shape[0], "gather", d)
+        out = along(x, i1.astype(np.int64, copy=False), 0)
+        return out.reshape(tuple(index.shape))
+    xs, ids = input.shape, idx.shape
+    for i in range(nd):
+        if i != d and ids[i] > xs[i]:
+            raise RuntimeError(f"Size does not match at dimension {i} expected index {list(ids)} to be no larger than "
+                               f"self {list(xs)} apart from dimension {d}")
+    _check_range(idx, xs[d], "gather", d)
+    return along(input, idx.astype(np.int64, copy=False), d)
+
+
+def index_select(input, dim=None, index=None, *, axis=None):  # noqa: A002
+    _need("index_select", input)
+    dim = _dim_arg(dim, axis, "index_select")
+    idx = _index_array(input, index, "index_select", kinds=("int64", "int32"))
+    if idx.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    nd = input.ndim
+    d = one_dim(dim, nd)
+    n = input.shape[d] if nd else 1
+    i1 = idx.reshape(-1).astype(np.int64, copy=False)
+    _check_range(i1, n, "index_select", d)
+    if nd == 0:
+        return GetItem.apply(input.reshape(1), idx=i1).reshape(tuple(idx.shape))
+    return GetItem.apply(input, idx=(slice(None),) * d + (i1,))
+
+
+def take(input, index):  # noqa: A002
+    _need("take", input)
+    idx = _index_array(input, index, "take")
+    n = input.numel()
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < -n or hi >= n:
+            raise IndexError(f"out of range: tried to access index {hi if hi >= n else lo} on a tensor of {n} elements.")
+    return GetItem.apply(input.reshape(-1), idx=idx)
+
+
+def take_along_dim(input, indices, dim=None):  # noqa: A002
+    _need("take_along_dim", input)
+    idx = _index_array(input, indices, "take_along_dim", arg="indices")
+    if dim is None:
+        return gather(input.reshape(-1), 0, Tensor(idx.reshape(-1)))
+    nd = input.ndim
+    if idx.ndim != nd:
+        raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of dimensions, "
+                           f"but got {nd} dimensions for input, and {idx.ndim} dimensions for indices")
+    d = one_dim(dim, nd)
+    xs, ids = list(input.shape), list(idx.shape)
+    for i in range(nd):
+        if i != d and xs[i] != ids[i] and 1 not in (xs[i], ids[i]):
+            raise RuntimeError(f"The size of tensor a ({xs[i]}) must match the size of tensor b ({ids[i]}) at "
+                               f"non-singleton dimension {i}")
+    bx = tuple(xs[i] if i == d else max(xs[i], ids[i]) for i in range(nd))
+    bi = tuple(ids[i] if i == d else max(xs[i], ids[i]) for i in range(nd))
+    x = input if tuple(xs) == bx else Expand.apply(input, shape=bx)
+    i2 = idx if tuple(ids) == bi else xp_of(idx).broadcast_to(idx, bi)
+    _check_range(i2, bx[d] if nd else 1, "take_along_dim", d)
+    return along(x, i2, d)
+
+
+# -- masks ---------------------------------------------------------------------------------------------
+def masked_select(input, mask):  # noqa: A002
+    _need("masked_select", input)
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"masked_select(): argument 'mask' (position 2) must be Tensor, not {type(mask).__name__}")
+    m = mask._data
+    if m.dtype != np.bool_:
+        raise RuntimeError("masked_select: expected BoolTensor for mask")
+    _tensor._check_broadcast(tuple(input.shape), tuple(mask.shape))
+    xp = input.xp
+    shape = tuple(np.broadcast_shapes(tuple(input.shape), tuple(mask.shape)))
+    x = input if tuple(input.shape) == shape else Expand.apply(input, shape=shape)
+    mb = m if m.shape == shape else xp.broadcast_to(m, shape)
+    if not shape:
+        return GetItem.apply(x.reshape(1), idx=mb.reshape(1))
+    return GetItem.apply(x, idx=mb)
+
+
+def nonzero(input, *, as_tuple=False):  # noqa: A002
+    _need("nonzero", input)
+    a = input._data
+    xp = input.xp
+    if a.ndim == 0:
+        nz = xp.nonzero(a.reshape(1))[0].astype(np.int64)
+        if as_tuple:
+            return (Tensor(nz),)
+        return Tensor(xp.zeros((nz.size, 0), dtype=np.int64))
+    nz = [i.astype(np.int64, copy=False) for i in xp.nonzero(a)]
+    if as_tuple:
+        return tuple(Tensor(i) for i in nz)
+    return Tensor(xp.stack(nz, axis=1) if nz else xp.zeros((0, 0), np.int64))
+
+
+def argwhere(input):  # noqa: A002
+    return nonzero(input)
+
+
+def where(condition, input=None, other=None):  # noqa: A002
+    """torch.where(condition, input, other), and torch.where(condition) = nonzero(condition, as_tuple=True)."""
+    if input is None and other is None:
+        _need("where", condition, "condition")
+        return nonzero(condition, as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where() takes 1 or 3 arguments: where(condition) or where(condition, input, other)")
+    return _tensor.where(condition, input, other)
+
+
+# -- scatter_reduce -------------------------------------------------------------------------------------
+_REDUCES = ("sum", "prod", "mean", "amax", "amin")
+
+
+class ScatterReduce(Primitive):
+    """self.scatter_reduce(dim, index, src, reduce, include_self) for reduce in sum/mean/amax/amin; its
+    backward is linear in g with constant coefficients (counts, tie masks), so it is its own higher order."""
+    saves = ()
+
+    def forward(self, x, src, idx, reduce, include_self):
+        xp = xp_of(x)
+        self.idx, self.reduce, self.include_self = idx, reduce, include_self
+        self.xs = x.shape
+        touched = xp.zeros(x.shape, dtype=bool)
+        touched[idx] = True
+        self.touched = touched
+        if reduce in ("sum", "mean"):
+            out = x.copy() if include_self else xp.where(touched, xp.zeros((), x.dtype), x)
+            _add_at(out, idx, src)
+            if reduce == "mean":
+                cnt = xp.zeros(x.shape, dtype=np.int64)
+                _add_at(cnt, idx, xp.ones(src.shape, np.int64))
+                cnt = cnt + (1 if include_self else 0)
+                cnt = xp.maximum(cnt, 1)
+                self.cnt = cnt
+                if out.dtype.kind == "f":
+                    out = out / cnt.astype(out.dtype)
+                else:
+                    out = xp.floor_divide(out, cnt).astype(out.dtype)
+            return out.astype(x.dtype, copy=False)
+        # amax / amin
+        big = _extreme_value(x.dtype, reduce == "amin")
+        out = x.copy() if include_self else xp.where(touched, xp.asarray(big, x.dtype), x)
+        fn = xp.maximum if reduce == "amax" else xp.minimum
+        if xp is np:
+            fn.at(out, idx, src)
+        else:  # pragma: no cover  (cupy)
+            import cupyx  # noqa: PLC0415
+            (cupyx.scatter_max if reduce == "amax" else cupyx.scatter_min)(out, idx, src)
+        # NOTE: PyTorch shares the gradient evenly among the values equal to the result (ties); without
+        # include_self, self's value survives (and gets the whole gradient) only where nothing was scattered
+        val = out[idx]
+        self_hit = (x == out) if include_self else ~touched
+        src_hit = src == val
+        n = self_hit.astype(np.int64)
+        _add_at(n, idx, src_hit.astype(np.int64))
+        self.self_hit, self.src_hit, self.n = self_hit, src_hit, xp.maximum(n, 1)
+        return out
+
+    def backward(self, g):
+        gd = g._data if self.graph else g
+        dt = gd.dtype
+        if self.reduce == "sum":
+            gx = g if self.include_self else g * (~self.touched).astype(dt)
+            return gx, self.call(GetItem, g, idx=self.idx)
+        if self.reduce == "mean":
+            gc = g / self.cnt.astype(dt)
+            gx = gc if self.include_self else g * (~self.touched).astype(dt)
+            return gx, self.call(GetItem, gc, idx=self.idx)
+        gn = g / self.n.astype(dt)
+        gx = gn * self.self_hit.astype(dt)
+        return gx, self.call(GetItem, gn, idx=self.idx) * self.src_hit.astype(dt)
+
+
+def _add_at(z, idx, v):
+    if type(z) is np.ndarray:
+        np.add.at(z, idx, v)
+    else:  # pragma: no cover  (cupy)
+        import cupyx  # noqa: PLC0415
+        cupyx.scatter_add(z, idx, v)
+
+
+def _extreme_value(dt, high):
+    if dt.kind == "f":
+        return np.inf if high else -np.inf
+    if dt.kind == "b":
+        return high
+    info = np.iinfo(dt)
+    return info.max if high else info.min
+
+
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noqa: A002
+    _need("scatter_reduce", input)
+    if reduce not in _REDUCES:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    if not isinstance(src, Tensor):
+        raise TypeError(f"scatter_reduce(): argument 'src' (position 3) must be Tensor, not {type(src).__name__}")
+    if src.dtype != input.dtype:
+        raise RuntimeError("scatter_reduce(): Expected self.dtype to be equal to src.dtype")
+    idx_arr = _index_array(input, index, "scatter_reduce")
+    if idx_arr.ndim != input.ndim or src.ndim != input.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    idx, part = _tensor._scatter_index(input, dim, index, "scatter_reduce")
+    if any(index.shape[i] > src.shape[i] for i in range(src.ndim)):
+        raise RuntimeError(f"scatter_reduce(): Expected index {list(index.shape)} to be no larger than src "
+                           f"{list(src.shape)}")
+    s = src[part] if tuple(src.shape) != tuple(index.shape) else src
+    if reduce == "prod":
+        raise NotImplementedError("scatter_reduce(reduce='prod') is not supported yet; use 'sum', 'mean', "
+                                  "'amax' or 'amin'")
+    return ScatterReduce.apply(input, s, idx=idx, reduce=reduce, include_self=include_self)
+
+
+_tensor._ix = _sys.modules[__name__]

@@ -1,0 +1,973 @@
+"""Linear algebra beyond matmul: einsum, products (addmm, dot, outer, kron, tensordot), triangles and
+diagonals, and the factorizations behind ``gg.linalg`` (inv, det, slogdet, solve, cholesky, qr, eigh, svd).
+
+Primitives work on arrays; their backward formulas are written once with operators and ``self.call`` so
+that they are differentiable again (create_graph=True). Factorizations with several outputs (qr, eigh,
+svd) are one primitive whose output packs the flattened results along the last axis; the public function
+slices them out again (differentiable views), so the engine keeps one output per node. The formulas are
+PyTorch's (FunctionsManual.cpp): a gradient of an unused output is zero here where PyTorch has "undefined";
+an all-zero gradient part is treated as undefined, so e.g. eigenvalues alone stay finite at repeated ones.
+"""
+from __future__ import annotations
+
+import math
+import sys as _sys
+from collections import namedtuple
+
+import numpy as np
+
+from .. import tensor as _tensor
+from .._promotion import short_name
+from ..autograd.primitive import Primitive
+from ..backend import xp_of
+from ._util import one_dim, quiet_family
+from .shape import Diagonal, DiagonalScatter
+
+Tensor = _tensor.Tensor
+
+
+class LinAlgError(RuntimeError):
+    """A matrix the factorization cannot handle (singular, not positive-definite), as torch.linalg.LinAlgError."""
+
+
+# -- helpers usable on arrays and Tensors ------------------------------------------------------------
+def _arr(x):
+    return x._data if isinstance(x, Tensor) else x
+
+
+def _mT(x):
+    return x.swapaxes(-1, -2)
+
+
+def _const(node, arr):
+    return Tensor(arr) if node.graph else arr
+
+
+def _where(node, mask, a, b):
+    if node.graph:
+        return _tensor.where(Tensor(mask), a, b)
+    return xp_of(mask).where(mask, a, b)
+
+
+def _cat(node, parts, axis):
+    if node.graph:
+        return _tensor.cat(list(parts), axis)
+    return xp_of(parts[0]).concatenate(parts, axis=axis)
+
+
+def _diag_embed(node, v):
+    n = v.shape[-1]
+    return node.call(DiagonalScatter, v, shape=tuple(v.shape) + (n,), arg=(0, v.ndim - 1, v.ndim))
+
+
+def _empty_grad(g):
+    return not bool(_arr(g).any())
+
+
+# -- einsum ---------------------------------------------------------------------------------------------
+class Einsum(Primitive):
+    """einsum on a normalized equation: letters only, explicit output, every letter one size (no broadcast)."""
+
+    def forward(self, *ops, eq):
+        self.eq = eq
+        self.sizes = {c: s for term, op in zip(eq.split("->")[0].split(","), ops) for c, s in zip(term, op.shape)}
+        xp = xp_of(ops[0])
+        y = np.einsum(eq, *ops, optimize=len(ops) > 1) if xp is np else xp.einsum(eq, *ops)
+        y = xp.asarray(y)
+        if len(ops) == 1 or not y.flags.owndata:
+            y = y.copy()  # NOTE: numpy returns views (transposes, diagonals) and scalars; results own their memory
+        return y
+
+    def backward(self, g):
+        ins, out = self.eq.split("->")
+        ins = ins.split(",")
+        vals = self.values()
+        dt, xp = _arr(g).dtype, xp_of(_arr(g))
+        free = iter(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in self.sizes)
+        grads = []
+        for i, need in enumerate(self.needs_input_grad):
+            if not need:
+                grads.append(None)
+                continue
+            ops = [g] + [v for j, v in enumerate(vals) if j != i]
+            subs = [out] + [t for j, t in enumerate(ins) if j != i]
+            have = set("".join(subs))
+            target, seen = [], set()
+            for c in ins[i]:
+                if c not in have:  # NOTE: a letter summed only inside this operand: its gradient is broadcast
+                    ops.append(_const(self, xp.ones(self.sizes[c], dt)))
+                    subs.append(c)
+                    have.add(c)
+                if c in seen:  # NOTE: a repeated letter ('ii'): the gradient sits on that diagonal
+                    f = next(free)
+                    ops.append(_const(self, xp.eye(self.sizes[c], dtype=dt)))
+                    subs.append(c + f)
+                    target.append(f)
+                else:
+                    seen.add(c)
+                    target.append(c)
+            grads.append(self.call(Einsum, *ops, eq=",".join(subs) + "->" + "".join(target)))
+        return tuple(grads) if len(grads) > 1 else grads[0]
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _same_dtype(ops):
+    d0 = ops[0].dtype
+    for o in ops[1:]:
+        if o.dtype != d0:
+            raise RuntimeError(f"expected scalar type {short_name(d0)} but found {short_name(o.dtype)}")
+
+
+def einsum(equation, *operands):
+    """torch.einsum: implicit or explicit output, '...', repeated letters, size-1 broadcasting; operands as
+    varargs or one list."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum(): argument 'equation' (position 1) must be str, not {type(equation).__name__}")
+    for o in operands:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"einsum(): operands must be Tensors, got {type(o).__name__}")
+    if not operands:
+        raise RuntimeError("einsum(): must provide at least one operand")
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    for k, c in enumerate(eq):
+        if not (c in _LETTERS or c in ".,-> "):
+            raise RuntimeError(f"einsum(): invalid subscript given at index {k} in the equation string, subscripts "
+                               "must be in [a-zA-Z]")
+    terms = lhs.split(",")
+    if len(terms) < len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    if len(terms) > len(operands):
+        raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
+    _same_dtype(operands)
+    used = set(eq) & set(_LETTERS)
+    spare = [c for c in _LETTERS if c not in used]
+    parsed, ell = [], 0
+    for i, (t, op) in enumerate(zip(terms, operands)):
+        has = "..." in t
+        core = t.replace("...", "", 1)
+        if "." in core:
+            raise RuntimeError(f"einsum(): found '.' for operand {i} that is not part of any ellipsis")
+        if has:
+            if len(core) > op.ndim:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(core)}) is more than "
+                                   f"the number of dimensions ({op.ndim}) for operand {i}")
+            ell = max(ell, op.ndim - len(core))
+        elif len(core) != op.ndim:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(core)}) does not match the "
+                               f"number of dimensions ({op.ndim}) for operand {i} and no ellipsis was given")
+        parsed.append((t, has, op.ndim - len(core)))
+    if ell > len(spare):
+        raise RuntimeError("einsum(): too many dimensions under the ellipsis (at most 52 subscripts in all)")
+    ell_letters = "".join(spare[:ell])
+    new_terms = []
+    for t, has, ne in parsed:
+        new_terms.append(t.replace("...", ell_letters[ell - ne:] if ne else "", 1) if has else t)
+    any_ell = any(p[1] for p in parsed)
+    if arrow:
+        if "." in rhs.replace("...", "", 1):
+            raise RuntimeError("einsum(): found '.' for output but it is not part of any ellipsis")
+        out = rhs.replace("...", ell_letters, 1)
+        have = set("".join(new_terms))
+        seen = set()
+        for c in rhs.replace("...", ""):
+            if c not in have:
+                raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for any input "
+                                   "operand")
+            if c in seen:
+                raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
+            seen.add(c)
+    else:
+        counts = {}
+        for c in "".join(terms).replace(".", ""):
+            counts[c] = counts.get(c, 0) + 1
+        out = (ell_letters if any_ell else "") + "".join(sorted(c for c, n in counts.items() if n == 1))
+    # sizes, with size-1 broadcasting (as PyTorch): a size-1 dim against a larger one is squeezed away
+    size, where = {}, {}
+    for i, (t, op) in enumerate(zip(new_terms, operands)):
+        mine = {}
+        for c, s in zip(t, op.shape):
+            if c in mine and mine[c] != s:
+                raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {i} but the sizes don't match, "
+                                   f"{s} != {mine[c]}")
+            mine[c] = s
+            if c in size and s != size[c] and s != 1 and size[c] != 1:
+                if c in ell_letters:
+                    raise RuntimeError(f"einsum(): dimension {ell_letters.index(c) - (ell - parsed[i][2])} covered "
+                                       f"by ellipsis in operand {i} has size {s} which does not broadcast with "
+                                       f"previously seen ellipsis with size {size[c]} for the respective dimension")
+                raise RuntimeError(f"einsum(): subscript {c} has size {s} for operand {i} which does not broadcast "
+                                   f"with previously seen size {size[c]}")
+            if c not in size or size[c] == 1:
+                size[c], where[c] = s, i
+    ops, final = [], []
+    for t, op in zip(new_terms, operands):
+        drop = [k for k, c in enumerate(t) if op.shape[k] == 1 and size[c] != 1]
+        if drop:
+            op = op.reshape(tuple(s for k, s in enumerate(op.shape) if k not in drop))
+            t = "".join(c for k, c in enumerate(t) if k not in drop)
+        ops.append(op)
+        final.append(t)
+    lost = [c for c in out if not any(c in t for t in final)]  # every operand had size 1 there
+    if lost:
+        out_shape = tuple(size[c] for c in out)
+        y = Einsum.apply(*ops, eq=",".join(final) + "->" + "".join(c for c in out if c not in lost))
+        return y.reshape(tuple(1 if c in lost else size[c] for c in out)).expand(out_shape)
+    return Einsum.apply(*ops, eq=",".join(final) + "->" + out)
+
+
+# -- products -------------------------------------------------------------------------------------------
+def _need(x, fname, arg, pos):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fname}(): argument '{arg}' (position {pos}) must be Tensor, not {type(x).__name__}")
+
+
+def dot(input, tensor):  # noqa: A002
+    _need(input, "dot", "input", 1)
+    _need(tensor, "dot", "tensor", 2)
+    if input.ndim != 1 or tensor.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {tensor.ndim}D tensors")
+    if input.dtype != tensor.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found {short_name(input.dtype)} "
+                           f"and {short_name(tensor.dtype)}")
+    n, m = input.shape[0], tensor.shape[0]
+    if n != m:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
+                           f"of elements, but got {n} and {m} elements respectively")
+    return Einsum.apply(input, tensor, eq="i,i->")
+
+
+vdot = dot  # NOTE: real tensors only in gpugrad, where vdot (conjugating the first) is dot
+
+
+def outer(input, vec2):  # noqa: A002
+    _need(input, "outer", "input", 1)
+    _need(vec2, "outer", "vec2", 2)
+    if input.ndim != 1:
+        raise RuntimeError(f"outer: Expected 1-D argument self, but got {input.ndim}-D")
+    if vec2.ndim != 1:
+        raise RuntimeError(f"outer: Expected 1-D argument vec2, but got {vec2.ndim}-D")
+    return input.reshape((-1, 1)) * vec2  # NOTE: promotes dtypes, as PyTorch's outer
+
+
+ger = outer
+
+
+def _scal(v, dt):
+    # NOTE: PyTorch casts alpha / beta to an integer tensor's dtype (0.5 -> 0)
+    return int(v) if dt.kind in "iub" else v
+
+
+def _expand_to(t, shape):
+    if t.ndim > len(shape):
+        raise RuntimeError(f"expand({_tensor._promo.tensor_type_name(t.dtype, t.is_cuda)}{{{list(t.shape)}}}, "
+                           f"size={list(shape)}): the number of sizes provided ({len(shape)}) must be greater or "
+                           f"equal to the number of dimensions in the tensor ({t.ndim})")
+    lead = len(shape) - t.ndim
+    for i, s in enumerate(t.shape):
+        if s != 1 and s != shape[lead + i]:
+            raise RuntimeError(f"The expanded size of the tensor ({shape[lead + i]}) must match the existing size "
+                               f"({s}) at non-singleton dimension {lead + i}.  Target sizes: {list(shape)}.  Tensor "
+                               f"sizes: {list(t.shape)}")
+    return t.expand(shape)
+
+
+def _add_scaled(input, prod, beta, alpha):  # noqa: A002
+    dt = prod.dtype
+    beta, alpha = _scal(beta, dt), _scal(alpha, dt)
+    if alpha != 1:
+        prod = prod * alpha
+    inp = _expand_to(input, tuple(prod.shape))
+    if beta == 0:
+        return prod  # NOTE: beta=0 ignores input (nan and inf in it do not propagate), as PyTorch
+    return prod + (inp if beta == 1 else inp * beta)
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):  # noqa: A002
+    """beta * input + alpha * (mat1 @ mat2), input broadcast to the product's shape (torch.addmm)."""
+    _need(input, "addmm", "input", 1)
+    _need(mat1, "addmm", "mat1", 2)
+    _need(mat2, "addmm", "mat2", 3)
+    for m, nm in ((mat1, "mat1"), (mat2, "mat2")):
+        if m.ndim != 2:
+            raise RuntimeError(f"{nm} must be a matrix, got {m.ndim}-D tensor")
+    if mat1.dtype != mat2.dtype:
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {short_name(mat1.dtype)} and "
+                           f"{short_name(mat2.dtype)}")
+    if input.dtype != mat2.dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got {short_name(input.dtype)} and "
+                           f"{short_name(mat2.dtype)}")
+    (a, b), (c, d) = mat1.shape, mat2.shape
+    if b != c:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a}x{b} and {c}x{d})")
+    return _add_scaled(input, _tensor.matmul(mat1, mat2), beta, alpha)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):  # noqa: A002
+    """beta * input + alpha * (batch1 @ batch2) for (b, n, m) @ (b, m, p) (torch.baddbmm)."""
+    _need(input, "baddbmm", "input", 1)
+    _need(batch1, "baddbmm", "batch1", 2)
+    _need(batch2, "baddbmm", "batch2", 3)
+    for m, nm in ((batch1, "batch1"), (batch2, "batch2")):
+        if m.ndim != 3:
+            raise RuntimeError(f"{nm} must be a 3D tensor")
+    if not input.dtype == batch1.dtype == batch2.dtype:
+        c = _tensor._promo.cpp_name
+        raise RuntimeError(f"Input dtypes must be the same, got: input {c(input.dtype)}, batch1: {c(batch1.dtype)}, "
+                           f"batch2: {c(batch2.dtype)}")
+    if (batch2.shape[0], batch2.shape[1]) != (batch1.shape[0], batch1.shape[2]):
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{batch1.shape[0]}, "
+                           f"{batch1.shape[2]}] but got: [{batch2.shape[0]}, {batch2.shape[1]}].")
+    return _add_scaled(input, _tensor.matmul(batch1, batch2), beta, alpha)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1):  # noqa: A002
+    """beta * input + alpha * (mat @ vec) (torch.addmv)."""
+    _need(input, "addmv", "input", 1)
+    _need(mat, "addmv", "mat", 2)
+    _need(vec, "addmv", "vec", 3)
+    if mat.ndim != 2 or vec.ndim != 1 or input.ndim > 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got {input.ndim}, {mat.ndim}, {vec.ndim}")
+    if not input.dtype == mat.dtype == vec.dtype:
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {short_name(input.dtype)}, "
+                           f"{short_name(mat.dtype)}, and {short_name(vec.dtype)}")
+    if mat.shape[1] != vec.shape[0] or (input.ndim == 1 and input.shape[0] not in (1, mat.shape[0])):
+        ins = "x".join(str(s) for s in input.shape)
+        raise RuntimeError(f"size mismatch, got input ({ins}), mat ({mat.shape[0]}x{mat.shape[1]}), vec "
+                           f"({vec.shape[0]})")
+    return _add_scaled(input, _tensor.matmul(mat, vec), beta, alpha)
+
+
+def tensordot(a, b, dims=2, out=None):
+    """torch.tensordot: contract the last ``dims`` dims of a with the first of b, or the listed pairs."""
+    _need(a, "tensordot", "a", 1)
+    _need(b, "tensordot", "b", 2)
+    if out is not None:
+        raise NotImplementedError("tensordot: out= is not supported by gpugrad")
+    if a.dtype != b.dtype:
+        raise RuntimeError("both inputs should have same dtype")
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    if isinstance(dims, (int, np.integer)):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > a.ndim or dims > b.ndim:
+            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims}")
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        da, db = dims
+        da = [da] if isinstance(da, int) else list(da)
+        db = [db] if isinstance(db, int) else list(db)
+        if len(da) != len(db):
+            raise RuntimeError("both dimension lists should have same length")
+        da, db = [one_dim(d, a.ndim) for d in da], [one_dim(d, b.ndim) for d in db]
+    for x, y in zip(da, db):
+        if a.shape[x] != b.shape[y]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size {a.shape[x]} in dim {x} and "
+                               f"second has size {b.shape[y]} in dim {y}")
+    la = list(_LETTERS[:a.ndim])
+    lb = list(_LETTERS[a.ndim:a.ndim + b.ndim])
+    for x, y in zip(da, db):
+        lb[y] = la[x]
+    out_s = [c for k, c in enumerate(la) if k not in da] + [c for k, c in enumerate(lb) if k not in db]
+    return Einsum.apply(a, b, eq=f"{''.join(la)},{''.join(lb)}->{''.join(out_s)}")
+
+
+def kron(input, other):  # noqa: A002
+    _need(input, "kron", "input", 1)
+    _need(other, "kron", "other", 2)
+    dt = _tensor._result_type(input, other)
+    a, b = input.type(dt), other.type(dt)
+    nd = max(a.ndim, b.ndim)
+    a = a.reshape((1,) * (nd - a.ndim) + tuple(a.shape))
+    b = b.reshape((1,) * (nd - b.ndim) + tuple(b.shape))
+    la, lb = _LETTERS[:nd], _LETTERS[nd:2 * nd]
+    y = Einsum.apply(a, b, eq=f"{la},{lb}->{''.join(x + y for x, y in zip(la, lb))}")
+    return y.reshape(tuple(p * q for p, q in zip(a.shape, b.shape)))
+
+
+# -- triangles and diagonals -------------------------------------------------------------------------------
+class Tri(Primitive):
+    """tril / triu of the last two dims (a mask: its own adjoint)."""
+    saves = ()
+
+    def forward(self, x, k, upper):
+        self.k, self.upper = k, upper
+        xp = xp_of(x)
+        return xp.triu(x, k) if upper else xp.tril(x, k)
+
+    def backward(self, g):
+        return self.call(Tri, g, k=self.k, upper=self.upper)
+
+
+def tril(input, diagonal=0):  # noqa: A002
+    _need(input, "tril", "input", 1)
+    if input.ndim < 2:
+        raise RuntimeError("tril: input tensor must have at least 2 dimensions")
+    return Tri.apply(input, k=int(diagonal), upper=False)
+
+
+def triu(input, diagonal=0):  # noqa: A002
+    _need(input, "triu", "input", 1)
+    if input.ndim < 2:
+        raise RuntimeError("triu: input tensor must have at least 2 dimensions")
+    return Tri.apply(input, k=int(diagonal), upper=True)
+
+
+def trace(input):  # noqa: A002
+    _need(input, "trace", "input", 1)
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    if input.dtype == np.bool_:
+        raise NotImplementedError("\"trace\" not implemented for 'Bool'")
+    return input.diagonal().sum()  # NOTE: integer traces are int64, as PyTorch's (a sum)
+
+
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):  # noqa: A002
+    _need(input, "diag_embed", "input", 1)
+    nd = input.ndim + 1
+    for d in (dim1, dim2):
+        if not -nd <= d < nd:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got {d})")
+    a, b = dim1 % nd, dim2 % nd
+    if a == b:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    n = (input.shape[-1] if input.ndim else 1) + abs(int(offset))
+    x = input if input.ndim else input.reshape((1,))
+    rest = iter(x.shape[:-1])
+    shape = tuple(n if i in (a, b) else next(rest) for i in range(nd))
+    return DiagonalScatter.apply(x, shape=shape, arg=(int(offset), a, b))
+
+
+def diag(input, diagonal=0):  # noqa: A002
+    _need(input, "diag", "input", 1)
+    if input.ndim == 1:
+        n = input.shape[0] + abs(int(diagonal))
+        return DiagonalScatter.apply(input, shape=(n, n), arg=(int(diagonal), 0, 1))
+    if input.ndim == 2:
+        return Diagonal.apply(input, arg=(int(diagonal), 0, 1)).clone()  # NOTE: a copy, as torch.diag
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
+
+
+# -- square-matrix checks and LAPACK-style errors ---------------------------------------------------------
+def _check_float(A, fname):
+    if not isinstance(A, Tensor):
+        raise TypeError(f"{fname}(): argument 'A' (position 1) must be Tensor, not {type(A).__name__}")
+    if A.dtype.kind != "f":
+        raise RuntimeError(f"{fname}: Expected a floating point or complex tensor as input. Got {short_name(A.dtype)}")
+    if A.dtype == np.float16:
+        raise RuntimeError(f"{fname}: Low precision dtypes not supported. Got Half")
+
+
+def _check_square(A, fname):
+    _check_float(A, fname)
+    if A.ndim < 2:
+        raise RuntimeError(f"{fname}: The input tensor A must have at least 2 dimensions.")
+    if A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"{fname}: A must be batches of square matrices, but they are {A.shape[-2]} by "
+                           f"{A.shape[-1]} matrices")
+
+
+def _first_zero_pivot(a):
+    """1-based index of the first zero pivot of LU with partial pivoting (LAPACK getrf's info), 0 if none."""
+    a = np.array(a, copy=True)
+    n = a.shape[0]
+    for k in range(n):
+        p = k + int(np.argmax(np.abs(a[k:, k])))
+        if a[p, k] == 0:
+            return k + 1
+        a[[k, p]] = a[[p, k]]
+        a[k + 1:, k] /= a[k, k]
+        a[k + 1:, k + 1:] -= np.outer(a[k + 1:, k], a[k, k + 1:])
+    return 0
+
+
+def _batch_error(arr, fname, fails, text):
+    """Raise LinAlgError for the first matrix of ``arr`` (numpy, (..., n, n)) on which ``fails`` gives an info."""
+    flat = arr.reshape((-1,) + arr.shape[-2:])
+    for b in range(flat.shape[0]):
+        info = fails(flat[b])
+        if info:
+            where = f"(Batch element {b}): " if arr.ndim > 2 else ""
+            raise LinAlgError(f"{fname}: {where}{text(info)}")
+    raise LinAlgError(f"{fname}: {text(1)}")
+
+
+def _singular(arr, fname, text=None):
+    text = text or (lambda i: f"The diagonal element {i} is zero, the inversion could not be completed because the "
+                              "input matrix is singular.")
+    _batch_error(np.asarray(arr), fname, _first_zero_pivot, text)
+
+
+# -- inv, det, slogdet, solve -----------------------------------------------------------------------------------
+class Inv(Primitive):
+    save_output = True
+
+    def forward(self, a):
+        try:
+            return xp_of(a).linalg.inv(a)
+        except np.linalg.LinAlgError:
+            _singular(a, "linalg.inv")
+
+    def backward(self, g):
+        yt = _mT(self.result())
+        return -(yt @ g @ yt)
+
+
+def inv(A):
+    _check_square(A, "linalg.inv")
+    return Inv.apply(A)
+
+
+class Det(Primitive):
+    save_output = True
+
+    def forward(self, a):
+        return xp_of(a).asarray(xp_of(a).linalg.det(a))
+
+    def backward(self, g):
+        # NOTE: PyTorch's linalg_det_backward. First order: g * det * A^{-T} from an LU whose zero pivots are
+        # nudged, so an exactly singular A (det == 0) gets a zero gradient. create_graph: where |det| < 100 eps
+        # the SVD form of the adjugate, U diag(g det(U) det(Vh) prod_{j != i} S_j) Vh, elsewhere solve(A^T, g det)
+        (a,) = self.values()
+        d = self.result()
+        ad, dd = _arr(a), _arr(d)
+        xp = xp_of(ad)
+        eye = xp.eye(ad.shape[-1], dtype=ad.dtype)
+        gd = (g * d)[..., None, None]
+        small = (xp.abs(dd) < 100 * np.finfo(ad.dtype).eps) if self.graph else (dd == 0)
+        if not bool(small.any()):
+            return gd * _mT(self.call(Inv, a))
+        m = small[..., None, None]
+        nons = gd * _mT(self.call(Inv, _where(self, m, _const(self, eye + 0 * ad), a)))
+        if not self.graph:
+            return xp.where(m, 0, nons)
+        U, S, Vh = svd(a, full_matrices=False)
+        alpha = det(U) * det(Vh)
+        k = S.shape[-1]
+        ones = Tensor(xp.ones(S.shape, dtype=ad.dtype))
+        D = g * alpha
+        D = D[..., None] * ones
+        for j in range(k):  # D_i *= S_j for j != i (a product that is safe at zeros)
+            D = D * _tensor.where(Tensor(xp.arange(k) == j), ones, S[..., j:j + 1])
+        return _tensor.where(Tensor(m), (U * D[..., None, :]) @ Vh, nons)
+
+
+def det(A):
+    if isinstance(A, Tensor) and A.dtype == np.float16:
+        raise NotImplementedError("\"lu_cpu\" not implemented for 'Half'")
+    _check_square(A, "linalg.det")
+    return Det.apply(A)
+
+
+class LogAbsDet(Primitive):
+    def forward(self, a):
+        xp = xp_of(a)
+        s, ld = xp.linalg.slogdet(a)
+        self.sign = s
+        return xp.asarray(ld)
+
+    def backward(self, g):
+        (a,) = self.values()
+        return g[..., None, None] * _mT(self.call(Inv, a))
+
+
+SlogdetResult = namedtuple("linalg_slogdet", ["sign", "logabsdet"])
+
+
+def slogdet(A):
+    _check_square(A, "linalg.slogdet")
+    ld = LogAbsDet.apply(A)
+    xp = A.xp
+    node = getattr(ld, "_node", None)
+    s = node.sign if isinstance(node, LogAbsDet) else xp.linalg.slogdet(A._data)[0]
+    return SlogdetResult(Tensor(xp.asarray(s).astype(A.dtype, copy=False)), ld)
+
+
+class Solve(Primitive):
+    """X = A^{-1} B for A (..., n, n), B (..., n, k) with equal batch shapes."""
+    save_output = True
+    saves = (0,)
+
+    def forward(self, a, b):
+        try:
+            return xp_of(a).linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            _singular(a, "torch.linalg.solve", lambda i: "The solver failed because the input matrix is singular.")
+
+    def backward(self, g):
+        a, b = self.values()
+        gb = self.call(Solve, _mT(a), g)
+        ga = -(gb @ _mT(self.result())) if self.needs_input_grad[0] else None
+        return ga, (gb if self.needs_input_grad[1] else None)
+
+
+def solve(A, B, *, left=True, out=None):
+    if out is not None:
+        raise NotImplementedError("linalg.solve: out= is not supported by gpugrad")
+    _check_square(A, "linalg.solve")
+    _need(B, "linalg.solve", "B", 2)
+    if A.dtype != B.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
+                           f"{short_name(A.dtype)} and B of type {short_name(B.dtype)} instead")
+    n = A.shape[-1]
+    vector = left and (B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1])))
+    Bm = B.unsqueeze(-1) if vector else B
+    r, c = (Bm.shape[-2], Bm.shape[-1]) if Bm.ndim >= 2 else (Bm.shape[0], 1)
+    if Bm.ndim < 2 or (r if left else c) != n:
+        raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation {'AX' if left else 'XA'} = B "
+                           f"({n}x{n} and {r}x{c})")
+    if not left:
+        return solve(A.mT, Bm.mT).mT
+    batch = tuple(np.broadcast_shapes(tuple(A.shape[:-2]), tuple(Bm.shape[:-2])))
+    X = Solve.apply(A.expand(batch + (n, n)), Bm.expand(batch + tuple(Bm.shape[-2:])))
+    return X.squeeze(-1) if vector else X
+
+
+# -- cholesky -------------------------------------------------------------------------------------------------
+def _not_pd(a):
+    n = a.shape[-1]
+    for k in range(1, n + 1):
+        try:
+            np.linalg.cholesky(a[:k, :k])
+        except np.linalg.LinAlgError:
+            return k
+    return 0
+
+
+class Cholesky(Primitive):
+    """Lower Cholesky factor (reads the lower triangle), PyTorch's cholesky_backward."""
+    save_output = True
+    saves = ()
+
+    def forward(self, a):
+        try:
+            return xp_of(a).linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            _batch_error(np.asarray(a), "linalg.cholesky", _not_pd,
+                         lambda k: "The factorization could not be completed because the input is not positive-"
+                                   f"definite (the leading minor of order {k} is not positive-definite).")
+
+    def backward(self, g):
+        L = self.result()
+        Lh = _mT(L)
+        ga = self.call(Tri, Lh @ g, k=0, upper=False)
+        ga = 0.5 * (ga + _mT(self.call(Tri, ga, k=-1, upper=False)))
+        ga = self.call(Solve, Lh, ga)                  # L^{-H} ga
+        return _mT(self.call(Solve, Lh, _mT(ga)))      # ... L^{-1}
+
+
+def cholesky(A, *, upper=False, out=None):
+    if out is not None:
+        raise NotImplementedError("linalg.cholesky: out= is not supported by gpugrad")
+    _check_square(A, "linalg.cholesky")
+    if upper:  # NOTE: PyTorch reads the upper triangle then
+        return Cholesky.apply(A.mT).mT
+    return Cholesky.apply(A)
+
+
+# -- multi-output factorizations: one packed output -----------------------------------------------------------
+class _Packed(Primitive):
+    save_output = True
+    saves = ()
+
+    @staticmethod
+    def parts(shape, **params):
+        raise NotImplementedError
+
+    def pack(self, arrs):
+        xp = xp_of(arrs[0])
+        bd = arrs[1].ndim - len(self.pshapes[1])
+        return xp.concatenate([a.reshape(a.shape[:bd] + (-1,)) for a in arrs], axis=-1)
+
+    def split(self, y):
+        return _split(y, self.pshapes)
+
+
+def _split(y, pshapes):
+    out, o = [], 0
+    for s in pshapes:
+        n = int(np.prod(s))
+        out.append(y[..., o:o + n].reshape(tuple(y.shape[:-1]) + tuple(s)))
+        o += n
+    return out
+
+
+class QR(_Packed):
+    saves = None  # NOTE: the wide case reads the input's trailing columns
+
+    @staticmethod
+    def parts(shape, mode):
+        m, n = shape[-2:]
+        k = min(m, n)
+        return ((m, m) if mode == "complete" else (m, k)), ((m, n) if mode == "complete" else (k, n))
+
+    def forward(self, a, mode):
+        self.mode, self.pshapes = mode, QR.parts(a.shape, mode)
+        q, r = xp_of(a).linalg.qr(a, mode=mode)
+        return self.pack([q, r])
+
+    def backward(self, g):
+        m, n = self.pshapes[1]
+        if self.mode == "complete" and m > n:
+            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
+        q, r = self.split(self.result())
+        gq, gr = self.split(g)
+        if m >= n:
+            return self._square(q, r, gq, gr)
+        # NOTE: m < n: A = [X | Y], R = [U | V] with X = Q U square, Y = Q V
+        u = r[..., :, :m]
+        gu, gv = gr[..., :, :m], gr[..., :, m:]
+        y = self.values()[0][..., :, m:]
+        gy = q @ gv
+        gx = self._square(q, u, gq + y @ _mT(gv), gu)
+        return _cat(self, [gx, gy], -1)
+
+    def _square(self, q, r, gq, gr):
+        # NOTE: m >= n: gA = (gQ + Q copyltu(M)) R^{-T}, M = R gR^T - gQ^T Q
+        M = r @ _mT(gr) - _mT(gq) @ q
+        low = self.call(Tri, M, k=-1, upper=False)
+        b = gq + q @ (self.call(Tri, M, k=0, upper=False) + _mT(low))
+        return _mT(self.call(Solve, r, _mT(b)))
+
+
+QRResult = namedtuple("linalg_qr", ["Q", "R"])
+
+
+class _RNoGrad(Primitive):
+    saves = ()
+
+    def forward(self, a):
+        return xp_of(a).linalg.qr(a, mode="r")
+
+    def backward(self, g):
+        raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. Please use "
+                           "linalg.qr(A, mode='reduced') if you are going to differentiate through linalg.qr.")
+
+
+def qr(A, mode="reduced", *, out=None):
+    if out is not None:
+        raise NotImplementedError("linalg.qr: out= is not supported by gpugrad")
+    _check_float(A, "linalg.qr")
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', or "
+                           "'complete'")
+    if A.ndim < 2:
+        raise RuntimeError("linalg.qr: The input tensor A must have at least 2 dimensions.")
+    if mode == "r":
+        return QRResult(Tensor(A.xp.zeros((0,), dtype=A.dtype)), _RNoGrad.apply(A))
+    y = QR.apply(A, mode=mode)
+    return QRResult(*_split(y, QR.parts(A.shape, mode)))
+
+
+class Eigh(_Packed):
+    @staticmethod
+    def parts(shape):
+        n = shape[-1]
+        return (n,), (n, n)
+
+    def forward(self, a, uplo):
+        self.pshapes = Eigh.parts(a.shape)
+        w, v = xp_of(a).linalg.eigh(a, UPLO=uplo)
+        return self.pack([w, v])
+
+    def backward(self, g):
+        L, V = self.split(self.result())
+        gL, gV = self.split(g)
+        xp = xp_of(_arr(L))
+        n = L.shape[-1]
+        if _empty_grad(gV):
+            inner = _diag_embed(self, gL)
+        else:
+            # NOTE: PyTorch's linalg_eig_backward (Hermitian): V (skew(V^H gV) / E + diag(gL)) V^H,
+            # E_ij = L_j - L_i (1 on the diagonal); repeated eigenvalues give inf / nan, as in PyTorch
+            vg = _mT(V) @ gV
+            vg = 0.5 * (vg - _mT(vg))
+            E = L[..., None, :] - L[..., :, None] + _const(self, xp.eye(n, dtype=_arr(L).dtype))
+            inner = vg / E + _diag_embed(self, gL)
+        return V @ inner @ _mT(V)
+
+
+EighResult = namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
+
+
+def eigh(A, UPLO="L", *, out=None):
+    if out is not None:
+        raise NotImplementedError("linalg.eigh: out= is not supported by gpugrad")
+    _check_square(A, "linalg.eigh")
+    if UPLO not in ("L", "U", "l", "u"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    y = Eigh.apply(A, uplo=UPLO.upper())
+    return EighResult(*_split(y, Eigh.parts(A.shape)))
+
+
+def eigvalsh(A, UPLO="L", *, out=None):
+    _check_square(A, "linalg.eigvalsh")
+    return eigh(A, UPLO, out=out).eigenvalues
+
+
+class SVD(_Packed):
+    @staticmethod
+    def parts(shape, full):
+        m, n = shape[-2:]
+        k = min(m, n)
+        return ((m, m) if full else (m, k)), (k,), ((n, n) if full else (k, n))
+
+    def forward(self, a, full):
+        self.pshapes = SVD.parts(a.shape, full)
+        u, s, vh = xp_of(a).linalg.svd(a, full_matrices=full)
+        return self.pack([u, s, vh])
+
+    def backward(self, g):
+        U, S, Vh = self.split(self.result())
+        gU, gS, gVh = self.split(g)
+        m, n = U.shape[-2], Vh.shape[-1]
+        k = S.shape[-1]
+        # NOTE: full_matrices=True: only the first k singular vectors enter the gradient, as PyTorch
+        U, Vh, gU, gVh = U[..., :, :k], Vh[..., :k, :], gU[..., :, :k], gVh[..., :k, :]
+        hu, hv = not _empty_grad(gU), not _empty_grad(gVh)
+        if not hu and not hv:
+            return U @ (gS[..., :, None] * Vh) if m >= n else (U * gS[..., None, :]) @ Vh
+        xp = xp_of(_arr(S))
+        S2 = S * S
+        E = S2[..., None, :] - S2[..., :, None] + _const(self, xp.eye(k, dtype=_arr(S).dtype))
+        if hu:
+            uhu = _mT(U) @ gU
+            uhu = uhu - _mT(uhu)
+        if hv:
+            vhv = Vh @ _mT(gVh)
+            vhv = vhv - _mT(vhv)
+        if hu and hv:
+            gA = (uhu * S[..., None, :] + S[..., :, None] * vhv) / E
+        elif hu:
+            gA = uhu * (S[..., None, :] / E)
+        else:
+            gA = S[..., :, None] * (vhv / E)
+        gA = gA + _diag_embed(self, gS)
+        if m > n and hu:
+            gA = U @ gA
+            gus = gU / S[..., None, :]
+            gA = gA + gus - U @ (_mT(U) @ gus)
+            return gA @ Vh
+        if m < n and hv:
+            gA = gA @ Vh
+            sgv = gVh / S[..., :, None]
+            gA = gA + sgv - (sgv @ _mT(Vh)) @ Vh
+            return U @ gA
+        return U @ (gA @ Vh) if m >= n else (U @ gA) @ Vh
+
+
+SVDResult = namedtuple("linalg_svd", ["U", "S", "Vh"])
+
+
+def svd(A, full_matrices=True, *, driver=None, out=None):
+    if out is not None:
+        raise NotImplementedError("linalg.svd: out= is not supported by gpugrad")
+    if driver is not None:
+        raise NotImplementedError("linalg.svd: driver= (a cuSOLVER choice) is not supported by gpugrad")
+    _check_float(A, "linalg.svd")
+    if A.ndim < 2:
+        raise RuntimeError("linalg.svd: The input tensor A must have at least 2 dimensions.")
+    y = SVD.apply(A, full=bool(full_matrices))
+    return SVDResult(*_split(y, SVD.parts(A.shape, bool(full_matrices))))
+
+
+def svdvals(A, *, driver=None, out=None):
+    _check_float(A, "linalg.svdvals")
+    if A.ndim < 2:
+        raise RuntimeError("linalg.svdvals: The input tensor A must have at least 2 dimensions.")
+    return svd(A, False, driver=driver, out=out).S
+
+
+# -- norms --------------------------------------------------------------------------------------------------
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A002
+    _need(x, "linalg_vector_norm", "input", 1)
+    if out is not None:
+        raise NotImplementedError("linalg.vector_norm: out= is not supported by gpugrad")
+    if isinstance(ord, (str, bool)) or not isinstance(ord, (int, float, np.number)):
+        raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, not {type(ord).__name__}")
+    if isinstance(dim, int):
+        dim = (dim,)
+    return x.norm(float(ord), None if dim is None else tuple(dim), keepdim, dtype)
+
+
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):  # noqa: A002
+    if out is not None:
+        raise NotImplementedError("linalg.matrix_norm: out= is not supported by gpugrad")
+    _need(A, "linalg_matrix_norm", "input", 1)
+    if A.ndim < 2:
+        raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
+    if A.dtype.kind != "f":
+        raise RuntimeError(f"linalg.matrix_norm: Expected a floating point or complex tensor as input. Got "
+                           f"{short_name(A.dtype)}")
+    dim = (dim,) if isinstance(dim, int) else tuple(dim)
+    if len(dim) != 2:
+        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(str(d) for d in dim)}")
+    d0, d1 = one_dim(dim[0], A.ndim), one_dim(dim[1], A.ndim)
+    if d0 == d1:
+        raise RuntimeError(f"linalg.matrix_norm: dims must be different. Got ({dim[0]}, {dim[1]})")
+    ok = ("fro", "nuc") if isinstance(ord, str) else (1, -1, 2, -2, math.inf, -math.inf)
+    if ord not in ok:
+        raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
+    if ord == "fro":
+        return vector_norm(A, 2, (d0, d1), keepdim, dtype=dtype)
+    if dtype is not None:
+        A = A.type(dtype)  # NOTE: the same narrowing checks as vector_norm's
+        vector_norm(A[..., :0], 2, dtype=dtype)
+    if ord in ("nuc", 2, -2):
+        rest = [i for i in range(A.ndim) if i not in (d0, d1)]
+        s = svdvals(A.permute(rest + [d0, d1]))
+        y = s.sum(-1) if ord == "nuc" else (s.amax(-1) if ord == 2 else s.amin(-1))
+        if keepdim:
+            for d in sorted((d0, d1)):
+                y = y.unsqueeze(d)
+        return y
+    a = A.abs()
+    inner, outer_ = (d0, d1) if abs(ord) == 1 else (d1, d0)
+    s = a.sum(inner, keepdim=True)
+    y = s.amax(outer_, keepdim=True) if ord > 0 else s.amin(outer_, keepdim=True)
+    return y if keepdim else y.squeeze((d0, d1))
+
+
+def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A002
+    if out is not None:
+        raise NotImplementedError("linalg.norm: out= is not supported by gpugrad")
+    _need(A, "linalg_norm", "input", 1)
+    if dim is not None:
+        dim = (dim,) if isinstance(dim, int) else tuple(dim)
+        if len(dim) not in (1, 2):
+            raise RuntimeError(f"linalg.norm: If dim is specified, it must be of length 1 or 2. Got {list(dim)}")
+    if ord is None:
+        if dim is not None and len(dim) == 2:
+            return matrix_norm(A, "fro", dim, keepdim, dtype=dtype)
+        return vector_norm(A, 2, dim, keepdim, dtype=dtype)
+    if dim is None:
+        if A.ndim not in (1, 2):
+            raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input must be 1D or 2D. Got "
+                               f"{A.ndim}D.")
+        dim = tuple(range(A.ndim))
+    if isinstance(ord, str) or len(dim) == 2:
+        return matrix_norm(A, ord, dim, keepdim, dtype=dtype)
+    return vector_norm(A, ord, dim, keepdim, dtype=dtype)
+
+
+quiet_family(Einsum, Inv, Det, LogAbsDet, Solve, Cholesky, QR, Eigh, SVD)
+
+
+def inner(input, other):  # noqa: A002
+    """torch.inner: the sum over the last dims (a product when either is 0-d)."""
+    _need(input, "inner", "input", 1)
+    _need(other, "inner", "other", 2)
+    if input.ndim == 0 or other.ndim == 0:
+        return input * other
+    if input.shape[-1] != other.shape[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
+                           f"{list(input.shape)} and {list(other.shape)}")
+    return tensordot(input, other, ([-1], [-1]))
+
+
+_tensor._la2 = _sys.modules[__name__]  # the Tensor methods reach this family through it (see tensor.py)

@@ -1,0 +1,193 @@
+"""Indexing, scatter_reduce, scans and order statistics (gpugrad/ops/index.py, gpugrad/ops/scan.py): values,
+dtypes and errors written out, and checked against torch when it is installed. Gradients: tests/gradrows_index.py."""
+import math
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+NAN = math.nan
+
+
+def _flat(r):
+    """(dtype name, values) of a Tensor, or a list of those for a tuple of results."""
+    if isinstance(r, tuple):
+        return [_flat(x) for x in r]
+    return str(r.dtype).replace("torch.", ""), np.asarray(r.detach().cpu().numpy()).tolist()
+
+
+# expression over a namespace m (gg or torch), expected (dtype, values) or a list of them for tuples
+VALUES = [
+    ("gather", lambda m: m.tensor([[1., 2], [3, 4]]).gather(1, m.tensor([[0, 0], [1, 0]])),
+     ("float32", [[1., 1.], [4., 3.]])),
+    ("index_select", lambda m: m.index_select(m.tensor([[1, 2, 3], [4, 5, 6]]), 1, m.tensor([2, 0])),
+     ("int64", [[3, 1], [6, 4]])),
+    ("take", lambda m: m.take(m.tensor([[1, 2], [3, 4]]), m.tensor([3, -4])), ("int64", [4, 1])),
+    ("take_along_dim", lambda m: m.take_along_dim(m.tensor([[10, 30, 20], [60, 40, 50]]), m.tensor([[1], [0]]), dim=1),
+     ("int64", [[30], [60]])),
+    ("masked_select", lambda m: m.tensor([[1, 2], [3, 4]]).masked_select(m.tensor([[True], [False]])), ("int64", [1, 2])),
+    ("nonzero", lambda m: m.nonzero(m.tensor([[0, 1.5], [2, 0]])), ("int64", [[0, 1], [1, 0]])),
+    ("nonzero_tuple", lambda m: m.tensor([[0, 1.5], [2, 0]]).nonzero(as_tuple=True), [("int64", [0, 1]), ("int64", [1, 0])]),
+    ("nonzero0d", lambda m: m.nonzero(m.tensor(2)), ("int64", [[]])),
+    ("argwhere", lambda m: m.argwhere(m.tensor([0, 3, 0, 1])), ("int64", [[1], [3]])),
+    ("where1", lambda m: m.where(m.tensor([[0, 1.5], [2, 0]])), [("int64", [0, 1]), ("int64", [1, 0])]),
+    ("sr_sum", lambda m: m.tensor([1., 2, 3]).scatter_reduce(0, m.tensor([0, 0, 2, 2]), m.tensor([5., 6, 7, 8]), "sum"),
+     ("float32", [12., 2., 18.])),
+    ("sr_mean_noself", lambda m: m.tensor([1., 2, 3]).scatter_reduce(0, m.tensor([0, 0, 2, 2]), m.tensor([5., 6, 7, 8]),
+                                                                      "mean", include_self=False), ("float32", [5.5, 2., 7.5])),
+    ("sr_amax", lambda m: m.tensor([1, 9, 3]).scatter_reduce(0, m.tensor([0, 0, 2, 2]), m.tensor([5, 6, 7, 1]), "amax"),
+     ("int64", [6, 9, 7])),
+    ("sr_mean_int", lambda m: m.tensor([1, 9, 3]).scatter_reduce(0, m.tensor([0, 0, 2, 2]), m.tensor([5, 6, 7, 1]), "mean"),
+     ("int64", [4, 9, 3])),
+    ("prod_int32", lambda m: m.tensor([[1, 2], [3, 4]], dtype=m.int32).prod(1), ("int64", [2, 12])),
+    ("prod_bool", lambda m: m.prod(m.tensor([True, True])), ("int64", 1)),
+    ("prod_keep", lambda m: m.tensor([[1., 2], [3, 4]]).prod(0, keepdim=True), ("float32", [[3., 8.]])),
+    ("cumsum_bool", lambda m: m.tensor([True, False, True]).cumsum(0), ("int64", [1, 1, 2])),
+    ("cumsum_dtype", lambda m: m.cumsum(m.tensor([1, 2, 3]), 0, dtype=m.float32), ("float32", [1., 3., 6.])),
+    ("cumprod_int8", lambda m: m.tensor([2, 3, 4], dtype=m.int8).cumprod(0), ("int64", [2, 6, 24])),
+    ("logcumsumexp_stable", lambda m: m.tensor([-1000., 0., 1000.]).logcumsumexp(0), ("float32", [-1000., 0., 1000.])),
+    ("cummax_nan", lambda m: m.cummax(m.tensor([1., 3, 2, 3, NAN, 0]), 0),
+     [("float32", [1., 3., 3., 3., NAN, NAN]), ("int64", [0, 1, 1, 3, 4, 4])]),
+    ("cummin_ties", lambda m: m.tensor([[3, 1, 2, 1]]).cummin(1), [("int64", [[3, 1, 1, 1]]), ("int64", [[0, 1, 1, 3]])]),
+    ("sort_desc_nan", lambda m: m.sort(m.tensor([2., NAN, 1, 2, -0.5]), descending=True),
+     [("float32", [NAN, 2., 2., 1., -0.5]), ("int64", [1, 0, 3, 2, 4])]),
+    ("sort_stable", lambda m: m.tensor([2., NAN, 1, 2, -0.5]).sort(stable=True),
+     [("float32", [-0.5, 1., 2., 2., NAN]), ("int64", [4, 2, 0, 3, 1])]),
+    ("sort_bool", lambda m: m.tensor([True, False, True]).sort(), [("bool", [False, True, True]), ("int64", [1, 0, 2])]),
+    ("argsort", lambda m: m.argsort(m.tensor([[3, 1, 2], [0, 0, -1]]), dim=1, descending=True),
+     ("int64", [[0, 2, 1], [0, 1, 2]])),
+    ("topk_ties", lambda m: m.tensor([1, 3, 3, 2]).topk(3), [("int64", [3, 3, 2]), ("int64", [1, 2, 3])]),
+    ("topk_smallest", lambda m: m.topk(m.tensor([[4., 1], [2, 3]]), 1, dim=0, largest=False),
+     [("float32", [[2., 1.]]), ("int64", [[1, 0]])]),
+    ("kthvalue", lambda m: m.tensor([[3, 1, 4, 0, 2]]).kthvalue(4, 1, keepdim=True), [("int64", [[3]]), ("int64", [[0]])]),
+    ("kthvalue_ties", lambda m: m.tensor([1., 2, 2, 1]).kthvalue(3), [("float32", 2.), ("int64", 2)]),
+    ("median_all", lambda m: m.tensor([[3, 1, 2, 5]]).median(), ("int64", 2)),
+    ("median_dim_nan", lambda m: m.median(m.tensor([[3., 1, 2, 5], [NAN, 0, 1, 2]]), 1),
+     [("float32", [2., NAN]), ("int64", [2, 0])]),
+    ("nanmedian_dim", lambda m: m.tensor([[3., 1, 2, 5], [NAN, 0, 1, NAN]]).nanmedian(1),
+     [("float32", [2., 0.]), ("int64", [2, 1])]),
+    ("nanmedian_all", lambda m: m.tensor([NAN, 4., 1, 2]).nanmedian(), ("float32", 2.)),
+    ("mode", lambda m: m.mode(m.tensor([[1, 2, 2, 1, 3], [0, 4, 4, 0, 4]])), [("int64", [1, 4]), ("int64", [3, 4])]),
+    ("quantile_vec_keep", lambda m: m.quantile(m.tensor([[0., 1, 2, 3], [4, 5, 6, 7]]), m.tensor([0.25, 0.5]), dim=1,
+                                               keepdim=True), ("float32", [[[0.75], [4.75]], [[1.5], [5.5]]])),
+    *[(f"quantile_{how}", lambda m, h=how, q=q: m.tensor([0., 1, 2, 3]).quantile(q, interpolation=h), ("float32", v))
+      for how, q, v in [("lower", 0.5, 1.), ("higher", 0.5, 2.), ("nearest", 0.5, 2.), ("midpoint", 0.4, 1.5),
+                        ("linear", 0.4, 1.2000000476837158)]],
+    ("quantile_nan_row", lambda m: m.tensor([[0., NAN, 2], [1, 2, 3]]).quantile(0.5, dim=1), ("float32", [NAN, 2.])),
+    ("std_mean", lambda m: m.std_mean(m.tensor([[1., 2, 4], [0, 0, 3]]), dim=0, correction=0, keepdim=True),
+     [("float32", [[0.5, 1., 0.5]]), ("float32", [[0.5, 1., 3.5]])]),
+    ("var_mean_unbiased_pos", lambda m: m.var_mean(m.tensor([1., 2, 4, 5]), False), [("float32", 2.5), ("float32", 3.)]),
+    ("aminmax", lambda m: m.aminmax(m.tensor([[1, 5, -2], [0, 7, 3]]), dim=0), [("int64", [0, 5, -2]), ("int64", [1, 7, 3])]),
+    ("nansum", lambda m: m.tensor([[1., NAN], [NAN, NAN]]).nansum(1), ("float32", [1., 0.])),
+    ("nansum_int8", lambda m: m.nansum(m.tensor([1, 2], dtype=m.int8)), ("int64", 3)),
+    ("nanmean", lambda m: m.nanmean(m.tensor([[1., NAN, 3], [NAN, NAN, NAN]]), dim=1), ("float32", [2., NAN])),
+    ("count_nonzero", lambda m: m.count_nonzero(m.tensor([[0, 1, 2], [3, 0, 0]]), dim=1), ("int64", [2, 1])),
+    ("count_nonzero_nan", lambda m: m.tensor([[0., NAN], [1, 0]]).count_nonzero(), ("int64", 2)),
+    ("unique", lambda m: m.unique(m.tensor([3, 1, 3, 2, 1]), return_inverse=True, return_counts=True),
+     [("int64", [1, 2, 3]), ("int64", [2, 0, 2, 1, 0]), ("int64", [2, 1, 2])]),
+    ("unique_dim0", lambda m: m.tensor([[1, 2], [0, 5], [1, 2]]).unique(dim=0, return_counts=True),
+     [("int64", [[0, 5], [1, 2]]), ("int64", [1, 2])]),
+    ("unique_dim1", lambda m: m.unique(m.tensor([[1, 0, 1], [2, 5, 2]]), dim=1, return_inverse=True),
+     [("int64", [[0, 1], [5, 2]]), ("int64", [1, 0, 1])]),
+    ("unique_nan", lambda m: m.tensor([NAN, 1., NAN, 1]).unique(), ("float32", [1., NAN, NAN])),
+    ("bincount", lambda m: m.bincount(m.tensor([0, 3, 3, 1]), minlength=6), ("int64", [1, 1, 0, 2, 0, 0])),
+    ("bincount_weights", lambda m: m.tensor([0, 3, 3]).bincount(m.tensor([0.5, 1, 2])), ("float32", [0.5, 0., 0., 3.])),
+    ("histc", lambda m: m.histc(m.tensor([1., 2, 1, 7, -1]), bins=4, min=0, max=3), ("float32", [0., 2., 1., 0.])),
+    ("histc_auto_range", lambda m: m.tensor([1., 2, 1, 4]).histc(3), ("float32", [2., 1., 1.])),
+    ("any_dim", lambda m: m.tensor([[0, 1], [0, 0]]).any(1), ("bool", [True, False])),
+    ("all_keepdim", lambda m: m.all(m.tensor([[1., 1], [0, 1]]), dim=0, keepdim=True), ("bool", [[False, True]])),
+    ("all_dims", lambda m: m.tensor([[[1, 1], [0, 1]]]).all(dim=(0, 2)), ("bool", [True, False])),
+    ("any_uint8", lambda m: m.tensor([[0, 1], [0, 0]], dtype=m.uint8).any(0), ("uint8", [0, 1])),
+    ("any_axis", lambda m: m.any(m.tensor([[0, 1], [0, 0]]), axis=0, keepdims=True), ("bool", [[False, True]])),
+]
+
+
+def _same(got, want):
+    if isinstance(want, list) and want and isinstance(want[0], tuple):
+        assert isinstance(got, list) and len(got) == len(want)
+        for g, w in zip(got, want):
+            _same(g, w)
+        return
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(np.asarray(got[1], dtype=float), np.asarray(want[1], dtype=float))
+
+
+@pytest.mark.parametrize("name,expr,want", VALUES, ids=[v[0] for v in VALUES])
+def test_values(name, expr, want):
+    _same(_flat(expr(gg)), want)
+    if torch is not None:
+        _same(_flat(expr(torch)), want)
+
+
+def test_return_types_and_gradients_to_selected():
+    x = gg.tensor([[3., 1, 2], [0, 5, 4]], requires_grad=True)
+    s = x.sort(1)
+    assert type(s).__name__ == "sort" and s.values is s[0] and s.indices.tolist() == [[1, 2, 0], [0, 2, 1]]
+    (s.values * gg.tensor([1., 2, 3])).sum().backward()
+    assert x.grad.tolist() == [[3., 1., 2.], [1., 3., 2.]]
+    y = gg.tensor([1., 2, 2, 3, 2], requires_grad=True)
+    y.median().backward()  # NOTE: median() shares the gradient among the tied medians, as PyTorch
+    np.testing.assert_allclose(y.grad.numpy(), [0, 1 / 3, 1 / 3, 0, 1 / 3])
+    z = gg.tensor([2., 0, 3, 4], requires_grad=True)
+    (g,) = gg.autograd.grad((z.cumprod(0) * gg.tensor([1., 2, 3, 4])).sum(), z, create_graph=True)
+    assert g.tolist() == [1., 118., 0., 0.]
+    (h,) = gg.autograd.grad((g * gg.tensor([1., 2, 3, 4])).sum(), z)
+    assert h.tolist() == [118., 269., 76., 48.]
+    p = gg.tensor([2., 0, 3], requires_grad=True)
+    p.prod().backward()
+    assert p.grad.tolist() == [0., 6., 0.]
+    assert gg.aminmax(gg.tensor([1, 2]))._fields == ("min", "max")
+
+
+I = lambda v: gg.tensor(v)  # noqa: E731, E741
+M23 = gg.arange(6.).reshape(2, 3)
+ERRORS = [
+    (lambda: M23.gather(1, I([[0, 5]])), RuntimeError, "index 5 is out of bounds for dimension 1 with size 3"),
+    (lambda: M23.gather(1, I([[0, -1]])), RuntimeError, "index -1 is out of bounds for dimension 1 with size 3"),
+    (lambda: M23.gather(1, I([0, 1])), RuntimeError, "Index tensor must have the same number of dimensions"),
+    (lambda: M23.gather(1, I([[0.]])), RuntimeError, r"gather\(\): Expected dtype int64 or int32 for index"),
+    (lambda: M23.index_select(1, I([0, 3])), RuntimeError, "index 3 is out of bounds for dimension 1 with size 3"),
+    (lambda: M23.index_select(0, I([[0]])), IndexError, r"index_select\(\): Index is supposed to be a vector"),
+    (lambda: M23.take(I([6])), IndexError, "out of range: tried to access index 6 on a tensor of 6 elements."),
+    (lambda: M23.take(I([-7])), IndexError, "out of range: tried to access index -7 on a tensor of 6 elements."),
+    (lambda: M23.masked_select(I([1, 0, 1])), RuntimeError, "masked_select: expected BoolTensor for mask"),
+    (lambda: M23.scatter_reduce(0, I([[0]]), M23, "max"), RuntimeError, "reduce argument must be either sum, prod"),
+    (lambda: M23.scatter_reduce(0, I([[0]]), M23, "prod"), NotImplementedError, "reduce='prod'"),
+    (lambda: M23.topk(4), RuntimeError, "selected index k out of range"),
+    (lambda: M23.kthvalue(0), RuntimeError, r"kthvalue\(\): selected number k out of range for dimension 1"),
+    (lambda: gg.zeros(2, 0).median(1), IndexError, r"median\(\): Expected reduction dim 1 to have non-zero size."),
+    (lambda: M23.cumsum(2), IndexError, "out of range"),
+    (lambda: gg.tensor([1, 2]).logcumsumexp(0), NotImplementedError, "not implemented for 'Long'"),
+    (lambda: gg.tensor([1, 2]).quantile(0.5), RuntimeError, "quantile.. input tensor must be either float or double"),
+    (lambda: M23.quantile(1.5), RuntimeError, r"quantile\(\) q values must be in the range \[0, 1\]"),
+    (lambda: M23.quantile(0.5, interpolation="x"), ValueError, "interpolation must be one of linear"),
+    (lambda: M23.quantile(I([0.5]).double()), RuntimeError, "q tensor must be same dtype as the input tensor"),
+    (lambda: gg.tensor([1, 2]).nanmean(), RuntimeError, r"nanmean\(\): expected input to have floating point"),
+    (lambda: gg.aminmax(gg.tensor([])), RuntimeError, "cannot compute aminmax over an empty dimension"),
+    (lambda: gg.bincount(I([-1, 3])), RuntimeError, "bincount only supports 1-d non-negative integral inputs."),
+    (lambda: gg.bincount(I([1., 3])), NotImplementedError, "not implemented for 'Float'"),
+    (lambda: gg.histc(I([1., 2]), bins=4, min=3, max=1), RuntimeError, "torch.histc: max must be larger than min"),
+    (lambda: gg.histc(I([1, 2])), NotImplementedError, "not implemented for 'Long'"),
+]
+
+
+@pytest.mark.parametrize("fn,exc,msg", ERRORS, ids=[f"err{i}" for i in range(len(ERRORS))])
+def test_errors(fn, exc, msg):
+    with pytest.raises(exc, match=msg):
+        fn()
+
+
+def test_large_sort_and_cumsum_match_numpy():
+    r = np.random.default_rng(0).standard_normal((7, 300))
+    x = gg.tensor(r)
+    np.testing.assert_array_equal(x.sort(1).values.numpy(), np.sort(r, 1))
+    np.testing.assert_array_equal(x.argsort(0, descending=True).numpy(), np.argsort(-r, 0, kind="stable"))
+    np.testing.assert_allclose(x.cumsum(1).numpy(), np.cumsum(r, 1), rtol=1e-12)
+    np.testing.assert_allclose(x.logcumsumexp(1).numpy(), np.logaddexp.accumulate(r, 1), rtol=1e-12)
+    np.testing.assert_allclose(x.quantile(0.37, dim=1).numpy(), np.quantile(r, 0.37, axis=1), rtol=1e-12)
