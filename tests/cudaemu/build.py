@@ -11,7 +11,9 @@ refills them with garbage before each block).
 
 Builds are cached under ``.cache/cudaemu/`` at the repository root (``$GPUGRAD_CUDAEMU_CACHE``
 overrides), keyed by a hash of the source, the options, the name expressions, every header in
-the include paths, the emulator's own sources and the compiler's version, so CI builds once.
+the include paths, the emulator's own sources, the flags and the compiler's version, so CI builds
+once. ``$GPUGRAD_CUDAEMU_CFLAGS`` adds compiler flags (``-DCUDAEMU_UCONTEXT``: the portable
+ucontext fiber switch instead of the x86-64 one).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +39,7 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
 # __shared__ variables) its own: with default visibility, unique symbols of modules loaded
 # into one process are merged by the dynamic linker.
 CFLAGS = ["-std=c++17", "-O1", "-g", "-fPIC", "-fno-omit-frame-pointer", "-fvisibility=hidden", "-fno-gnu-unique",
-          "-w", *SANITIZE]
+          "-w", *SANITIZE, *os.environ.get("GPUGRAD_CUDAEMU_CFLAGS", "").split()]  # e.g. -DCUDAEMU_UCONTEXT
 
 
 class CompileError(RuntimeError):
@@ -89,7 +92,8 @@ def _nvrtc_to_gcc(options):
 def _digest(code, options, exprs, incs, extra=b""):
     h = hashlib.sha256()
     for part in (code.encode(), repr(tuple(options)).encode(), "\0".join(exprs).encode(), HEADER.read_bytes(),
-                 RUNTIME.read_bytes(), Path(__file__).read_bytes(), repr(compiler()).encode(), extra):
+                 RUNTIME.read_bytes(), Path(__file__).read_bytes(), repr(compiler()).encode(), " ".join(CFLAGS).encode(),
+                 extra):
         h.update(len(part).to_bytes(8, "little") + part)
     for d in incs:
         for p in sorted(Path(d).glob("*")):
@@ -108,15 +112,20 @@ def _run(cmd, what):
     return proc.stdout
 
 
+_rt_lock = threading.Lock()
+
+
 def _runtime_object():
     c = compiler()
     key = _digest("runtime", (), (), ())
     obj = cache_root() / f"runtime-{key}.o"
-    if not obj.exists():
-        obj.parent.mkdir(parents=True, exist_ok=True)
-        tmp = obj.with_suffix(f".{os.getpid()}.tmp")
-        _run([c[0], *CFLAGS, f"-I{HERE}", "-c", str(RUNTIME), "-o", str(tmp)], "compiling runtime.cpp")
-        os.replace(tmp, obj)
+    # NOTE: builds run in threads (harness.prebuild) and processes at once: one builds it
+    with _rt_lock, open(cache_root() / "runtime.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not obj.exists():
+            tmp = obj.with_suffix(f".{os.getpid()}.tmp")
+            _run([c[0], *CFLAGS, f"-I{HERE}", "-c", str(RUNTIME), "-o", str(tmp)], "compiling runtime.cpp")
+            os.replace(tmp, obj)
     return obj
 
 
@@ -134,6 +143,17 @@ def _source_name(code, incs):
 
 _GLOBAL = re.compile(r"__cudaemu_global__\s+void\s+([A-Za-z_]\w*)\s*\(")
 _SHARED = re.compile(r"__cudaemu_shared__\s+(?:__attribute__\s*\(\(.*?\)\)\s*)?[^;=]*?([A-Za-z_]\w*)\s*(?:\[[^;]*\])?\s*;")
+
+
+# NOTE: the one rewrite of a source: `extern __shared__ T name[];` (dynamic shared memory) cannot
+# be a `static` like the other __shared__ variables (extern static is not C++); it becomes a const
+# pointer to the launch's dynamic shared buffer (function scope only; see cuda_emu.h).
+_DYN_SHARED = re.compile(r"\bextern\s+__shared__\s+((?:__align__\s*\(\s*\d+\s*\)\s*|alignas\s*\(\s*\d+\s*\)\s*)?)"
+                         r"([A-Za-z_][\w:<>, ]*?)\s*\b([A-Za-z_]\w*)\s*\[\s*\]\s*;")
+
+
+def rewrite_dynamic_shared(code):
+    return _DYN_SHARED.sub(lambda m: f"__cudaemu_dynamic_shared__({m.group(2).strip()}, {m.group(3)});", code)
 
 
 def _split_params(text):
@@ -171,7 +191,8 @@ def scan(preprocessed: str):
         kernels[m.group(1)] = params
     shared = sorted(set(_SHARED.findall(preprocessed)))
     if re.search(r"\bextern\s+__cudaemu_shared__", preprocessed):
-        raise CompileError("cudaemu: dynamic shared memory (extern __shared__) is not supported by the emulator")
+        raise CompileError("cudaemu: an extern __shared__ declaration of a form the emulator cannot rewrite "
+                           "(expected `extern __shared__ T name[];`)")
     return kernels, shared
 
 
@@ -188,6 +209,30 @@ def _shared_symbols(so, names):
         if last in names:
             found.append((int(parts[0], 16), int(parts[1], 16), sym))
     return found
+
+
+def _build_in(tmp, out, c, code, flags, incs, exprs, rt):
+    name = _source_name(code, incs)
+    (tmp / name).write_text(rewrite_dynamic_shared(code))
+    entries = ",\n".join(f"  CUDAEMU_KERNEL({e})" for e in exprs)
+    (tmp / "module.cpp").write_text(
+        f'#include "{name}"\n'
+        'extern "C" { extern const ::cudaemu::KernelInfo cudaemu_table[]; extern const int cudaemu_table_size; }\n'
+        f"const ::cudaemu::KernelInfo cudaemu_table[] = {{\n{entries}\n}};\n"
+        f"const int cudaemu_table_size = {len(exprs)};\n")
+    # NOTE: the build runs in a temporary folder renamed to `out` at the end: file names in
+    # debug info and __FILE__ (sanitizer reports, emulator messages) name the final place.
+    common = [*flags, f"-ffile-prefix-map={tmp}={out}", "-include", str(HEADER), f"-I{STUBS}", *(f"-I{d}" for d in incs)]
+    pre = _run([c[0], *CFLAGS, *common, "-DCUDAEMU_SCAN", "-E", "-x", "c++", str(tmp / name)], "preprocessing")
+    kernels, shared = scan(pre)
+    try:
+        _run([c[0], *CFLAGS, *common, "-c", str(tmp / "module.cpp"), "-o", str(tmp / "module.o")], f"compiling {name}")
+    except CompileError as e:
+        raise CompileError(str(e).replace(str(tmp) + "/", "")) from None
+    _run([c[0], *SANITIZE, "-shared", str(tmp / "module.o"), str(rt), "-o", str(tmp / "module.so")], "linking")
+    (tmp / "module.o").unlink()
+    return {"source": name, "expressions": exprs, "kernels": kernels,
+            "shared": _shared_symbols(tmp / "module.so", shared)}
 
 
 def build_module(code: str, options=(), name_expressions=()) -> Path:
@@ -208,27 +253,12 @@ def build_module(code: str, options=(), name_expressions=()) -> Path:
             return out
         rt = _runtime_object()
         tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=cache_root()))
-        name = _source_name(code, incs)
-        (tmp / name).write_text(code)
-        entries = ",\n".join(f"  CUDAEMU_KERNEL({e})" for e in exprs)
-        (tmp / "module.cpp").write_text(
-            f'#include "{name}"\n'
-            'extern "C" { extern const ::cudaemu::KernelInfo cudaemu_table[]; extern const int cudaemu_table_size; }\n'
-            f"const ::cudaemu::KernelInfo cudaemu_table[] = {{\n{entries}\n}};\n"
-            f"const int cudaemu_table_size = {len(exprs)};\n")
-        common = [*flags, "-include", str(HEADER), f"-I{STUBS}", *(f"-I{d}" for d in incs)]
-        pre = _run([c[0], *CFLAGS, *common, "-DCUDAEMU_SCAN", "-E", "-x", "c++", str(tmp / name)], "preprocessing")
-        kernels, shared = scan(pre)
         try:
-            _run([c[0], *CFLAGS, *common, "-c", str(tmp / "module.cpp"), "-o", str(tmp / "module.o")],
-                 f"compiling {name}")
-        except CompileError as e:
+            meta = _build_in(tmp, out, c, code, flags, incs, exprs, rt)
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise CompileError(str(e).replace(str(tmp) + "/", "")) from None
-        _run([c[0], *SANITIZE, "-shared", str(tmp / "module.o"), str(rt), "-o", str(tmp / "module.so")], "linking")
-        meta = {"source": name, "expressions": exprs, "kernels": kernels, "shared": _shared_symbols(tmp / "module.so", shared)}
+            raise
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        (tmp / "module.o").unlink()
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -454,6 +454,10 @@ template <class... P, void (*f)(P...)> struct Thunk<void (*)(P...), f> {
 // garbage before every block (CUDA leaves shared memory uninitialised).
 #define __shared__ static
 #endif
+// `extern __shared__ T name[];`, rewritten by build.py. NOTE: a statement expression is valid in
+// function bodies only, so a namespace-scope declaration (it would be initialised before any
+// launch) fails to compile instead of running wrong.
+#define __cudaemu_dynamic_shared__(T, name) T* const name = ({ reinterpret_cast<T*>(::cudaemu::dynamic_shared()); })
 #define __device__
 #define __host__
 #define __constant__ static

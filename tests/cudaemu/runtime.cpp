@@ -155,7 +155,7 @@ struct Launch {
   const void* sched_lo = nullptr;   // the scheduler's stack, for ASan's fiber annotations
   size_t sched_size = 0;
   std::vector<char*> free_stacks;
-  std::vector<unsigned char> dyn_shared;
+  unsigned char* dyn_shared = nullptr;  // exactly dyn_bytes (ASan bounds), 256-byte aligned
   size_t dyn_bytes = 0;
   unsigned long long switches = 0;
 };
@@ -422,10 +422,19 @@ unsigned activemask() {
   return m;
 }
 
-void* dynamic_shared() { return L->dyn_shared.data(); }
+void* dynamic_shared() { return L ? L->dyn_shared : nullptr; }
 long long clock_ticks() { return (long long)g_total_switches + (L ? (long long)L->switches : 0); }
 
 // ---------------------------------------------------------------- the scheduler
+#if CUDAEMU_ASAN
+// NOTE: a sanitizer report knows the host stack only: this says which CUDA thread it was in.
+void on_sanitizer_death() {
+  if (L && g_cur)
+    fprintf(stderr, "cudaemu: the sanitizer report above happened in %s thread %s\n", where().c_str(),
+            tname(static_cast<Thread*>(g_cur)->lin).c_str());
+}
+#endif
+
 // Fill v[0:n) with bytes that read as garbage (CUDA leaves shared memory uninitialised).
 void poison(void* v, size_t n, uint64_t seed) {
   unsigned char* p = (unsigned char*)v;
@@ -489,7 +498,7 @@ bool resolve_stall() {
 
 void run_block(uint64_t seed, uint64_t block_no) {
   for (const SharedRegion& r : g_shared) poison(r.p, r.n, seed ^ (block_no * 0x51ed27ull));
-  poison(L->dyn_shared.data(), L->dyn_bytes, seed ^ ~block_no);
+  poison(L->dyn_shared, L->dyn_bytes, seed ^ ~block_no);
   L->ndone = 0;
   L->ready.clear();
   for (int i = 0; i < L->nthreads; ++i) {
@@ -564,13 +573,22 @@ EXPORT int cudaemu_launch(int index, const unsigned* grid, const unsigned* block
   }
   Launch launch;
   L = &launch;
+#if CUDAEMU_ASAN
+  __sanitizer_set_death_callback(on_sanitizer_death);  // NOTE: one per process: the launching module's
+#endif
   launch.k = &cudaemu_table[index];
   launch.args = args;
   launch.policy = policy;
   launch.rng.seed(seed);
   launch.nthreads = (int)nthreads;
   launch.th.resize(nthreads);
-  launch.dyn_shared.resize(shared_bytes ? shared_bytes : 1);
+  void* dyn = nullptr;
+  if (posix_memalign(&dyn, 256, shared_bytes)) {
+    snprintf(err, errlen, "%s: cannot allocate %zu bytes of dynamic shared memory", cudaemu_table[index].name, shared_bytes);
+    L = nullptr;
+    return 1;
+  }
+  launch.dyn_shared = (unsigned char*)dyn;
   launch.dyn_bytes = shared_bytes;
   g_grid_dim = ::dim3(grid[0], grid[1], grid[2]);
   g_block_dim = ::dim3(block[0], block[1], block[2]);
@@ -588,6 +606,7 @@ EXPORT int cudaemu_launch(int index, const unsigned* grid, const unsigned* block
   }
   for (Thread& t : launch.th) release_stack(&t, false);  // fibers of a failed block
   for (char* s : launch.free_stacks) munmap(s - kGuard, kStack + kGuard);
+  free(launch.dyn_shared);
   g_total_switches += launch.switches;
   L = nullptr;
   if (launch.failed) {

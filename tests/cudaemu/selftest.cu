@@ -103,6 +103,18 @@ __global__ void oob(float* __restrict__ out, long long n, int which) {
   if (which == 2 && i < n) out[i] = s[threadIdx.x];
 }
 
+// Block sums through dynamic shared memory (blockDim.x floats); `past` writes one element beyond.
+__global__ void dyn_sum(const float* __restrict__ in, float* __restrict__ out, int past) {
+  extern __shared__ float sdata[];
+  sdata[threadIdx.x + (past && threadIdx.x == blockDim.x - 1)] = in[blockIdx.x * blockDim.x + threadIdx.x];
+  __syncthreads();
+  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sdata[threadIdx.x] += sdata[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = sdata[0];
+}
+
 __global__ void scalars(const double* __restrict__ x, double* __restrict__ y, long long n, int k, float f) {
   for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = x[i] * k + f;
 }

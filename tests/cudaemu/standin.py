@@ -447,7 +447,7 @@ class RawKernel:
         for dev, tmp, written in bounce:
             if written:
                 dev[...] = tmp
-            elif not np.array_equal(dev.view(np.uint8), tmp.view(np.uint8)):
+            elif not np.array_equal(dev.reshape(-1).view(np.uint8), tmp.reshape(-1).view(np.uint8)):
                 raise ArgumentError(f"{self.name}: the kernel wrote through a pointer to const")
         if rc:
             raise EmulatorError(err.value.decode(errors="replace"))

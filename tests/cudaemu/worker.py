@@ -88,6 +88,10 @@ class Worker:
         os.unlink(self.log.name)
 
 
+def ping():
+    """A case that only proves the worker starts (with the sanitizer runtime preloaded)."""
+
+
 def serve(fd: int):
     """Worker side: install the stand-in, then answer requests until stdin closes."""
     import importlib  # noqa: PLC0415
