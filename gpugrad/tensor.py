@@ -1085,6 +1085,8 @@ class Tensor:
         return _extreme(self, dim, keepdim, "min")
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        if isinstance(dim, bool):  # NOTE: PyTorch's var(unbiased) overload: x.var(False) is the biased variance
+            dim, unbiased = None, dim
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
         axes = _rd.norm(dim, self.ndim)
@@ -1096,6 +1098,8 @@ class Tensor:
         return (d * d).sum(axes, keepdim) / max(n - correction, 0)
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        if isinstance(dim, bool):
+            dim, unbiased = None, dim
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
     def logsumexp(self, dim, keepdim=False):

@@ -96,24 +96,14 @@ def case_activation_0d(name):
     cmp(lambda g, a: A.activation_bwd(name, g, x=a, y=a), (np.array(1.5, np.float32), x), what=f"{name} bwd 0-d")
 
 
-class KnownBug(Exception):
-    """A failure with the signature of a reported, not yet fixed bug (tests marked xfail on it)."""
-
-
-def expect_known_bug(res, signature):
-    """Raise KnownBug when the case failed with ``signature``; pass when it passed (then the strict
-    xfail reports XPASS: the bug is fixed, remove the mark); fail on any other failure."""
+def _passed(res):
     if not res["ok"]:
-        if signature in res["error"]:
-            raise KnownBug(signature)
         pytest.fail(res["error"], pytrace=False)
 
 
-@pytest.mark.xfail(raises=KnownBug, strict=True, reason="bridge bug: activation_fwd/bwd on a 0-d CuPy array return "
-                   "shape (1,) (cupy.ascontiguousarray ravels 0-d arrays; _gpu_unary never reshapes back)")
 @pytest.mark.parametrize("name", ["relu", "gelu"])
 def test_activation_0d_keeps_shape(emu, name):
-    expect_known_bug(emu.run("case_activation_0d", name=name), "shape/dtype (1,) float32 vs () float32")
+    _passed(emu.run("case_activation_0d", name=name))
 
 
 BIAS_SHAPES = [(1, 1), (7,), (3, 8), (65, 40), (2, 3, 7), (5, 33), (9, 1031), (17, 64), (70, 130), (4, 2, 16),
@@ -139,11 +129,9 @@ def case_bias_act(name, params, dtype, shapes):
                 what=f"bias {name} bwd {shape} offset={off}", scaled=True, schedules=off == 0 and size < 5000)
 
 
-@pytest.mark.xfail(raises=KnownBug, strict=True, reason="fallback bug: bias_act_bwd on (rows, 0) arrays raises in "
-                   "gxc.reshape(-1, 0); the GPU path returns empty results")
 def test_bias_act_zero_columns(emu):
     res = emu.run("case_bias_act", name="relu", params={}, dtype="float32", shapes=[[5, 0]])
-    expect_known_bug(res, "cannot reshape array of size 0 into shape (0)")
+    _passed(res)
 
 
 BIAS_CASES = [("relu", {}), ("gelu", {}), ("gelu", {"approximate": "tanh"}), ("elu", {"alpha": -0.5}),
@@ -473,11 +461,8 @@ def case_optimizer_mixed_grad_dtype():
     harness.assert_agree(ds[0].get(), hs[0], "adam exp_avg, float16 param with float32 grad")
 
 
-@pytest.mark.xfail(raises=KnownBug, strict=True, reason="bridge divergence: optim._launch rounds a float32 gradient "
-                   "of a float16 parameter to float16 (ascontiguousarray(grad, dtype=param.dtype)); the fallback "
-                   "uses it in float32 (the state dtype)")
 def test_optimizer_mixed_grad_dtype(emu):
-    expect_known_bug(emu.run("case_optimizer_mixed_grad_dtype"), "adam exp_avg, float16 param with float32 grad")
+    _passed(emu.run("case_optimizer_mixed_grad_dtype"))
 
 
 # -- grid caps: every kernel grid-strides ----------------------------------------------------------

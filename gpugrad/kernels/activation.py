@@ -618,7 +618,7 @@ def bias_act_bwd(name: str, g, b, x=None, y=None, **params):
         with np.errstate(all="ignore"):
             sc = as_compute(s) if from_y else np.add(as_compute(s), as_compute(b))
             gxc = _run_bwd(_NP[op][1], as_compute(g), sc, p0, p1, from_y)
-            gb = gxc.reshape(-1, b.shape[0]).sum(axis=0)
+            gb = gxc.reshape(-1, b.shape[0]).sum(axis=0) if b.shape[0] else np.zeros(0, gxc.dtype)
             return gxc.astype(dt, copy=False), gb.astype(dt, copy=False)
     return _gpu_bias(xp, "bwd", op, g, s, b, p0, p1, int(from_y))
 
@@ -627,7 +627,9 @@ def bias_act_bwd(name: str, g, b, x=None, y=None, **params):
 
 def _gpu_unary(cp, direction, op, a, s, p0, p1, from_y):
     with cp.cuda.Device(a.device.id):
-        a = cp.ascontiguousarray(a)
+        shape = a.shape
+        # NOTE: cupy.ascontiguousarray turns a 0-d array into shape (1,); the result takes a's shape back
+        a = cp.ascontiguousarray(a).reshape(shape)
         out = cp.empty_like(a)
         n = a.size
         if n == 0:
@@ -637,7 +639,7 @@ def _gpu_unary(cp, direction, op, a, s, p0, p1, from_y):
         if direction == "fwd":
             k(grid, (256,), (a, out, np.int64(n), np.float64(p0), np.float64(p1)))
         else:
-            s = cp.ascontiguousarray(s)
+            s = cp.ascontiguousarray(s).reshape(shape)
             k(grid, (256,), (a, s, out, np.int64(n), np.float64(p0), np.float64(p1), np.int32(from_y)))
         return out
 

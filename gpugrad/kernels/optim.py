@@ -101,6 +101,8 @@ def _np_work(param, grad):
     """(p, g) in the math dtype: p is param itself, or a float32 working copy for float16."""
     sdt = state_dtype(param.dtype)
     p = param if param.dtype == sdt else param.astype(sdt)
+    if grad.dtype != param.dtype:
+        grad = grad.astype(param.dtype)  # NOTE: as the CUDA kernels, which read the gradient in the parameter's dtype
     g = grad if grad.dtype == sdt else grad.astype(sdt)
     return p, g
 
