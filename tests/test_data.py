@@ -181,9 +181,11 @@ def test_loader_shuffle_drop_last_gives_full_distinct_batches():
 
 def test_loader_argument_errors():
     ds = _ds(4)
-    for bad in (0, -1, 2.5, True, None):
+    for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="batch_size"):
             DataLoader(ds, batch_size=bad)
+    with pytest.raises(ValueError, match="batch_size=None option disables auto-batching"):
+        DataLoader(ds, batch_size=None, drop_last=True)  # batch_size=None alone turns batching off, as in PyTorch
     assert _rows(DataLoader(ds, batch_size=3, seed=1)) == [0, 10, 20, 30]  # a seed without shuffle changes nothing
     with pytest.raises(ValueError, match="not both"):
         DataLoader(ds, shuffle=True, seed=1, generator=np.random.default_rng(1))

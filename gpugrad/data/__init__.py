@@ -1,15 +1,28 @@
-"""``gg.data``: datasets, the DataLoader, the bundled 8x8 digits and MNIST-format IDX files."""
-from .dataloader import DataLoader, default_collate
-from .dataset import Dataset, Subset, TensorDataset, random_split
+"""``gg.data``: datasets, samplers, the DataLoader, the bundled 8x8 digits and MNIST-format IDX files."""
+from ._worker import get_worker_info
+from .dataloader import DataLoader, default_collate, default_convert
+from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
 from .digits import load_digits
 from .idx import load_mnist, read_idx, write_idx
+from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+                      WeightedRandomSampler)
 
 __all__ = [
+           "BatchSampler",
+           "ConcatDataset",
            "DataLoader",
            "Dataset",
+           "IterableDataset",
+           "RandomSampler",
+           "Sampler",
+           "SequentialSampler",
            "Subset",
+           "SubsetRandomSampler",
            "TensorDataset",
+           "WeightedRandomSampler",
            "default_collate",
+           "default_convert",
+           "get_worker_info",
            "load_digits",
            "load_mnist",
            "random_split",

@@ -1,4 +1,5 @@
-"""``DataLoader``: batches of Tensors from a dataset, optionally shuffled, reproducibly."""
+"""``DataLoader``: batches of Tensors from a dataset, optionally shuffled, reproducibly, optionally loaded in
+worker processes."""
 from __future__ import annotations
 
 import collections.abc
@@ -7,56 +8,215 @@ import operator
 
 import numpy as np
 
+from .. import random as _random
 from ..backend import device_of, to_device, xp_of
 from ..tensor import Tensor
-from .dataset import _fast_arrays, _permutation, _rng
+from . import _worker
+from .dataset import IterableDataset, _fast_arrays, _permutation, _rng
+from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
-__all__ = ["DataLoader", "default_collate"]
+__all__ = ["DataLoader", "default_collate", "default_convert"]
+
+
+class _Fetcher:
+    """Loads one batch: ``indices`` (map-style) or the next samples of an iterator (IterableDataset),
+    then collates. Picklable, so worker processes get their own copy."""
+
+    def __init__(self, dataset, collate_fn, auto_collation, batch_size, drop_last, is_iterable):
+        self.dataset, self.collate_fn, self.auto_collation = dataset, collate_fn, auto_collation
+        self.batch_size, self.drop_last, self.is_iterable = batch_size, drop_last, is_iterable
+
+    def __call__(self, arg):
+        if self.is_iterable:
+            if not self.auto_collation:
+                return self.collate_fn(next(arg))
+            batch = []
+            for x in arg:
+                batch.append(x)
+                if len(batch) == self.batch_size:
+                    break
+            if not batch or (self.drop_last and len(batch) < self.batch_size):
+                raise StopIteration
+            return self.collate_fn(batch)
+        if self.auto_collation:
+            return self.collate_fn([self.dataset[i] for i in arg])
+        return self.collate_fn(self.dataset[arg])
 
 
 class DataLoader:
-    """Iterate over ``dataset`` in batches (PyTorch semantics, single process).
+    """Iterate over ``dataset`` in batches, PyTorch's ``torch.utils.data.DataLoader``.
 
     Each batch is what ``collate_fn`` makes of a list of samples; by default
-    (:func:`default_collate`) a tuple of Tensors for tuple samples. A
-    ``TensorDataset`` (or a ``Subset`` of one) with the default collate is
-    batched without a per-sample loop: one fancy index per tensor per batch, on
-    the tensors' own device.
+    (:func:`default_collate`) a tuple of Tensors for tuple samples. Indices come from ``sampler``
+    (default: in order, or a :class:`RandomSampler` with ``shuffle=True``) grouped by ``batch_size``
+    and ``drop_last``, or from ``batch_sampler`` (lists of indices). ``batch_size=None`` turns
+    auto-batching off (each sample goes through ``collate_fn``, by default :func:`default_convert`).
 
     ``shuffle=True`` draws a new permutation at the start of every epoch from a
-    generator made once from ``seed=`` (or passed as ``generator=``, a
-    ``gg.Generator``): epochs differ from each other, and two loaders
+    generator made once from ``seed=`` (a gpugrad extension) or passed as ``generator=``
+    (a ``gg.Generator``): epochs differ from each other, and two loaders
     with the same seed produce the same sequence of epochs. Without either, each
     epoch draws from gpugrad's global CPU generator (reproducible after
     ``gg.manual_seed``), as PyTorch does.
+
+    ``num_workers > 0`` loads and collates batches in that many worker processes (start method
+    'fork' where available, else 'spawn'; or ``multiprocessing_context``), up to
+    ``prefetch_factor`` batches per worker ahead, and yields exactly the batches, in the order,
+    that ``num_workers=0`` gives. Each worker is seeded with ``base_seed + worker_id`` (Python's
+    ``random``, NumPy's global and gpugrad's default generator), then runs ``worker_init_fn(id)``;
+    :func:`get_worker_info` tells a dataset which worker it is in. ``timeout`` (seconds, 0 = none)
+    bounds the wait for one batch. Workers load on the CPU and never touch CUDA.
+    A ``TensorDataset`` (or a ``Subset`` of one) with the default collate in the main process is
+    batched without a per-sample loop: one fancy index per tensor per batch, on the tensors' own
+    device. ``pin_memory`` is accepted and does nothing (gpugrad batches are not staged through
+    pinned host memory).
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, *, drop_last=False, seed=None, generator=None,
-                 collate_fn=None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
+                 collate_fn=None, pin_memory=False, drop_last=False, timeout=0, worker_init_fn=None,
+                 multiprocessing_context=None, generator=None, *, prefetch_factor=None, persistent_workers=False,
+                 pin_memory_device="", in_order=True, seed=None):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError("num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")
+        if timeout < 0:
+            raise ValueError("timeout option should be non-negative")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ValueError("prefetch_factor option could only be specified in multiprocessing.let num_workers > 0 "
+                             "to enable multiprocessing, otherwise set prefetch_factor to None.")
+        if num_workers > 0 and prefetch_factor is None:
+            prefetch_factor = 2
+        if prefetch_factor is not None and prefetch_factor < 0:
+            raise ValueError("prefetch_factor option should be non-negative")
+        if persistent_workers and num_workers == 0:
+            raise ValueError("persistent_workers option needs num_workers > 0")
+        if not in_order:
+            raise NotImplementedError("in_order=False is not supported by gpugrad: batches always come in sampler order")
+        self._is_iterable = isinstance(dataset, IterableDataset)
+        if self._is_iterable:
+            if shuffle not in (None, False):
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified shuffle option, but got "
+                                 f"shuffle={shuffle}")
+            if sampler is not None:
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified sampler option, but got "
+                                 f"sampler={sampler}")
+            if batch_sampler is not None:
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified batch_sampler option, but "
+                                 f"got batch_sampler={batch_sampler}")
+        shuffle = bool(shuffle)
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and "
+                                 "drop_last")
+            batch_size, drop_last = None, False
+        elif batch_size is None and drop_last:
+            raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive with drop_last")
         self.dataset = dataset
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.shuffle = shuffle
         self.drop_last = bool(drop_last)
-        self.collate_fn = collate_fn
+        self.num_workers = int(num_workers)
+        self.prefetch_factor = prefetch_factor
+        self.pin_memory = bool(pin_memory)
+        self.pin_memory_device = pin_memory_device
+        self.timeout = timeout
+        self.worker_init_fn = worker_init_fn
+        self.multiprocessing_context = multiprocessing_context
+        self.persistent_workers = bool(persistent_workers)
+        self.in_order = in_order
         self.generator = _rng(seed, generator)  # NOTE: unused without shuffle, as in PyTorch
+        self._default_sampler = sampler is None
+        if sampler is None and not self._is_iterable:
+            sampler = RandomSampler(dataset, generator=self.generator) if shuffle else SequentialSampler(dataset)
+        self.sampler = sampler
+        if batch_sampler is None and self.batch_size is not None and not self._is_iterable:
+            batch_sampler = BatchSampler(sampler, self.batch_size, self.drop_last)
+        self.batch_sampler = batch_sampler
+        self._user_collate = collate_fn is not None
+        self.collate_fn = collate_fn if collate_fn is not None else (
+            default_collate if self._auto_collation else default_convert)
+        self._pool = None
+        self._epochs = 0
+
+    @property
+    def _auto_collation(self):
+        return self.batch_sampler is not None or (self._is_iterable and self.batch_size is not None)
+
+    @property
+    def _index_sampler(self):
+        return self.batch_sampler if self._auto_collation else self.sampler
 
     def __len__(self):
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        if self._is_iterable:
+            n = len(self.dataset)
+            if self.batch_size is not None:
+                n = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+            return n
+        return len(self._index_sampler)
+
+    def _base_seed(self):
+        # NOTE: derived from the generator's seed and the epoch, without drawing from it, so that worker
+        #       processes leave the shuffle order exactly as num_workers=0 has it.
+        g = self.generator
+        seed = g.initial_seed() if isinstance(g, _random.Generator) else _random.initial_seed()
+        ss = np.random.SeedSequence([int(seed) % (1 << 63), self._epochs])
+        return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
     def __iter__(self):
-        n = len(self.dataset)
-        order = _permutation(self.generator, n) if self.shuffle else None
-        stop = n - n % self.batch_size if self.drop_last else n
-        fast = _fast_arrays(self.dataset) if self.collate_fn is None else None
+        self._epochs += 1
+        fetch = _Fetcher(self.dataset, self.collate_fn, self._auto_collation, self.batch_size, self.drop_last,
+                         self._is_iterable)
+        if self.num_workers > 0:
+            return self._iter_workers(fetch)
+        if self._is_iterable:
+            return self._iter_iterable(fetch)
+        fast = (_fast_arrays(self.dataset) if not self._user_collate and self._default_sampler
+                and isinstance(self.batch_sampler, BatchSampler) and self.batch_sampler.sampler is self.sampler
+                else None)
         if fast is not None:
+            n = len(self.dataset)
+            order = _permutation(self.generator, n) if self.shuffle else None
+            stop = n - n % self.batch_size if self.drop_last else n
             arrays, index_map = fast
             if index_map is not None:
                 order = index_map if order is None else index_map[order]
             return self._iter_arrays(arrays, order, stop)
-        return self._iter_items(order, n, stop)
+        return (fetch(i) for i in self._index_sampler)
+
+    def _iter_iterable(self, fetch):
+        it = iter(self.dataset)
+        while True:
+            try:
+                batch = fetch(it)
+            except StopIteration:
+                return
+            yield batch
+
+    def _iter_workers(self, fetch):
+        pool = self._pool
+        if pool is None or not pool.workers or not pool.alive():
+            pool = _worker._Pool(self, fetch, self._is_iterable)
+            if self.persistent_workers:
+                self._pool = pool
+        tasks = None if self._is_iterable else iter(self._index_sampler)
+        return _worker._MultiProcessIter(self, pool, tasks, self._is_iterable, self.persistent_workers)
+
+    def __del__(self):
+        pool = getattr(self, "_pool", None)
+        if pool is not None and pool.workers:
+            try:
+                pool.shutdown()
+            except Exception:
+                pass
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_pool"] = None
+        return d
 
     def _iter_arrays(self, arrays, order, stop):
         bs = self.batch_size
@@ -76,15 +236,10 @@ class DataLoader:
         for s in range(0, stop, bs):
             yield tuple(Tensor(a[i[s:s + bs]]) for a, i in zip(arrays, idx))
 
-    def _iter_items(self, order, n, stop):
-        collate = self.collate_fn or default_collate
-        positions = np.arange(n) if order is None else order
-        for s in range(0, stop, self.batch_size):
-            yield collate([self.dataset[int(i)] for i in positions[s:s + self.batch_size]])
-
     def __repr__(self):
-        return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+        n = len(self.dataset) if hasattr(self.dataset, "__len__") else "?"
+        return (f"DataLoader({type(self.dataset).__name__} of {n}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, num_workers={self.num_workers})")
 
 
 def _stack(arrays):
@@ -130,3 +285,22 @@ def default_collate(batch):
             return type(elem)(*fields)
         return fields if isinstance(elem, list) else tuple(fields)
     raise TypeError(f"default_collate: don't know how to batch samples of type {type(elem).__name__}; pass collate_fn=")
+
+
+def default_convert(data):
+    """What the DataLoader does to each sample with ``batch_size=None``: NumPy arrays (not scalars or
+    strings) become Tensors, containers are converted element by element, anything else is kept."""
+    if isinstance(data, Tensor):
+        return data
+    if isinstance(data, np.ndarray) and data.dtype.kind not in "SUO":
+        return Tensor(data)
+    if isinstance(data, collections.abc.Mapping):
+        return type(data)({k: default_convert(v) for k, v in data.items()}) if not isinstance(data, dict) \
+            else {k: default_convert(v) for k, v in data.items()}
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(default_convert(d) for d in data))
+    if isinstance(data, tuple):
+        return tuple(default_convert(d) for d in data)
+    if isinstance(data, list):
+        return [default_convert(d) for d in data]
+    return data

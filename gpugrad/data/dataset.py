@@ -9,7 +9,7 @@ import numpy as np
 from .. import random as _random
 from ..tensor import Tensor
 
-__all__ = ["Dataset", "Subset", "TensorDataset", "random_split"]
+__all__ = ["ConcatDataset", "Dataset", "IterableDataset", "Subset", "TensorDataset", "random_split"]
 
 
 class Dataset:
@@ -20,6 +20,57 @@ class Dataset:
 
     def __len__(self):
         raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+
+    def __add__(self, other):
+        return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """A dataset that is a stream: subclasses define ``__iter__``. With ``num_workers > 0`` every worker
+    iterates its own copy; use :func:`gpugrad.data.get_worker_info` in ``__iter__`` to shard the stream
+    (otherwise each worker yields every sample, as in PyTorch)."""
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __getitem__(self, index):
+        raise TypeError(f"{type(self).__name__} is an IterableDataset: iterate over it instead of indexing it")
+
+    def __len__(self):
+        # NOTE: TypeError (as for any object without a length), so list(loader) still works
+        raise TypeError(f"{type(self).__name__} is an IterableDataset without __len__")
+
+    def __add__(self, other):
+        raise TypeError("ConcatDataset does not support IterableDataset")
+
+
+class ConcatDataset(Dataset):
+    """The samples of several map-style datasets, one after another (``ds1 + ds2`` makes one)."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("datasets should not be an empty iterable")
+        for d in self.datasets:
+            if isinstance(d, IterableDataset):
+                raise TypeError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx):
+        idx = operator.index(idx)
+        n = len(self)
+        if idx < 0:
+            if -idx > n:
+                raise ValueError("absolute value of index should not exceed dataset length")
+            idx += n
+        if idx >= n:
+            raise IndexError(f"index {idx} is out of range for a ConcatDataset of {n} samples")
+        k = int(np.searchsorted(self.cumulative_sizes, idx, side="right"))
+        return self.datasets[k][idx - (self.cumulative_sizes[k - 1] if k else 0)]
 
 
 def _as_tensor(t, position):

@@ -18,6 +18,8 @@ from .activation import (
     Tanh,
 )
 from .container import ModuleDict, ModuleList, ParameterList, Sequential
+from .extra import *  # noqa: F403  (issue "The everyday PyTorch ops")
+from .extra import __all__ as _extra_all
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d
 from .layers import Dropout, Embedding, Flatten, Identity, Linear, Unflatten
 from .loss import (
@@ -43,3 +45,4 @@ __all__ = ["Module", "Parameter", "Buffer", "RemovableHandle", "functional", "in
            "ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softplus", "LogSigmoid",
            "Softmax", "LogSoftmax",
            "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss"]
+__all__ += _extra_all

@@ -209,5 +209,5 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self):
-        return "\n".join(f"({k}): Parameter containing: [{v.dtype} of size {tuple(v.shape)}]"
-                         for k, v in self._parameters.items())
+        from .extra import _param_line  # noqa: PLC0415
+        return "\n".join(_param_line(k, v) for k, v in self._parameters.items())

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _promotion as _promo
 from .. import random as _random
+from ..autograd.grad_mode import is_grad_enabled as _grad_enabled
 from ..autograd.grad_mode import no_grad
 from ..ops import activation as _act
 from ..ops import conv as _conv
@@ -20,10 +21,11 @@ from ..ops import loss as _loss
 from ..ops import softmax as _softmax
 from ..ops.activation import *  # noqa: F403  (the fused ops are re-exported)
 from ..ops.linalg import Linear as _Linear
+from ..ops.nnops import BinaryCrossEntropy as _BCE
 from ..ops.loss import *  # noqa: F403
 from ..ops.reduce import MaxMin as _MaxMin
 from ..ops.softmax import *  # noqa: F403
-from ..tensor import Tensor, matmul, where
+from ..tensor import Tensor, matmul, stack, where
 from ..tensor import one_hot as _one_hot
 from ..tensor import pad as _core_pad
 
@@ -453,6 +455,647 @@ def one_hot(tensor, num_classes=-1):
 
 def flatten(input, start_dim=0, end_dim=-1):  # noqa: A002
     return input.flatten(start_dim, end_dim)
+
+
+# ====================================================================================================
+# The everyday PyTorch nn ops (issue "The everyday PyTorch ops"): composites of core Tensor ops.
+# ====================================================================================================
+__all__ += ["conv1d", "conv3d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d",
+            "adaptive_avg_pool1d", "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate", "upsample",
+            "pixel_shuffle", "pixel_unshuffle", "hardtanh", "relu6", "hardswish", "hardsigmoid", "celu", "glu",
+            "prelu", "softsign", "tanhshrink", "threshold", "softmin", "binary_cross_entropy", "kl_div",
+            "cosine_similarity", "pairwise_distance", "instance_norm", "rms_norm"]
+
+
+def _const_like(x, value):
+    return Tensor(x.xp.full((), value, dtype=x.dtype))
+
+
+# -- 1-D / 3-D convolutions, transposed convolutions ----------------------------------------------------
+def _single(v, name):
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    v = tuple(int(a) for a in v)
+    if len(v) != 1:
+        raise ValueError(f"{name} must be an int or a 1-tuple, got {v}")
+    return v[0]
+
+
+def _check_dims(x, dims, name):
+    if x.ndim not in (dims, dims + 1):
+        raise RuntimeError(f"Expected {dims}D (unbatched) or {dims + 1}D (batched) input to {name}, but got input of "
+                           f"size: {list(x.shape)}")
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """1-D convolution: conv2d over a height-1 image. input (N, C_in, L) or (C_in, L); weight (C_out, C_in/groups, K)."""
+    _check_dims(input, 2, "conv1d")
+    if weight.ndim != 3:
+        raise RuntimeError(f"conv1d: weight must be 3-D (C_out, C_in/groups, K), got shape {tuple(weight.shape)}")
+    if input.shape[-2] != weight.shape[1] * groups:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
+                           f"{list(input.shape)} to have {weight.shape[1] * groups} channels, but got "
+                           f"{input.shape[-2]} channels instead")
+    if not isinstance(padding, str):
+        padding = (0, _single(padding, "padding"))
+    y = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, _single(stride, "stride")), padding,
+               (1, _single(dilation, "dilation")), groups)
+    return y.squeeze(-2)
+
+
+def _triple(v, name):
+    if isinstance(v, numbers.Integral):
+        return (int(v),) * 3
+    v = tuple(int(a) for a in v)
+    if len(v) != 3:
+        raise ValueError(f"{name} must be an int or a triple of ints, got {v}")
+    return v
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """3-D convolution: for each output depth, the sum over kernel depths of 2-D convolutions (im2col).
+
+    input (N, C_in, D, H, W) or unbatched; weight (C_out, C_in/groups, KD, KH, KW); integer/tuple padding only.
+    """
+    _check_dims(input, 4, "conv3d")
+    if isinstance(padding, str):
+        raise NotImplementedError("conv3d: string padding ('same'/'valid') is not supported; pass integers")
+    x = input if input.ndim == 5 else input.unsqueeze(0)
+    if weight.ndim != 5:
+        raise RuntimeError(f"conv3d: weight must be 5-D, got shape {tuple(weight.shape)}")
+    if x.shape[1] != weight.shape[1] * groups:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected input"
+                           f"{list(input.shape)} to have {weight.shape[1] * groups} channels, but got "
+                           f"{x.shape[1]} channels instead")
+    (sd, sh, sw), (pd, ph, pw), (dd, dh, dw) = _triple(stride, "stride"), _triple(padding, "padding"), \
+        _triple(dilation, "dilation")
+    if pd:
+        x = _core_pad(x, (0, 0, 0, 0, pd, pd))
+    kd, depth = weight.shape[2], x.shape[2]
+    od = (depth - dd * (kd - 1) - 1) // sd + 1
+    if od <= 0:
+        raise RuntimeError(f"conv3d: input depth {input.shape[-3]} (padded {depth}) is too small for kernel depth {kd}")
+    # NOTE: the KD kernel slices are stacked along channels, so each output depth is ONE conv2d
+    # (channel order: kernel depth major within each group).
+    n, c = x.shape[:2]
+    oc, cg = weight.shape[:2]
+    w2 = weight.reshape(oc, cg, kd, *weight.shape[3:]).permute(0, 2, 1, 3, 4).reshape(oc, kd * cg, *weight.shape[3:])
+    outs = []
+    for o in range(od):
+        sl = [x[:, :, o * sd + k * dd] for k in range(kd)]  # each (N, C, H, W)
+        planes = stack(sl, 1).reshape(n, kd, groups, cg, *x.shape[3:]).permute(0, 2, 1, 3, 4, 5)
+        outs.append(conv2d(planes.reshape(n, groups * kd * cg, *x.shape[3:]), w2, bias, (sh, sw), (ph, pw),
+                           (dh, dw), groups))
+    y = stack(outs, 2)
+    return y if input.ndim == 5 else y.squeeze(0)
+
+
+def _conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, name):  # noqa: A002
+    """conv_transpose2d on 4-D x: the adjoint of conv2d w.r.t. its input (one matrix product + col2im)."""
+    if bias is not None and bias.dtype != input.dtype:
+        raise RuntimeError(f"Input type ({_promo.cpp_name(input.dtype)}) and bias type ({_promo.cpp_name(bias.dtype)}) "
+                           "should be the same")
+    if weight.dtype != input.dtype:
+        raise RuntimeError(f"Input type ({_promo.tensor_type_name(input.dtype, input.is_cuda)}) and weight type "
+                           f"({_promo.tensor_type_name(weight.dtype, weight.is_cuda)}) should be the same")
+    x = input
+    n, c, h, w = x.shape
+    ic, ocg, kh, kw = weight.shape
+    if c != ic:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected input"
+                           f"{list(input.shape)} to have {ic} channels, but got {c} channels instead")
+    if groups <= 0 or ic % groups:
+        raise RuntimeError(f"{name}: in_channels {ic} must be divisible by groups {groups}")
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    if not ((oph < sh or oph < dh) and (opw < sw or opw < dw)):
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got output_padding_"
+                           f"height: {oph} output_padding_width: {opw} stride_height: {sh} stride_width: {sw} "
+                           f"dilation_height: {dh} dilation_width: {dw}")
+    H = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    W = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    if H <= 0 or W <= 0:
+        raise RuntimeError(f"{name}: the output size would be ({H}, {W}) for input {tuple(input.shape)}: too small")
+    oc = ocg * groups
+    icg = ic // groups
+    xs = x.permute(1, 0, 2, 3).reshape(groups, icg, n * h * w)
+    wt = weight.reshape(groups, icg, ocg * kh * kw).transpose(1, 2)  # (G, OCg*KH*KW, ICg)
+    cols = matmul(wt, xs).reshape(oc, kh, kw, n, h, w)
+    # NOTE: the output padding rows/cols sit past the bottom/right crop; beyond the uncropped extent they are zero
+    extra_h, extra_w = max(oph - ph, 0), max(opw - pw, 0)
+    pads = ((ph, ph - oph + extra_h), (pw, pw - opw + extra_w))
+    y = _conv.col2im(cols, (H - extra_h, W - extra_w), (kh, kw), (sh, sw), pads, (dh, dw))
+    if extra_h or extra_w:
+        y = _core_pad(y, (0, extra_w, 0, extra_h))
+    if bias is not None:
+        y = y + bias.reshape(1, oc, 1, 1)
+    return y
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):  # noqa: A002
+    """Transposed 2-D convolution. input (N, C_in, H, W) or unbatched; weight (C_in, C_out/groups, KH, KW)."""
+    _check_dims(input, 3, "conv_transpose2d")
+    if weight.ndim != 4:
+        raise RuntimeError(f"conv_transpose2d: weight must be 4-D, got shape {tuple(weight.shape)}")
+    if isinstance(padding, str):
+        raise TypeError("conv_transpose2d(): argument 'padding' must be tuple of ints, not str")
+    x = input if input.ndim == 4 else input.unsqueeze(0)
+    y = _conv_transpose_nd(x, weight, bias, _pair(stride, "stride"), _pair(padding, "padding"),
+                           _pair(output_padding, "output_padding"), int(groups), _pair(dilation, "dilation"),
+                           "conv_transpose2d")
+    return y if input.ndim == 4 else y.squeeze(0)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):  # noqa: A002
+    """Transposed 1-D convolution. input (N, C_in, L) or (C_in, L); weight (C_in, C_out/groups, K)."""
+    _check_dims(input, 2, "conv_transpose1d")
+    if weight.ndim != 3:
+        raise RuntimeError(f"conv_transpose1d: weight must be 3-D, got shape {tuple(weight.shape)}")
+    if isinstance(padding, str):
+        raise TypeError("conv_transpose1d(): argument 'padding' must be tuple of ints, not str")
+    x = (input if input.ndim == 3 else input.unsqueeze(0)).unsqueeze(-2)
+    y = _conv_transpose_nd(x, weight.unsqueeze(-2), bias, (1, _single(stride, "stride")),
+                           (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")),
+                           int(groups), (1, _single(dilation, "dilation")), "conv_transpose1d").squeeze(-2)
+    return y if input.ndim == 3 else y.squeeze(0)
+
+
+# -- 1-D pooling, adaptive pooling ------------------------------------------------------------------------
+def _as_3d(x, name):
+    if x.ndim not in (2, 3):
+        raise RuntimeError(f"{name}: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for input, "
+                           f"but got:{list(x.shape)}")
+    return x.unsqueeze(-2)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    x = _as_3d(input, "max_pool1d")
+    s = None if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) else \
+        (1, _single(stride, "stride"))
+    r = max_pool2d(x, (1, _single(kernel_size, "kernel_size")), s, (0, _single(padding, "padding")),
+                   (1, _single(dilation, "dilation")), ceil_mode, return_indices)
+    if return_indices:
+        return r[0].squeeze(-2), r[1].squeeze(-2)
+    return r.squeeze(-2)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):  # noqa: A002
+    x = _as_3d(input, "avg_pool1d")
+    s = None if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) else \
+        (1, _single(stride, "stride"))
+    return avg_pool2d(x, (1, _single(kernel_size, "kernel_size")), s, (0, _single(padding, "padding")), ceil_mode,
+                      count_include_pad).squeeze(-2)
+
+
+def adaptive_avg_pool1d(input, output_size):  # noqa: A002
+    x = _as_3d(input, "adaptive_avg_pool1d")
+    return adaptive_avg_pool2d(x, (1, _single(output_size, "output_size"))).squeeze(-2)
+
+
+def _adaptive_index(n, m):
+    """(m, kmax) input indices of the adaptive windows [floor(i*n/m), ceil((i+1)*n/m)), padded by repeating
+    the window's last index (a repeat never wins the first-maximum search)."""
+    lo = [(i * n) // m for i in range(m)]
+    hi = [-(-((i + 1) * n) // m) for i in range(m)]
+    k = max(b - a for a, b in zip(lo, hi))
+    return np.array([[min(a + j, b - 1) for j in range(k)] for a, b in zip(lo, hi)], dtype=np.int64)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):  # noqa: A002
+    """Max pooling to a fixed output size; the gradient goes to each window's first maximum (as PyTorch)."""
+    x, unbatched = _as_4d(input, "adaptive_max_pool2d")
+    n, c, h, w = x.shape
+    if isinstance(output_size, numbers.Integral) or output_size is None:
+        output_size = (output_size, output_size)
+    oh = h if output_size[0] is None else int(output_size[0])
+    ow = w if output_size[1] is None else int(output_size[1])
+    if oh < 0 or ow < 0 or (h == 0 or w == 0):
+        raise RuntimeError(f"adaptive_max_pool2d: elements of output_size must be greater than or equal to 0 and the "
+                           f"input's spatial size non-empty, got output_size {output_size}, input {tuple(input.shape)}")
+    if oh == 0 or ow == 0:
+        y = Tensor(x.xp.zeros((n, c, oh, ow), dtype=x.dtype))
+        idx = Tensor(x.xp.zeros((n, c, oh, ow), dtype=np.int64))
+        y, idx = (y[0], idx[0]) if unbatched else (y, idx)
+        return (y, idx) if return_indices else y
+    ih, iw = _adaptive_index(h, oh), _adaptive_index(w, ow)
+    kh, kw = ih.shape[1], iw.shape[1]
+    xp = x.xp
+    g = x[:, :, Tensor(xp.asarray(ih.reshape(-1)))][..., Tensor(xp.asarray(iw.reshape(-1)))]
+    win = g.reshape(n, c, oh, kh, ow, kw).permute(0, 1, 2, 4, 3, 5).reshape(n, c, oh, ow, kh * kw)
+    am = _conv.window_argmax(win._data, 4)
+    y = _MaxMin.apply(win, axis=4, idx=am, keepdim=False, mode="max")
+    if unbatched:
+        y = y.squeeze(0)
+    if not return_indices:
+        return y
+    a = am[..., 0]
+    hh = xp.asarray(ih)[xp.arange(oh).reshape(-1, 1), a // kw]
+    ww = xp.asarray(iw)[xp.arange(ow).reshape(1, -1), a % kw]
+    flat = (hh * w + ww).astype(np.int64)
+    return y, Tensor(flat[0] if unbatched else flat)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):  # noqa: A002
+    x = _as_3d(input, "adaptive_max_pool1d")
+    r = adaptive_max_pool2d(x, (1, _single(output_size, "output_size")), return_indices)
+    if return_indices:
+        return r[0].squeeze(-2), r[1].squeeze(-2)
+    return r.squeeze(-2)
+
+
+# -- interpolate / upsample, pixel shuffle ------------------------------------------------------------------
+_INTERP_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
+def _cubic_weights(t, A=-0.75):
+    """PyTorch's cubic convolution coefficients for the 4 taps at offsets -1, 0, 1, 2 (t in [0, 1))."""
+    def c1(v):
+        return ((A + 2) * v - (A + 3)) * v * v + 1
+
+    def c2(v):
+        return ((A * v - 5 * A) * v + 8 * A) * v - 4 * A
+    return [c2(t + 1), c1(t), c1(1 - t), c2(2 - t)]
+
+
+def _interp_axis(x, axis, n_in, n_out, mode, align_corners, scale):
+    """Resample ``x`` along ``axis`` from n_in to n_out (PyTorch's source-index rules, one axis at a time)."""
+    xp = x.xp
+    dst = np.arange(n_out, dtype=np.float64)
+    lead = (slice(None),) * axis
+
+    def take(i):
+        return x[lead + (Tensor(xp.asarray(i.astype(np.int64))),)]
+
+    def wshape(v):
+        return Tensor(xp.asarray(v.astype(x.dtype)).reshape((n_out,) + (1,) * (x.ndim - axis - 1)))
+    if mode in ("nearest", "nearest-exact"):
+        # NOTE: PyTorch computes the nearest source index in float32 whatever the dtype (floorf(dst * scale))
+        s = np.float32((1.0 / scale) if scale is not None and scale > 0 else n_in / n_out)
+        src = np.floor((dst.astype(np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0.0)) * s)
+        return take(np.minimum(src, n_in - 1))
+    if align_corners:
+        s = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        src = dst * s
+    else:
+        s = (1.0 / scale) if scale is not None and scale > 0 else n_in / n_out
+        src = s * (dst + 0.5) - 0.5
+    if mode == "linear":
+        src = np.maximum(src, 0.0)
+        i0 = np.floor(src).astype(np.int64)
+        i0 = np.minimum(i0, n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        lam = src - i0
+        return take(i0) * wshape(1.0 - lam) + take(i1) * wshape(lam)
+    i0 = np.floor(src).astype(np.int64)
+    t = src - i0
+    ws = _cubic_weights(t)
+    y = None
+    for k, wk in zip(range(-1, 3), ws):
+        term = take(np.clip(i0 + k, 0, n_in - 1)) * wshape(wk)
+        y = term if y is None else y + term
+    return y
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,  # noqa: A002
+                recompute_scale_factor=None, antialias=False):
+    """Resize the spatial dims of (N, C, *spatial) input: nearest, nearest-exact, linear, bilinear, bicubic,
+    trilinear, area (PyTorch's source-index rules; separable, one axis at a time)."""
+    modes = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: "
+                             "linear | bilinear | bicubic | trilinear")
+    elif align_corners is None:
+        align_corners = False
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not supported")
+    dim = input.ndim - 2
+    if mode not in modes or dim not in (1, 2, 3):
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for "
+                                  f"the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
+                                  f"nearest-exact (got {mode})")
+    if mode in _INTERP_DIMS and _INTERP_DIMS[mode] != dim:
+        raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs {_INTERP_DIMS[mode] + 2}D input")
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    in_sizes = tuple(input.shape[2:])
+    if size is not None:
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input "
+                                 f"with spatial dimensions of {list(in_sizes)} and output size of {list(size)}. Please "
+                                 "provide input tensor in (N, C, d1, d2, ...,dK) format and output size in (o1, o2, "
+                                 "...,oK) format.")
+            out = tuple(int(s) for s in size)
+        else:
+            out = (int(size),) * dim
+        scales = (None,) * dim
+    elif scale_factor is not None:
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got "
+                                 f"input with spatial dimensions of {list(in_sizes)} and scale_factor of shape "
+                                 f"{list(scale_factor)}. Please provide input tensor in (N, C, d1, d2, ...,dK) format "
+                                 "and scale_factor in (s1, s2, ...,sK) format.")
+            scales = tuple(float(s) for s in scale_factor)
+        else:
+            scales = (float(scale_factor),) * dim
+        out = tuple(int(math.floor(n * s)) for n, s in zip(in_sizes, scales))
+        if recompute_scale_factor:
+            scales = (None,) * dim
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if any(o <= 0 for o in out):
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input {in_sizes} and output "
+                           f"{out}")
+    if input.dtype.kind != "f":
+        raise NotImplementedError(f"interpolate: not implemented for '{_promo.short_name(input.dtype)}' input")
+    if mode == "area":
+        if dim == 1:
+            return adaptive_avg_pool1d(input, out[0])
+        if dim == 2:
+            return adaptive_avg_pool2d(input, out)
+        raise NotImplementedError("interpolate: mode='area' supports 3-D and 4-D input only")
+    kind = "cubic" if mode == "bicubic" else ("linear" if mode in _INTERP_DIMS else mode)
+    y = input
+    for i, (n_in, n_out, sc) in enumerate(zip(in_sizes, out, scales)):
+        y = _interp_axis(y, 2 + i, n_in, n_out, kind, align_corners, sc)
+    return y
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):  # noqa: A002
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def pixel_shuffle(input, upscale_factor):  # noqa: A002
+    """(*, C*r^2, H, W) -> (*, C, H*r, W*r)."""
+    r = int(upscale_factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    if r <= 0:
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+    *b, c, h, w = input.shape
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
+                           f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    k = len(b)
+    y = input.reshape(*b, c // (r * r), r, r, h, w)
+    y = y.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2)
+    return y.reshape(*b, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input, downscale_factor):  # noqa: A002
+    """(*, C, H*r, W*r) -> (*, C*r^2, H, W)."""
+    r = int(downscale_factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    *b, c, h, w = input.shape
+    if h % r or w % r:
+        which, val = ("height", h) if h % r else ("width", w)
+        raise RuntimeError(f"pixel_unshuffle expects {which} to be divisible by downscale_factor, but input.size("
+                           f"{-2 if which == 'height' else -1})={val} is not divisible by {r}")
+    k = len(b)
+    y = input.reshape(*b, c, h // r, r, w // r, r)
+    y = y.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)
+    return y.reshape(*b, c * r * r, h // r, w // r)
+
+
+# -- more activations ---------------------------------------------------------------------------------------
+def _inplace_result(input, y, inplace):  # noqa: A002
+    if not inplace:
+        return y
+    if y.requires_grad:
+        raise NotImplementedError("inplace=True is not supported for this activation while autograd records a graph; "
+                                  "pass inplace=False (the same values, out of place)")
+    input._data[...] = y._data
+    from ..tensor import _bump  # noqa: PLC0415
+    _bump(input)
+    return input
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):  # noqa: A002
+    """clamp(input, min_val, max_val); the gradient is 0 AT the bounds (PyTorch's hardtanh_backward)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    inside = Tensor((input._data > min_val) & (input._data < max_val))
+    y = where(inside, input, input.clamp(min_val, max_val).detach())
+    return _inplace_result(input, y, inplace)
+
+
+def relu6(input, inplace=False):  # noqa: A002
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def hardswish(input, inplace=False):  # noqa: A002
+    """x * relu6(x + 3) / 6; gradient 0 for x <= -3, x/3 + 1/2 on (-3, 3), 1 for x >= 3 (as PyTorch)."""
+    d = input._data
+    y = where(Tensor(d <= -3), input * 0.0, where(Tensor(d < 3), input * (input + 3.0) / 6.0, input))
+    return _inplace_result(input, y, inplace)
+
+
+def hardsigmoid(input, inplace=False):  # noqa: A002
+    """relu6(x + 3) / 6; the gradient is 1/6 on the open interval (-3, 3) only."""
+    d = input._data
+    const = Tensor((d >= 3).astype(input.dtype))
+    y = where(Tensor((d > -3) & (d < 3)), input / 6.0 + 0.5, const)
+    return _inplace_result(input, y, inplace)
+
+
+def celu(input, alpha=1.0, inplace=False):  # noqa: A002
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    y = _act.elu(input / float(alpha)) * float(alpha)
+    return _inplace_result(input, y, inplace)
+
+
+def glu(input, dim=-1):  # noqa: A002
+    """a * sigmoid(b), with a, b the two halves of ``input`` along ``dim``."""
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = dim % input.ndim if -input.ndim <= dim < input.ndim else dim
+    if not 0 <= d < input.ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-input.ndim}, {input.ndim - 1}], "
+                         f"but got {dim})")
+    if input.shape[d] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {input.shape[d]}")
+    a, b = input.chunk(2, d)
+    return a * _act.sigmoid(b)
+
+
+def prelu(input, weight):  # noqa: A002
+    """max(0, x) + weight * min(0, x); weight has 1 or C (= input.shape[1]) elements. Gradient at 0: weight."""
+    if input.ndim == 0:
+        raise RuntimeError("Not allow zero-dim input tensor.")
+    ch = input.shape[1] if input.ndim >= 2 else 1
+    if weight.numel() != 1 and weight.numel() != ch:
+        raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+                           f"{weight.numel()} and channel size = {ch}.")
+    if weight.ndim > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {weight.ndim}")
+    w = weight.reshape(()) if weight.numel() == 1 else weight.reshape((ch,) + (1,) * (input.ndim - 2))
+    return where(Tensor(input._data > 0), input, w * input)
+
+
+def softsign(input):  # noqa: A002
+    return input / (input.abs() + 1.0)
+
+
+def tanhshrink(input):  # noqa: A002
+    return input - _act.tanh(input)
+
+
+def threshold(input, threshold, value, inplace=False):  # noqa: A002
+    """input where input > threshold, else value."""
+    y = where(Tensor(input._data > threshold), input, _const_like(input, value))
+    return _inplace_result(input, y, inplace)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
+    if dim is None:
+        dim = _softmax._implicit_dim(input.ndim)
+    return _softmax.softmax(-input, dim=dim, dtype=dtype)
+
+
+# -- more losses ---------------------------------------------------------------------------------------------
+def _reduce_loss(v, reduction):
+    if reduction == "none":
+        return v
+    if reduction == "sum":
+        return v.sum()
+    if reduction == "mean":
+        return v.mean()
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    """-w * (t * log(x) + (1 - t) * log(1 - x)), each log clamped to >= -100 (as PyTorch)."""
+    reduction = _loss._reduction(size_average, reduce, reduction)
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size (torch.Size({list(target.shape)})) that is different to the input size "
+                         f"(torch.Size({list(input.shape)})) is deprecated. Please ensure they have the same size.")
+    if input.dtype != target.dtype:
+        raise RuntimeError(f"Found dtype {_promo.short_name(target.dtype)} but expected "
+                           f"{_promo.short_name(input.dtype)}")
+    xd = input._data
+    if input.numel() and bool(((xd < 0) | (xd > 1)).any()):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+
+    w = None
+    if weight is not None:
+        if weight.requires_grad and _grad_enabled():
+            raise RuntimeError("The function 'binary_cross_entropy' is not differentiable with respect to argument "
+                               "'weight'. This input cannot have requires_grad True.")
+        wd = weight._data
+        np.broadcast_shapes(tuple(weight.shape), tuple(input.shape))
+        w = wd.astype(input.dtype, copy=False)
+    # NOTE: a Primitive, for PyTorch's first-order gradient (x - t) / max(x (1 - x), 1e-12) at x = 0 and 1
+    v = _BCE.apply(input, target, weight=w)
+    return _reduce_loss(v, reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):  # noqa: A002
+    """Pointwise target * (log(target) - input) (0 where target = 0); ``input`` holds log-probabilities.
+
+    reduction 'batchmean' divides the sum by input.size(0); 'mean' averages over all elements (as PyTorch).
+    """
+    if size_average is not None or reduce is not None:
+        reduction = _loss._reduction(size_average, reduce, "mean")
+    if reduction not in ("none", "mean", "sum", "batchmean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if log_target:
+        v = target.exp() * (target - input)
+    else:
+        from ..ops.math import xlogy  # noqa: PLC0415
+        v = xlogy(target, target) - target * input
+    if reduction == "mean":
+        import warnings  # noqa: PLC0415
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      stacklevel=3)
+    if reduction == "batchmean":
+        return v.sum() / input.shape[0] if input.ndim else v.sum()
+    return _reduce_loss(v, reduction)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1/max(||x1||, eps) * x2/max(||x2||, eps)) over ``dim`` (x1, x2 broadcast)."""
+    # NOTE: as PyTorch, the clamp is invisible to autograd (done in place under no_grad): its value, the norm's gradient
+    n1, n2 = x1.norm(2, dim, keepdim=True), x2.norm(2, dim, keepdim=True)
+    n1 = n1 + (n1.clamp(min=eps) - n1).detach()
+    n2 = n2 + (n2.clamp(min=eps) - n2).detach()
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """||x1 - x2 + eps||_p over the last dim."""
+    if x1.ndim == 0 or x2.ndim == 0:
+        nd = max(x1.ndim, x2.ndim)
+        return (x1 - x2 + eps).abs() if nd == 0 else (x1 - x2 + eps).norm(p, -1, keepdim=keepdim)
+    return (x1 - x2 + eps).norm(p, -1, keepdim=keepdim)
+
+
+# -- more normalisation -------------------------------------------------------------------------------------
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,  # noqa: A002
+                  momentum=0.1, eps=1e-5):
+    """Normalise each (sample, channel) over its spatial dims; running stats (when given) average over the batch."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected at least 3-D input (N, C, ...), got shape {tuple(input.shape)}")
+    n, c = input.shape[:2]
+    spatial = input.numel() // max(n * c, 1)
+    if use_input_stats and spatial <= 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size "
+                         f"torch.Size({list(input.shape)})")
+    mixed = _norm_dtypes(input, running_mean, running_var, weight, bias)
+    axes = tuple(range(2, input.ndim))
+    bshape = (1, c) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        mean = input.mean(axes, keepdim=True)
+        xc = input - mean
+        var = (xc * xc).mean(axes, keepdim=True)
+        if running_mean is not None and running_var is not None:
+            with no_grad():
+                m = float(momentum)
+                rm, rv = running_mean._data, running_var._data
+                bm = mean._data.reshape(n, c).mean(0)
+                bv = (var._data * (spatial / max(spatial - 1, 1))).reshape(n, c).mean(0)
+                rm[...] = (1 - m) * rm + m * bm.astype(rm.dtype, copy=False)
+                rv[...] = (1 - m) * rv + m * bv.astype(rv.dtype, copy=False)
+        y = xc * (var + eps).rsqrt()
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
+        rm = Tensor(running_mean._data.astype(input.dtype, copy=False)).reshape(bshape)
+        inv = Tensor((running_var._data.astype(input.dtype, copy=False) + eps) ** -0.5).reshape(bshape)
+        y = (input - rm) * inv
+    if weight is not None:
+        y = y * weight.reshape(bshape)
+    if bias is not None:
+        y = y + bias.reshape(bshape)
+    return y.type(input.dtype) if mixed else y
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
+    """input * rsqrt(mean(input^2 over the trailing dims) + eps) * weight; eps=None: the dtype's machine epsilon."""
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    k = len(shape)
+    if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*{', '.join(map(str, shape))}], but got input of size{list(input.shape)}")
+    if eps is None:
+        eps = float(np.finfo(input.dtype).eps)
+    axes = tuple(range(input.ndim - k, input.ndim))
+    y = input * ((input * input).mean(axes, keepdim=True) + eps).rsqrt()
+    return y * weight if weight is not None else y
 
 
 # -- a clear TypeError for NumPy arrays / torch.Tensors passed where Tensors are needed ------------------

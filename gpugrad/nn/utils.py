@@ -12,7 +12,7 @@ import numpy as np
 from ..backend import device_of, to_device, xp_of
 from ..tensor import Tensor
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
 
 
 def _grads(parameters):
@@ -81,3 +81,36 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
         raise ValueError(f"clip_value must be non-negative, got {clip_value}")
     for g in _grads(parameters):
         xp_of(g).clip(g, -clip_value, clip_value, out=g)
+
+
+def parameters_to_vector(parameters):
+    """One 1-D Tensor of all parameters, flattened and concatenated (differentiable, as PyTorch)."""
+    from ..tensor import cat  # noqa: PLC0415
+    if isinstance(parameters, Tensor):
+        raise TypeError(f"expected an iterable of Tensors, but got {type(parameters).__name__}")
+    ps = list(parameters)
+    dev = None
+    for p in ps:
+        if dev is None:
+            dev = p.device
+        elif p.device != dev:
+            raise TypeError("Found two parameters on different devices, this is currently not supported.")
+    return cat([p.reshape(-1) for p in ps])
+
+
+def vector_to_parameters(vec, parameters):
+    """Copy consecutive slices of the 1-D ``vec`` into ``parameters`` (their ``.data``), in order."""
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
+    if isinstance(parameters, Tensor):
+        raise TypeError(f"expected an iterable of Tensors, but got {type(parameters).__name__}")
+    ps = list(parameters)
+    total = sum(p.numel() for p in ps)
+    if vec.ndim != 1 or vec.numel() != total:
+        raise RuntimeError(f"vector_to_parameters: vec of shape {tuple(vec.shape)} does not hold the {total} "
+                           "elements of the parameters")
+    i = 0
+    for p in ps:
+        n = p.numel()
+        p._data[...] = vec._data[i:i + n].reshape(p.shape)
+        i += n

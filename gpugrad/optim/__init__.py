@@ -1,13 +1,22 @@
 """``gg.optim``: optimizers with PyTorch's names, arguments and semantics, and LR schedulers.
 
-Each step is one fused CUDA kernel per parameter on the GPU (kernels/optim.cu) and an in-place
-NumPy update with the same formulas on the CPU (gpugrad/kernels/optim.py).
+SGD, Adam/AdamW, RMSprop and Adagrad step with one fused CUDA kernel per parameter on the GPU
+(kernels/optim.cu) and an in-place NumPy update with the same formulas on the CPU
+(gpugrad/kernels/optim.py). NAdam, RAdam, Adamax, Adadelta, ASGD and LBFGS are in-place array
+updates on whichever array module holds the parameter (gpugrad/optim/_composite.py).
 """
 from . import lr_scheduler
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .asgd import ASGD
+from .lbfgs import LBFGS
+from .nadam import NAdam
 from .optimizer import Optimizer
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
+__all__ = ["ASGD", "LBFGS", "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "RAdam",
+           "RMSprop", "lr_scheduler"]

@@ -6,6 +6,8 @@ on the GPU, NumPy in place on the CPU).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..backend import to_device
@@ -100,6 +102,19 @@ class Optimizer:
     entry plus any per-group options, e.g. ``[{"params": body, "lr": 1e-4}, {"params": head}]``:
     options missing from a group take the constructor's values (``defaults``).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_records_call", False):
+            # NOTE: LR schedulers warn when their first step() comes before any optimizer.step(), as
+            #       PyTorch's do; every subclass's step records that it ran.
+            @functools.wraps(step)
+            def recorded_step(self, *args, **kwargs):
+                self._opt_called = True
+                return step(self, *args, **kwargs)
+            recorded_step._records_call = True
+            cls.step = recorded_step
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)

@@ -1,0 +1,50 @@
+"""Adadelta (Zeiler 2012), PyTorch semantics."""
+from __future__ import annotations
+
+from ._composite import begin, commit
+from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg, _check_unit
+
+__all__ = ["Adadelta"]
+
+
+class Adadelta(Optimizer):
+    """Adadelta: ``v = rho v + (1-rho) g^2``, ``d = sqrt(u + eps) / sqrt(v + eps) * g``,
+    ``u = rho u + (1-rho) d^2``, ``p -= lr * d``; ``weight_decay`` adds ``weight_decay * p`` to g."""
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, capturable=False,
+                 maximize=False, differentiable=False):
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, foreach=foreach, capturable=capturable,
+                        maximize=maximize, differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        _check_unit(group, "rho", closed=True)
+        _check_nonneg(group, "eps", "epsilon")
+        _check_nonneg(group, "weight_decay")
+        _check_flags_unsupported(group, differentiable="optimizer steps are not part of the autograd graph",
+                                 capturable="CUDA-graph capture of optimizer steps is not implemented")
+
+    def step(self, closure=None):
+        loss = self._eval_closure(closure)
+        for group in self.param_groups:
+            lr, rho, eps, wd = (float(group[k]) for k in ("lr", "rho", "eps", "weight_decay"))
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["square_avg"] = self._zeros(p)
+                    state["acc_delta"] = self._zeros(p)
+                state["step"] += 1
+                g, w = begin(p, group["maximize"], wd)
+                v, u = state["square_avg"]._data, state["acc_delta"]._data
+                v *= rho
+                v += (1 - rho) * g * g
+                delta = p.device.xp.sqrt(u + eps) / p.device.xp.sqrt(v + eps) * g
+                u *= rho
+                u += (1 - rho) * delta * delta
+                w -= lr * delta
+                commit(p, w)
+        return loss

@@ -1,0 +1,48 @@
+"""Adamax (Adam with the infinity norm), PyTorch semantics."""
+from __future__ import annotations
+
+from ._composite import begin, check_betas, commit
+from .optimizer import Optimizer, _check_flags_unsupported
+
+__all__ = ["Adamax"]
+
+
+class Adamax(Optimizer):
+    """Adamax: ``m = lerp(m, g, 1-b1)``, ``u = max(b2 u, |g| + eps)``, ``p -= lr / (1 - b1^t) * m / u``;
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, foreach=None, *,
+                 maximize=False, differentiable=False, capturable=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable, capturable=capturable)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        check_betas(group)
+        _check_flags_unsupported(group, differentiable="optimizer steps are not part of the autograd graph",
+                                 capturable="CUDA-graph capture of optimizer steps is not implemented")
+
+    def step(self, closure=None):
+        loss = self._eval_closure(closure)
+        for group in self.param_groups:
+            beta1, beta2 = (float(b) for b in group["betas"])
+            lr, eps, wd = (float(group[k]) for k in ("lr", "eps", "weight_decay"))
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = self._zeros(p)
+                    state["exp_inf"] = self._zeros(p)
+                state["step"] += 1
+                g, w = begin(p, group["maximize"], wd)
+                m, u = state["exp_avg"]._data, state["exp_inf"]._data
+                xp = p.device.xp
+                m += (1 - beta1) * (g - m)
+                u *= beta2
+                xp.maximum(u, xp.abs(g) + eps, out=u)
+                w -= (lr / (1 - beta1 ** state["step"])) * m / u
+                commit(p, w)
+        return loss
