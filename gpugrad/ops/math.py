@@ -94,7 +94,7 @@ def np_erfinv(x):
 def np_gammaln(x):
     f = np.frompyfunc(lambda v: math.inf if (math.isfinite(v) and v <= 0 and v == math.floor(v))
                       else (math.inf if v == -math.inf else math.lgamma(v)), 1, 1)
-    return f(np.asarray(x, np.float64)).astype(np.float64)
+    return np.asarray(f(np.asarray(x, np.float64)), dtype=np.float64)  # NOTE: frompyfunc gives a scalar for 0-d
 
 
 @quiet
