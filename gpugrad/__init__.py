@@ -410,3 +410,4 @@ from . import linalg  # noqa: E402
 from .ops.linalg2 import (addmm, addmv, baddbmm, diag, diag_embed, dot, einsum, ger, inner, kron,  # noqa: E402
                           outer, tensordot, trace, tril, triu, vdot)
 det, inverse, slogdet = linalg.det, linalg.inv, linalg.slogdet
+from .nn.functional import cdist  # noqa: E402,F401  (issue "The everyday PyTorch ops": torch.cdist)

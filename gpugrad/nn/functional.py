@@ -867,25 +867,21 @@ def pixel_unshuffle(input, downscale_factor):  # noqa: A002
 
 
 # -- more activations ---------------------------------------------------------------------------------------
-def _inplace_result(input, y, inplace):  # noqa: A002
-    if not inplace:
-        return y
-    if y.requires_grad:
-        raise NotImplementedError("inplace=True is not supported for this activation while autograd records a graph; "
-                                  "pass inplace=False (the same values, out of place)")
-    input._data[...] = y._data
-    from ..tensor import _bump  # noqa: PLC0415
-    _bump(input)
-    return input
+def _inplace_act(fn, input, *args):  # noqa: A002
+    """``inplace=True``: ``fn(input, *args)`` written into ``input`` through the generic in-place machinery
+    (under autograd the tensor is rebased onto the op's node, as PyTorch's ``hardtanh_`` etc.; the old
+    values are kept because these composites read them in backward)."""
+    return input._inplace(lambda t: fn(t, *args), keep=True)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):  # noqa: A002
     """clamp(input, min_val, max_val); the gradient is 0 AT the bounds (PyTorch's hardtanh_backward)."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
+    if inplace:
+        return _inplace_act(hardtanh, input, min_val, max_val)
     inside = Tensor((input._data > min_val) & (input._data < max_val))
-    y = where(inside, input, input.clamp(min_val, max_val).detach())
-    return _inplace_result(input, y, inplace)
+    return where(inside, input, input.clamp(min_val, max_val).detach())
 
 
 def relu6(input, inplace=False):  # noqa: A002
@@ -894,25 +890,28 @@ def relu6(input, inplace=False):  # noqa: A002
 
 def hardswish(input, inplace=False):  # noqa: A002
     """x * relu6(x + 3) / 6; gradient 0 for x <= -3, x/3 + 1/2 on (-3, 3), 1 for x >= 3 (as PyTorch)."""
+    if inplace:
+        return _inplace_act(hardswish, input)
     d = input._data
-    y = where(Tensor(d <= -3), input * 0.0, where(Tensor(d < 3), input * (input + 3.0) / 6.0, input))
-    return _inplace_result(input, y, inplace)
+    return where(Tensor(d <= -3), input * 0.0, where(Tensor(d < 3), input * (input + 3.0) / 6.0, input))
 
 
 def hardsigmoid(input, inplace=False):  # noqa: A002
     """relu6(x + 3) / 6; the gradient is 1/6 on the open interval (-3, 3) only."""
+    if inplace:
+        return _inplace_act(hardsigmoid, input)
     d = input._data
     const = Tensor((d >= 3).astype(input.dtype))
-    y = where(Tensor((d > -3) & (d < 3)), input / 6.0 + 0.5, const)
-    return _inplace_result(input, y, inplace)
+    return where(Tensor((d > -3) & (d < 3)), input / 6.0 + 0.5, const)
 
 
 def celu(input, alpha=1.0, inplace=False):  # noqa: A002
     """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
-    y = _act.elu(input / float(alpha)) * float(alpha)
-    return _inplace_result(input, y, inplace)
+    if inplace:
+        return _inplace_act(celu, input, alpha)
+    return _act.elu(input / float(alpha)) * float(alpha)
 
 
 def glu(input, dim=-1):  # noqa: A002
@@ -953,8 +952,9 @@ def tanhshrink(input):  # noqa: A002
 
 def threshold(input, threshold, value, inplace=False):  # noqa: A002
     """input where input > threshold, else value."""
-    y = where(Tensor(input._data > threshold), input, _const_like(input, value))
-    return _inplace_result(input, y, inplace)
+    if inplace:
+        return _inplace_act(globals()["threshold"], input, threshold, value)
+    return where(Tensor(input._data > threshold), input, _const_like(input, value))
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
@@ -1096,6 +1096,517 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
     axes = tuple(range(input.ndim - k, input.ndim))
     y = input * ((input * input).mean(axes, keepdim=True) + eps).rsqrt()
     return y * weight if weight is not None else y
+
+
+# == issue "The everyday PyTorch ops" (nn, part 2): sampling, feature dropout, more losses, cdist, LRN, ============
+# == embedding_bag, max_unpool2d ====================================================================================
+__all__ += ["gumbel_softmax", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "poisson_nll_loss",
+            "gaussian_nll_loss", "cdist", "margin_ranking_loss", "hinge_embedding_loss", "triplet_margin_loss",
+            "cosine_embedding_loss", "multi_margin_loss", "multilabel_soft_margin_loss", "local_response_norm",
+            "embedding_bag", "max_unpool2d"]
+
+
+def _reduction_enum(size_average, reduce, reduction):
+    """PyTorch's _Reduction.get_enum / legacy_get_enum: the reduction name, or its ValueError."""
+    reduction = _loss._reduction(size_average, reduce, reduction)
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _relu_mask(z):
+    """max(z, 0) whose gradient is 1 only where z > 0 (PyTorch's `if (z > 0)` in the margin losses)."""
+    return where(Tensor(z._data > 0), z, _const_like(z, 0.0))
+
+
+def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1):
+    """softmax((logits + g) / tau) with g ~ Gumbel(0, 1); ``hard``: the one-hot argmax in the forward with
+    the soft sample's gradient (straight-through: y_hard - y_soft.detach() + y_soft)."""
+    if eps != 1e-10:
+        import warnings  # noqa: PLC0415
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=3)
+    g = _random.generator(logits.device)
+    dt = logits.dtype if logits.dtype in (np.float32, np.float64) else np.float32
+    e = g.standard_exponential(tuple(logits.shape), dtype=dt)
+    gumbels = Tensor((-logits.xp.log(e)).astype(logits.dtype, copy=False))
+    y_soft = _softmax.softmax((logits + gumbels) / tau, dim=dim)
+    if not hard:
+        return y_soft
+    d = dim % logits.ndim if logits.ndim else 0
+    idx = logits.xp.argmax(y_soft._data, axis=d) if logits.ndim else None
+    hard_arr = logits.xp.zeros(tuple(logits.shape), dtype=logits.dtype)
+    if logits.ndim:
+        logits.xp.put_along_axis(hard_arr, logits.xp.expand_dims(idx, d), 1, axis=d)
+    else:
+        hard_arr[...] = 1
+    return Tensor(hard_arr) - y_soft.detach() + y_soft
+
+
+def _feature_dropout(input, p, training, inplace, batched):  # noqa: A002
+    """PyTorch's feature_dropout: one Bernoulli(1 - p) per (sample, channel), scaled by 1/(1-p); an
+    unbatched input (``batched`` False) is treated as one sample."""
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    shape = tuple(input.shape) if batched else (1,) + tuple(input.shape)
+    if len(shape) < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    mshape = shape[:2] + (1,) * (len(shape) - 2)
+    if p == 1.0:
+        mask = input.xp.zeros(mshape, dtype=input.dtype)
+    else:
+        g = _random.generator(input.device)
+        dt = input.dtype if input.dtype in (np.float32, np.float64) else np.float32
+        mask = ((g.random(mshape, dtype=dt) >= p) * (1.0 / (1.0 - p))).astype(input.dtype, copy=False)
+    if not batched:
+        mask = mask.reshape(mshape[1:])
+    return input.mul_(Tensor(mask)) if inplace else input * Tensor(mask)
+
+
+def _check_p(p):
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):  # noqa: A002
+    """Zero whole channels of (N, C, L) or unbatched (C, L) input with probability p (scaled by 1/(1-p))."""
+    _check_p(p)
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D input. Note that "
+                           "dropout1d exists to provide channel-wise dropout on inputs with 1 spatial dimension, a "
+                           "channel dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
+    return _feature_dropout(input, p, training, inplace, input.ndim == 3)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):  # noqa: A002
+    """Zero whole channels of (N, C, H, W) input. As PyTorch, a 3-D input is read as (N, C, L) (with its warning)."""
+    import warnings  # noqa: PLC0415
+    _check_p(p)
+    nd = input.ndim
+    if nd not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {nd}-D input to dropout2d, which is deprecated and will result in an "
+                      "error in a future release. To retain the behavior and silence this warning, please use dropout "
+                      "instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 spatial "
+                      "dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
+                      stacklevel=3)
+    if nd == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior "
+                      "is desired - input is interpreted as shape (N, C, L), where C is the channel dim. This behavior "
+                      "will change in a future release to interpret the input as one without a batch dimension, i.e. "
+                      "shape (C, H, W). To maintain the 1D channel-wise dropout behavior, please switch to using "
+                      "dropout1d instead.", stacklevel=3)
+    return _feature_dropout(input, p, training, inplace, True)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):  # noqa: A002
+    """Zero whole channels of (N, C, D, H, W) or unbatched (C, D, H, W) input."""
+    import warnings  # noqa: PLC0415
+    _check_p(p)
+    nd = input.ndim
+    if nd not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {nd}-D input to dropout3d, which is deprecated and will result in an "
+                      "error in a future release. To retain the behavior and silence this warning, please use dropout "
+                      "instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 spatial "
+                      "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
+                      stacklevel=3)
+    return _feature_dropout(input, p, training, inplace, nd == 5)
+
+
+_SELU_ALPHA_PRIME = 1.7580993408473766  # NOTE: -selu's negative saturation (alpha * scale), PyTorch's constant
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):  # noqa: A002
+    """Dropout for SELU networks: dropped elements get -alpha', then an affine map keeps mean 0 / variance 1.
+    NOTE: training defaults to False, as PyTorch's."""
+    _check_p(p)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    if p == 1.0:
+        z = Tensor(input.xp.zeros((), dtype=input.dtype))
+        return input.mul_(z) if inplace else input * z
+    g = _random.generator(input.device)
+    dt = input.dtype if input.dtype in (np.float32, np.float64) else np.float32
+    keep = (g.random(tuple(input.shape), dtype=dt) >= p).astype(input.dtype)
+    a = 1.0 / math.sqrt((_SELU_ALPHA_PRIME ** 2 * p + 1) * (1 - p))
+    b = Tensor(((keep - 1) * (_SELU_ALPHA_PRIME * a) + _SELU_ALPHA_PRIME * a * p).astype(input.dtype, copy=False))
+    m = Tensor((keep * a).astype(input.dtype, copy=False))
+    if inplace:
+        return input._inplace(lambda t: t * m + b, keep=False)
+    return input * m + b
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,  # noqa: A002
+                     reduction="mean"):
+    """exp(input) - target * input (log_input) or input - target * log(input + eps); ``full`` adds Stirling's
+    term target*log(target) - target + 0.5*log(2*pi*target) where target > 1."""
+    if size_average is not None or reduce is not None:
+        reduction = _loss._reduction(size_average, reduce, reduction)
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not a valid value for reduction")
+    loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
+    if full:
+        stirling = target * target.log() - target + 0.5 * (2 * math.pi * target).log()
+        loss = loss + where(Tensor(target._data > 1), stirling, _const_like(stirling, 0.0))
+    return _reduce_loss(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):  # noqa: A002
+    """0.5 * (log(max(var, eps)) + (input - target)^2 / max(var, eps)) (+ 0.5 log(2 pi) if ``full``).
+
+    ``var``: a Tensor of input's shape, of input's shape less the last dim, or with one dim of size 1; or a float.
+    The clamp is invisible to autograd (PyTorch clamps a clone in place under no_grad)."""
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = var * Tensor(input.xp.ones(tuple(input.shape), dtype=input.dtype))
+    elif not isinstance(var, Tensor):
+        # NOTE: PyTorch fails here with torch.any's TypeError for an int (or any non-float number)
+        raise TypeError(f"gaussian_nll_loss: var must be a Tensor or a float, got {type(var).__name__}")
+    elif var.numel() and bool((var._data < 0).any()):
+        raise ValueError("var has negative entry/entries")
+    ishape, vshape = tuple(input.shape), tuple(var.shape)
+    if vshape != ishape:
+        if ishape[:-1] == vshape:
+            var = var.unsqueeze(-1)
+        elif not (input.ndim == var.ndim and sum(y for x, y in zip(ishape, vshape) if x != y) == 1):
+            raise ValueError("var is of incorrect size")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    var = var + (var.clamp(min=eps) - var).detach()
+    loss = 0.5 * (var.log() + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce_loss(loss, reduction)
+
+
+_CDIST_MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist", "donot_use_mm_for_euclid_dist")
+
+
+def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
+    """p-norm distances between the rows of x1 (B.., P, M) and x2 (B.., R, M): (B.., P, R). Computed directly
+    (no matrix-product shortcut); the gradient is 0 where a distance is 0, and for p = inf it goes to every
+    coordinate attaining the max (PyTorch's cdist backward)."""
+    if compute_mode not in _CDIST_MODES:
+        raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
+    if x1.ndim < 2:
+        raise RuntimeError(f"cdist only supports at least 2D tensors, X1 got: {x1.ndim}D")
+    if x2.ndim < 2:
+        raise RuntimeError(f"cdist only supports at least 2D tensors, X2 got: {x2.ndim}D")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
+    for nm, t in (("X1", x1), ("X2", x2)):
+        if t.dtype.kind != "f":
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {nm} got: {_promo.short_name(t.dtype)}")
+    if x1.dtype != x2.dtype:
+        raise RuntimeError(f"expected scalar type {_promo.short_name(x1.dtype)} but found "
+                           f"{_promo.short_name(x2.dtype)}")
+    if x1.dtype == np.float16:
+        raise NotImplementedError("\"cdist\" not implemented for 'Half'")
+    if p < 0:
+        raise RuntimeError("cdist only supports non-negative p values")
+    b1, b2 = tuple(x1.shape[:-2]), tuple(x2.shape[:-2])
+    for i in range(1, min(len(b1), len(b2)) + 1):
+        if b1[-i] != b2[-i] and b1[-i] != 1 and b2[-i] != 1:
+            k = max(len(b1), len(b2)) - i
+            raise RuntimeError(f"The size of tensor a ({b1[-i]}) must match the size of tensor b ({b2[-i]}) at "
+                               f"non-singleton dimension {k}")
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (B.., P, R, M)
+    p = float(p)
+    if p == 0.0:
+        cnt = Tensor((diff._data != 0).sum(-1).astype(x1.dtype))
+        return cnt + (diff * 0.0).sum(-1)  # NOTE: a zero gradient, as PyTorch's
+    if math.isinf(p):
+        a = diff.abs()
+        m = a._data.max(-1, keepdims=True) if diff.shape[-1] else a._data.sum(-1, keepdims=True)
+        d = (a * Tensor((a._data == m).astype(x1.dtype))).sum(-1)
+        return d + Tensor(m[..., 0]) - d.detach()
+    return diff.norm(p, -1)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None, reduction="mean"):
+    """max(0, -target * (input1 - input2) + margin)."""
+    reduction = _reduction_enum(size_average, reduce, reduction)
+    if input1.ndim != input2.ndim or input1.ndim != target.ndim:
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+                           f"input1: torch.Size({list(input1.shape)}), input2: torch.Size({list(input2.shape)}), "
+                           f"target: torch.Size({list(target.shape)}) ")
+    return _reduce_loss((-target * (input1 - input2) + margin).clamp(min=0), reduction)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    """input where target = 1, max(0, margin - input) where target = -1 (PyTorch's where-form for other values)."""
+    reduction = _reduction_enum(size_average, reduce, reduction)
+    t = target._data
+    zero = _const_like(input, 0.0)
+    out = (where(Tensor(t != 1), (margin - input).clamp(min=0), zero) + where(Tensor(t != -1), input, zero))
+    return _reduce_loss(out, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, size_average=None,
+                        reduce=None, reduction="mean"):
+    """max(0, margin + d(a, p) - d(a, n)), d = pairwise_distance (``swap``: d(a, n) -> min(d(a, n), d(p, n)))."""
+    reduction = _reduction_enum(size_average, reduce, reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the same number of "
+                           f"dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative "
+                           f"{negative.ndim}D inputs")
+    dpos = pairwise_distance(anchor, positive, p, eps)
+    dneg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        from ..tensor import minimum  # noqa: PLC0415
+        dneg = minimum(dneg, pairwise_distance(positive, negative, p, eps))
+    return _reduce_loss((margin + dpos - dneg).clamp(min=0), reduction)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None, reduction="mean"):
+    """1 - cos(x1, x2) where target = 1, max(0, cos(x1, x2) - margin) where target = -1."""
+    reduction = _reduction_enum(size_average, reduce, reduction)
+    td = target.ndim
+    if td not in (0, 1):
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if td == 1 and not (input1.ndim == 2 and input2.ndim == 2):
+        raise RuntimeError(f"1D target tensor expects 2D input tensors, but found inputs with sizes "
+                           f"{list(input1.shape)} and {list(input2.shape)}.")
+    if td == 0 and not (input1.ndim == 1 and input2.ndim == 1):
+        raise RuntimeError(f"0D target tensor expects 1D input tensors, but found inputs with sizes "
+                           f"{list(input1.shape)} and {list(input2.shape)}.")
+    prod = (input1 * input2).sum(td)
+    m1 = (input1 * input1).sum(td) + 1e-12
+    m2 = (input2 * input2).sum(td) + 1e-12
+    cos = prod / (m1 * m2).sqrt()
+    zero = _const_like(cos, 0.0)
+    t = target._data
+    out = where(Tensor(t == 1), 1 - cos, zero) + where(Tensor(t == -1), (cos - margin).clamp(min=0), zero)
+    return _reduce_loss(out, reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,  # noqa: A002
+                      reduction="mean"):
+    """sum over i != y of max(0, margin - x[y] + x[i])^p (times weight[y]) / C, per sample."""
+    reduction = _reduction_enum(size_average, reduce, reduction)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.ndim != 1:
+        raise ValueError("weight must be one-dimensional")
+    if weight is not None and weight.requires_grad and _grad_enabled():
+        raise RuntimeError("The function 'multi_margin_loss' is not differentiable with respect to argument 'weight'. "
+                           "This input cannot have requires_grad True.")
+    if not (input.ndim <= 2 and input.numel() != 0) and not (input.ndim == 2 and input.shape[0] == 0):
+        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: "
+                           f"{list(input.shape)}")
+    x = input.reshape(1, -1) if input.ndim < 2 else input
+    n, c = x.shape
+    if target.dtype != np.int64:
+        raise RuntimeError(f"expected scalar type Long but found {_promo.short_name(target.dtype)}")
+    if not (target.ndim <= 1 and target.numel() == n):
+        raise RuntimeError(f"multi_margin_loss: target tensor should be 1-D with size equal to the number of input "
+                           f"samples (batch size). Expected target size [{n}], but got {list(target.shape)}. Input "
+                           f"has shape {list(input.shape)}.")
+    if weight is not None and weight.numel() != c:
+        raise RuntimeError(f"inconsistent weight size, expected {c} but got {list(weight.shape)}")
+    y = target._data.reshape(n)
+    if y.size and (int(y.min()) < 0 or int(y.max()) >= c):
+        raise RuntimeError("target out of range")
+    yi = Tensor(y.reshape(n, 1))
+    z = _relu_mask(margin - x.gather(1, yi) + x)
+    h = z if p == 1 else z * z
+    if weight is not None:
+        h = h * weight.gather(0, Tensor(y)).reshape(n, 1)
+    other = Tensor((x.xp.arange(c)[None, :] != y[:, None]).astype(x.dtype))
+    out = (h * other).sum(1) / c
+    if input.ndim < 2 and target.ndim == 0:
+        out = out.reshape(())
+    return _reduce_loss(out, reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
+                                reduction="mean"):
+    """-(t * logsigmoid(x) + (1 - t) * logsigmoid(-x)) (times weight), averaged over the class (last) dim."""
+    if size_average is not None or reduce is not None:
+        reduction = _loss._reduction(size_average, reduce, reduction)
+    loss = -(target * _act.logsigmoid(input) + (1 - target) * _act.logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    cdim = input.ndim - 1
+    loss = loss.sum(cdim) / input.shape[cdim]
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    return _reduce_loss(loss, reduction)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):  # noqa: A002
+    """input / (k + alpha * mean of input^2 over ``size`` neighbouring channels (zero-padded)) ** beta."""
+    nd = input.ndim
+    if nd < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality                          input (got {nd} dimensions)")
+    if input.numel() == 0:
+        return input
+    n, c = input.shape[:2]
+    sq = (input * input).reshape(n, c, -1)
+    lo, hi = size // 2, (size - 1) // 2
+    padded = _core_pad(sq, (0, 0, lo, hi))
+    acc = padded[:, 0:c]
+    for j in range(1, size):
+        acc = acc + padded[:, j:j + c]
+    div = (acc / size).reshape(tuple(input.shape))
+    return input / (div * alpha + k) ** beta
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,  # noqa: A002
+                  mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sums / means / maxima of the bags of ``weight`` rows picked by ``input``: a 2-D input is a batch of
+    fixed-length bags; a 1-D one is cut at ``offsets``. Empty bags give zeros; ``padding_idx`` entries are
+    left out of their bag (and of the mean's count)."""
+    if per_sample_weights is not None and tuple(input.shape) != tuple(per_sample_weights.shape):
+        raise ValueError(f"embedding_bag: If per_sample_weights (torch.Size({list(per_sample_weights.shape)})) is not "
+                         f"None, then it must have the same shape as the input (torch.Size({list(input.shape)}))")
+    if weight.ndim != 2:
+        raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.ndim}")
+    xp = weight.xp
+    psw = per_sample_weights
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch of fixed "
+                             f"length sequences. However, found offsets of type {type(offsets)}")
+        off = xp.arange(0, input.numel(), max(input.shape[1], 1), dtype=np.int64)[: input.shape[0]]
+        include_last_offset = False
+        idx = input._data.reshape(-1)
+        psw = psw.reshape(-1) if psw is not None else None
+    elif input.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        if offsets.ndim != 1:
+            raise ValueError("offsets has to be a 1D Tensor")
+        idx, off = input._data, offsets._data
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {input.ndim}")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError("mode has to be one of sum, mean or max")
+    if mode == "max" and scale_grad_by_freq:
+        raise ValueError("max mode does not support scaling the gradient by the frequency")
+    if mode == "max" and sparse:
+        raise ValueError("max mode does not support sparse weights")
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding_bag: scale_grad_by_freq and sparse gradients are not supported")
+    for nm, a in (("indices", idx), ("offsets", off)):
+        if a.dtype not in (np.int64, np.int32):
+            raise RuntimeError(f"Expected tensor for argument #1 '{nm}' to have one of the following scalar types: "
+                               f"Long, Int; but got torch.{_promo.short_name(a.dtype)}Tensor instead (while checking "
+                               "arguments for embedding_bag)")
+    num = weight.shape[0]
+    if padding_idx is not None:
+        if not -num <= padding_idx < num:
+            raise RuntimeError(f"padding_idx must be within the number of embeddings, -{num} through {num - 1}, but "
+                               f"got {padding_idx}")
+        padding_idx %= num
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
+        raise IndexError(f"embedding_bag: index out of range [0, {num}) (got min {int(idx.min())}, max "
+                         f"{int(idx.max())})")
+    if max_norm is not None:
+        embedding(Tensor(idx), weight, max_norm=max_norm, norm_type=norm_type)  # NOTE: its in-place renorm only
+    if psw is not None and mode != "sum":
+        raise NotImplementedError("embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                  f"supported for mode='sum' (got mode='{mode}'). Please open a feature request on "
+                                  "GitHub.")
+    if psw is not None and psw.dtype != weight.dtype:
+        raise RuntimeError(f"Expected tensor for argument #1 'weight' to have the same type as tensor for argument #1 "
+                           f"'per_sample_weights'; but type {_promo.tensor_type_name(weight.dtype, weight.is_cuda)} "
+                           f"does not equal {_promo.tensor_type_name(psw.dtype, psw.is_cuda)} (while checking "
+                           "arguments for embedding_bag)")
+    n = int(idx.size)
+    off = off.astype(np.int64)
+    if off.size and int(off[0]) != 0:
+        raise RuntimeError(f"offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
+                           f"position 0. However, got {int(off[0])}")
+    if off.size and int(off[-1]) > n:
+        raise RuntimeError(f"offsets[-1] can not be greater than input's length {n} but got offsets[-1] of "
+                           f"{int(off[-1])}")
+    if off.size > 1 and bool((off[1:] < off[:-1]).any()):
+        raise RuntimeError("embedding_bag: offsets must be non-decreasing")  # NOTE: PyTorch fails an internal check
+    if include_last_offset and off.size and int(off[-1]) != n:
+        # NOTE: PyTorch (CPU) does not check this, and its modes then disagree about where the last bag ends
+        raise ValueError(f"embedding_bag: with include_last_offset=True, offsets[-1] must equal the number of indices "
+                         f"({n}), got {int(off[-1])}")
+    nb = max(int(off.size) - 1, 0) if include_last_offset else int(off.size)
+    ends = xp.concatenate([off[1:nb], xp.asarray([n], dtype=np.int64)])[:nb]
+    pos = xp.arange(n, dtype=np.int64)
+    bag = xp.searchsorted(off[:nb], pos, side="right") - 1 if nb else xp.zeros(0, np.int64)
+    valid = (bag >= 0) & (pos < (ends[bag] if nb else pos))
+    if padding_idx is not None:
+        valid &= idx != padding_idx
+    sel = xp.nonzero(valid)[0]
+    rows = weight[Tensor(idx[sel])]
+    seg = bag[sel]
+    dim = weight.shape[1]
+    out0 = Tensor(xp.zeros((nb, dim), dtype=weight.dtype))
+    if mode in ("sum", "mean"):
+        if psw is not None:
+            rows = rows * psw[Tensor(sel)].unsqueeze(1)
+        out = out0.index_add(0, Tensor(seg), rows)
+        if mode == "mean":
+            cnt = xp.bincount(seg, minlength=nb)[:nb].astype(weight.dtype)
+            out = out / Tensor(xp.maximum(cnt, 1)[:, None])
+        return out
+    # max: gather each bag into a padded (nb, L, dim) block; empty slots read a -inf row
+    cnt = xp.bincount(seg, minlength=nb)[:nb] if nb else xp.zeros(0, np.int64)
+    width = int(cnt.max()) if cnt.size and sel.size else 0
+    if width == 0:
+        return out0 + weight.sum() * 0.0 if weight.requires_grad else out0
+    start = xp.concatenate([xp.zeros(1, np.int64), xp.cumsum(cnt)[:-1]])
+    slot = xp.arange(sel.size) - start[seg]
+    block = xp.full((nb, width), sel.size, dtype=np.int64)
+    block[seg, slot] = xp.arange(sel.size)
+    ext = _cat_rows(rows, Tensor(xp.full((1, dim), -np.inf, dtype=weight.dtype)))
+    mx = ext[Tensor(block)].max(1).values
+    return where(Tensor((cnt > 0)[:, None]), mx, _const_like(mx, 0.0))
+
+
+def _cat_rows(a, b):
+    from ..tensor import cat  # noqa: PLC0415
+    return cat([a, b], 0)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The inverse of max_pool2d(return_indices=True): each value written at its flat index in (H_out*W_out),
+    zeros elsewhere. Default size (H - 1) * stride - 2 * padding + kernel_size per dim."""
+    kernel_size = _pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    default = [(input.shape[-2 + d] - 1) * stride[d] + kernel_size[d] - 2 * padding[d] for d in range(2)] \
+        if input.ndim >= 2 else [0, 0]
+    if output_size is None:
+        size = default
+    else:
+        output_size = list(output_size)
+        if len(output_size) == 4:
+            output_size = output_size[2:]
+        if len(output_size) != 2:
+            raise ValueError("output_size should be a sequence containing 2 or 4 elements, but it has a length of "
+                             f"'{len(output_size)}'")
+        for d in range(2):
+            lo, hi = default[d] - stride[d], default[d] + stride[d]
+            if not lo < output_size[d] < hi:
+                raise ValueError(f'invalid output_size "{tuple(output_size)}" (dim {d} must be between {lo} and {hi})')
+        size = [int(v) for v in output_size]
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"Input to max_unpooling2d should be a 3d or 4d Tensor, but got a tensor with {input.ndim} "
+                           "dimensions.")
+    if indices.dtype != np.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: {_promo.short_name(indices.dtype)}")
+    if tuple(indices.shape) != tuple(input.shape):
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor ({list(input.shape)}) "
+                           f"but got indices tensor with shape: {list(indices.shape)}")
+    oh, ow = size
+    lead = tuple(input.shape[:-2])
+    flat_i = indices._data.reshape(lead + (-1,))
+    if flat_i.size and (int(flat_i.min()) < 0 or int(flat_i.max()) >= oh * ow):
+        bad = int(flat_i.max()) if int(flat_i.max()) >= oh * ow else int(flat_i.min())
+        raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size {oh}x{ow})")
+    base = Tensor(input.xp.zeros(lead + (oh * ow,), dtype=input.dtype))
+    out = base.scatter(input.ndim - 2, Tensor(flat_i), input.reshape(lead + (-1,)))
+    return out.reshape(lead + (oh, ow))
+
 
 
 # -- a clear TypeError for NumPy arrays / torch.Tensors passed where Tensors are needed ------------------

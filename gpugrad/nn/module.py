@@ -82,6 +82,8 @@ class Module:
         d["_modules"] = OrderedDict()
         d["_forward_hooks"] = OrderedDict()
         d["_forward_pre_hooks"] = OrderedDict()
+        d["_backward_hooks"] = OrderedDict()
+        d["_backward_pre_hooks"] = OrderedDict()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
@@ -458,9 +460,31 @@ class Module:
             self._forward_hooks.move_to_end(h.id, last=False)
         return h
 
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """``hook(module, grad_output)`` runs when the gradients w.r.t. the module's outputs are computed,
+        before ``grad_input``; it may return a replacement ``grad_output`` (a tuple)."""
+        d = self.__dict__.setdefault("_backward_pre_hooks", OrderedDict())
+        h = RemovableHandle(d)
+        d[h.id] = hook
+        if prepend:
+            d.move_to_end(h.id, last=False)
+        return h
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """``hook(module, grad_input, grad_output)`` runs once the gradients w.r.t. the module's positional
+        inputs are computed (None for non-Tensors and inputs that need none); it may return a replacement
+        ``grad_input``. As PyTorch's BackwardHook: identity nodes wrap the Tensor inputs and outputs."""
+        d = self.__dict__.setdefault("_backward_hooks", OrderedDict())
+        h = RemovableHandle(d)
+        d[h.id] = hook
+        if prepend:
+            d.move_to_end(h.id, last=False)
+        return h
+
     def __call__(self, *args, **kwargs):
         d = self.__dict__
-        if not d["_forward_pre_hooks"] and not d["_forward_hooks"]:
+        if not d["_forward_pre_hooks"] and not d["_forward_hooks"] and not d.get("_backward_hooks") \
+                and not d.get("_backward_pre_hooks"):
             try:
                 return self.forward(*args, **kwargs)
             except (AttributeError, TypeError) as e:
@@ -497,11 +521,16 @@ class Module:
                 r = hook(self, args)
                 if r is not None:
                     args = r if isinstance(r, tuple) else (r,)
+        bw = _BackwardHook(self, d) if d.get("_backward_hooks") or d.get("_backward_pre_hooks") else None
+        if bw is not None:
+            args = bw.setup_input_hook(args)
         out = self.forward(*args, **kwargs)
         for hook, wk in list(d["_forward_hooks"].values()):
             r = hook(self, args, kwargs, out) if wk else hook(self, args, out)
             if r is not None:
                 out = r
+        if bw is not None:
+            out = bw.setup_output_hook(out)
         return out
 
     def _call_impl(self, *args, **kwargs):
@@ -534,3 +563,116 @@ class Module:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+
+
+# -- full backward hooks (PyTorch's torch.utils.hooks.BackwardHook) ----------------------------------------------
+def _hook_fn_class():
+    from ..autograd.function import Function  # noqa: PLC0415
+
+    class BackwardHookFunction(Function):
+        """Identity on its Tensor arguments; its backward (one call with every output's gradient) runs ``ctx.cb``."""
+
+        @staticmethod
+        def forward(ctx, cb, *tensors):
+            ctx.cb = cb
+            ctx.set_materialize_grads(False)
+            ctx.mark_non_differentiable(*[t for t in tensors if not t.requires_grad])
+            return tensors if len(tensors) > 1 else tensors[0]
+
+        @staticmethod
+        def backward(ctx, *grads):
+            return (None,) + tuple(ctx.cb(grads))
+    return BackwardHookFunction
+
+
+_BHF = []
+
+
+class _BackwardHook:
+    def __init__(self, module, d):
+        self.module = module
+        self.hooks = list(d.get("_backward_hooks", {}).values())
+        self.pre_hooks = list(d.get("_backward_pre_hooks", {}).values())
+        self.n_inputs, self.input_idx, self.n_outputs, self.grad_outputs = 0, None, 0, None
+
+    @staticmethod
+    def _apply(cb, seq):
+        from ..autograd.grad_mode import is_grad_enabled  # noqa: PLC0415
+        from ..tensor import Tensor  # noqa: PLC0415
+        idx = [i for i, a in enumerate(seq) if isinstance(a, Tensor)]
+        if not idx or not is_grad_enabled() or not any(seq[i].requires_grad for i in idx):
+            return seq, None
+        if not _BHF:
+            _BHF.append(_hook_fn_class())
+        new = _BHF[0].apply(cb, *[seq[i] for i in idx])
+        new = new if isinstance(new, tuple) else (new,)
+        out = list(seq)
+        for i, t in zip(idx, new):
+            out[i] = t
+        return tuple(out), idx
+
+    @staticmethod
+    def _pack(idx, vals, n):
+        r = [None] * n
+        for i, v in zip(idx, vals):
+            r[i] = v
+        return tuple(r)
+
+    def setup_input_hook(self, args):
+        self.n_inputs = len(args)
+        if not self.hooks:
+            return args
+        new, self.input_idx = self._apply(self._input_cb, tuple(args))
+        return new
+
+    def _input_cb(self, grads):
+        gi = self._pack(self.input_idx, grads, self.n_inputs)
+        for hook in self.hooks:
+            r = hook(self.module, gi, self.grad_outputs)
+            if r is None:
+                continue
+            r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+            if len(r) != len(gi):
+                raise RuntimeError(f"Backward hook returned an invalid number of grad_input, got {len(r)}, but "
+                                   f"expected {len(gi)}")
+            gi = r
+        self.grad_outputs = None
+        return tuple(gi[i] for i in self.input_idx)
+
+    def setup_output_hook(self, out):
+        from ..tensor import Tensor  # noqa: PLC0415
+        single = isinstance(out, Tensor)
+        if not single and not isinstance(out, tuple):
+            raise RuntimeError("full backward hooks support a module output that is a Tensor or a tuple of Tensors "
+                               f"only, got {type(out).__name__}")
+        seq = (out,) if single else out
+        self.n_outputs = len(seq)
+        new, self.output_idx = self._apply(self._output_cb, seq)
+        return new[0] if single else new
+
+    def _output_cb(self, grads):
+        go = self._pack(self.output_idx, grads, self.n_outputs)
+        for hook in self.pre_hooks:
+            r = hook(self.module, go)
+            if r is None:
+                continue
+            r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+            if len(r) != len(go):
+                raise RuntimeError(f"Backward pre hook returned an invalid number of grad_output, got {len(r)}, but "
+                                   f"expected {len(go)}")
+            go = r
+        self.grad_outputs = go
+        if self.input_idx is None and self.hooks:
+            import warnings  # noqa: PLC0415
+            warnings.warn("Full backward hook is firing when gradients are computed with respect to module outputs "
+                          "since no inputs require gradients. See https://docs.pytorch.org/docs/main/generated/"
+                          "torch.nn.Module.html#torch.nn.Module.register_full_backward_hook for more details.",
+                          stacklevel=2)
+            gi = (None,) * self.n_inputs
+            for hook in self.hooks:
+                r = hook(self.module, gi, self.grad_outputs)
+                if r is not None and not (isinstance(r, tuple) and all(v is None for v in r)):
+                    raise RuntimeError("Backward hook for Modules where no input requires gradient should always "
+                                       "return None or None for all gradients.")
+            self.grad_outputs = None
+        return tuple(go[i] for i in self.output_idx)
