@@ -448,7 +448,8 @@ class Tensor:
         ``keep``: fn's backward reads self's old values, so under autograd they are copied first (as
         PyTorch saves ``original_self``); ``cast``: refuse what PyTorch's in-place ops refuse to cast
         (a float result into an integer tensor). Under no_grad (optimizers, init) nothing is recorded."""
-        if _state.grad_enabled and (self._rg or any(isinstance(a, Tensor) and a._rg for a in args)):
+        if _state.grad_enabled and (self._rg or any(isinstance(a, Tensor) and a._rg for a in args) or
+                                    self._view is not None and self._view[0]._rg):
             return self._inplace_graph(fn, args, keep, cast)
         _state.grad_enabled, prev = False, _state.grad_enabled
         try:
@@ -461,6 +462,12 @@ class Tensor:
 
     def _inplace_graph(self, fn, args, keep, cast):
         v = self._view
+        if v is not None and not self._rg and v[0]._rg:
+            raise RuntimeError("A view was created in no_grad mode and is being modified inplace with grad mode "
+                               "enabled. Given that this use case is ambiguous and error-prone, it is forbidden. You "
+                               "can clarify your code by moving both the view and the inplace either both inside the "
+                               "no_grad block (if you don't want the inplace to be tracked) or both outside (if you "
+                               "want the inplace to be tracked).")
         if self._node is None and self._rg:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         if v is not None and v[0]._node is None and v[0]._rg:
@@ -507,7 +514,7 @@ class Tensor:
     def __setitem__(self, idx, value):
         idx = _index(idx, self._data)
         val = value if isinstance(value, Tensor) else _wrap(value, self)
-        if not (_state.grad_enabled and (self._rg or val._rg)):
+        if not (_state.grad_enabled and (self._rg or val._rg or self._view is not None and self._view[0]._rg)):
             if type(val._data) is not type(self._data):
                 raise RuntimeError(f"index assignment: the value is on {val.device}, the tensor on {self.device}; "
                                    "move it with .to(device) first")
