@@ -1,4 +1,4 @@
-"""Run the benchmark suite: ``python benchmarks/run.py [overhead] [train] [kernels] [--device cuda]``.
+"""Run the benchmark suite: ``python benchmarks/run.py [overhead] [train] [kernels] [ops] [--device cuda]``.
 
 Each benchmark prints a short table and writes JSON (with the machine, date and library
 versions) under benchmarks/results/.
@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402,F401  (sets the thread counts before NumPy is imported)
 
-ALL = ("overhead", "train", "kernels")
+ALL = ("overhead", "train", "kernels", "ops")
 
 
 def main(argv):
@@ -29,6 +29,9 @@ def main(argv):
         elif n == "kernels":
             import kernels as kb
             kb.main(rest)
+        elif n == "ops":
+            import ops_vs_torch
+            ops_vs_torch.main(rest)
         else:
             raise SystemExit(f"unknown benchmark {n!r}: choose from {', '.join(ALL)}")
         print()
