@@ -64,7 +64,8 @@ def _as_4d(x, name):
 # -- linear / conv --------------------------------------------------------------------------------
 def linear(input, weight, bias=None):  # noqa: A002
     """y = input @ weight.T + bias (one graph node). weight: (out, in), bias: (out,)."""
-    if input.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+    wdt = weight._data.dtype
+    if input._data.dtype != wdt or (bias is not None and bias._data.dtype != wdt):
         # NOTE: no promotion, as PyTorch: its error names the kernel linear dispatches to (mm / addmm)
         n = _promo.short_name
         if bias is None:
