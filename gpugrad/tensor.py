@@ -2095,11 +2095,18 @@ def pad(t, pad, mode="constant", value=0.0):  # noqa: A002
     if len(pad) % 2 or len(pad) // 2 > t.ndim:
         raise ValueError(f"pad: expected an even number of values covering at most {t.ndim} dims, got {pad}")
     widths = [(0, 0)] * t.ndim
+    crop = [slice(None)] * t.ndim
     for i in range(len(pad) // 2):
+        d = t.ndim - 1 - i
         lo, hi = int(pad[2 * i]), int(pad[2 * i + 1])
-        if lo < 0 or hi < 0:
-            raise NotImplementedError("pad: negative padding is not supported; slice the tensor instead")
-        widths[t.ndim - 1 - i] = (lo, hi)
+        n = t.shape[d]
+        if n + lo + hi < 0:
+            raise RuntimeError("narrow(): length must be non-negative.")  # NOTE: PyTorch 2.13's text
+        # NOTE: negative widths crop, as PyTorch's constant pad
+        crop[d] = slice(max(-lo, 0), n - max(-hi, 0))
+        widths[d] = (max(lo, 0), max(hi, 0))
+    if any(c != slice(None) for c in crop):
+        t = _sh.GetItem.apply(t, idx=tuple(crop))  # not a view: Pad below copies
     return _sh.Pad.apply(t, widths=tuple(widths), value=value)
 
 
