@@ -852,6 +852,13 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):  # no
     total = int(rep.sum())
     if output_size is not None and int(output_size) != total:
         raise RuntimeError("allocated size does not match required size")
+    if not isinstance(repeats, Tensor) and output_size is None:
+        # NOTE: a scalar count: unsqueeze, expand, merge (the backward is a reshape-sum, not an index scatter)
+        k = int(repeats)
+        shp = t.shape
+        out = t.unsqueeze(d + 1).expand(shp[:d + 1] + (k,) + shp[d + 1:])
+        out = out.reshape(shp[:d] + (n * k,) + shp[d + 1:])
+        return out.clone() if out._view is not None or out is t else out  # NOTE: never a view (k == 1), as PyTorch
     idx = t.xp.repeat(t.xp.arange(n), rep)
     return t[(slice(None),) * d + (Tensor(idx),)]
 
