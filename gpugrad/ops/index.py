@@ -16,7 +16,7 @@ _tensor = __import__("sys").modules["gpugrad.tensor"]  # NOTE: gpugrad.tensor (t
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from ._util import norm_dim, one_dim
-from .shape import Expand, GetItem, IndexAdd
+from .shape import Expand, GetItem, IndexAdd, Trusted, flat_index
 
 Tensor = _tensor.Tensor
 
@@ -77,7 +77,7 @@ def _grid(idx, d):
             shape = [1] * nd
             shape[i] = idx.shape[i]
             out.append(xp.arange(idx.shape[i]).reshape(shape))
-    return tuple(out)
+    return Trusted(out)
 
 
 def along(t, idx, d):
@@ -219,17 +219,29 @@ class ScatterReduce(Primitive):
 
     def forward(self, x, src, idx, reduce, include_self):
         xp = xp_of(x)
+        # NOTE: idx (from _scatter_index) is in range: reads go through a flat take, writes through the 1-D
+        # ufunc.at fast path on a raveled linear index (same per-target order as the tuple index: bit-identical)
+        idx = Trusted(idx)
         self.idx, self.reduce, self.include_self = idx, reduce, include_self
         self.xs = x.shape
-        touched = xp.zeros(x.shape, dtype=bool)
-        touched[idx] = True
+        lin = flat_index(idx, x.shape)
+        touched = None
+        if not include_self:  # the scattered-to positions, needed only without include_self
+            touched = xp.zeros(x.shape, dtype=bool)
+            if lin is not None:
+                touched.reshape(-1)[lin] = True
+            else:
+                touched[idx] = True
         self.touched = touched
         if reduce in ("sum", "mean"):
             out = x.copy() if include_self else xp.where(touched, xp.zeros((), x.dtype), x)
-            _add_at(out, idx, src)
+            _add_at(out, idx, src, lin)
             if reduce == "mean":
-                cnt = xp.zeros(x.shape, dtype=np.int64)
-                _add_at(cnt, idx, xp.ones(src.shape, np.int64))
+                if lin is not None:
+                    cnt = xp.bincount(lin, minlength=x.size).reshape(x.shape).astype(np.int64, copy=False)
+                else:
+                    cnt = xp.zeros(x.shape, dtype=np.int64)
+                    _add_at(cnt, idx, xp.ones(src.shape, np.int64))
                 cnt = cnt + (1 if include_self else 0)
                 cnt = xp.maximum(cnt, 1)
                 self.cnt = cnt
@@ -241,19 +253,26 @@ class ScatterReduce(Primitive):
         # amax / amin
         big = _extreme_value(x.dtype, reduce == "amin")
         out = x.copy() if include_self else xp.where(touched, xp.asarray(big, x.dtype), x)
-        fn = xp.maximum if reduce == "amax" else xp.minimum
+        out = xp.ascontiguousarray(out)
+        if lin is not None:
+            of, tgt, sv = out.reshape(-1), lin, xp.ascontiguousarray(src).reshape(-1)
+        else:
+            of, tgt, sv = out, idx, src
         if xp is np:
-            fn.at(out, idx, src)
+            (np.maximum if reduce == "amax" else np.minimum).at(of, tgt, sv)
         else:  # pragma: no cover  (cupy)
             import cupyx  # noqa: PLC0415
-            (cupyx.scatter_max if reduce == "amax" else cupyx.scatter_min)(out, idx, src)
+            (cupyx.scatter_max if reduce == "amax" else cupyx.scatter_min)(of, tgt, sv)
         # NOTE: PyTorch shares the gradient evenly among the values equal to the result (ties); without
         # include_self, self's value survives (and gets the whole gradient) only where nothing was scattered
-        val = out[idx]
+        val = of.take(lin).reshape(src.shape) if lin is not None else out[idx]
         self_hit = (x == out) if include_self else ~touched
         src_hit = src == val
         n = self_hit.astype(np.int64)
-        _add_at(n, idx, src_hit.astype(np.int64))
+        if lin is not None:
+            n += xp.bincount(lin[src_hit.reshape(-1)], minlength=x.size).reshape(x.shape).astype(np.int64, copy=False)
+        else:
+            _add_at(n, idx, src_hit.astype(np.int64))
         self.self_hit, self.src_hit, self.n = self_hit, src_hit, xp.maximum(n, 1)
         return out
 
@@ -272,7 +291,10 @@ class ScatterReduce(Primitive):
         return gx, self.call(GetItem, gn, idx=self.idx) * self.src_hit.astype(dt)
 
 
-def _add_at(z, idx, v):
+def _add_at(z, idx, v, lin=None):
+    """z[idx] += v (repeats accumulate) in place; lin: flat_index(idx, z.shape) when known (1-D fast path)."""
+    if lin is not None and z.flags.c_contiguous:
+        z, idx, v = z.reshape(-1), lin, v.reshape(-1)
     if type(z) is np.ndarray:
         np.add.at(z, idx, v)
     else:  # pragma: no cover  (cupy)
