@@ -21,6 +21,7 @@ from ..ops import loss as _loss
 from ..ops import softmax as _softmax
 from ..ops.activation import *  # noqa: F403  (the fused ops are re-exported)
 from ..ops.linalg import Linear as _Linear
+from ..ops import nnops as _nnops
 from ..ops.nnops import BinaryCrossEntropy as _BCE
 from ..ops.loss import *  # noqa: F403
 from ..ops.reduce import MaxMin as _MaxMin
@@ -893,8 +894,9 @@ def hardswish(input, inplace=False):  # noqa: A002
     """x * relu6(x + 3) / 6; gradient 0 for x <= -3, x/3 + 1/2 on (-3, 3), 1 for x >= 3 (as PyTorch)."""
     if inplace:
         return _inplace_act(hardswish, input)
-    d = input._data
-    return where(Tensor(d <= -3), input * 0.0, where(Tensor(d < 3), input * (input + 3.0) / 6.0, input))
+    if input._data.dtype.kind != "f" or input.ndim == 0:
+        return _nnops._c_hardswish(input)
+    return _nnops.Hardswish.apply(input)
 
 
 def hardsigmoid(input, inplace=False):  # noqa: A002
