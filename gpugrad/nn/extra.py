@@ -8,11 +8,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tensor import full, int64, ones, zeros
+from ..tensor import full, ones, zeros
 from . import functional as F
-from .layers import _empty, reset_weight_and_bias
+from .layers import _empty
 from .loss import _Loss
 from .module import Module
+from .normalization import register_running_stats
 from .parameter import Parameter
 
 __all__ = ["Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d",
@@ -22,79 +23,7 @@ __all__ = ["Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d"
            "InstanceNorm2d", "RMSNorm", "ParameterDict"]
 
 
-def _ntuple(v, n, name):
-    if isinstance(v, numbers.Integral):
-        return (int(v),) * n
-    v = tuple(int(a) for a in v)
-    if len(v) != n:
-        raise ValueError(f"{name} must be an int or a {n}-tuple of ints, got {v}")
-    return v
-
-
-# -- convolutions -----------------------------------------------------------------------------------------
-class _ConvNd(Module):
-    _n = 1
-    _transposed = False
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
-                 device, dtype, output_padding=0):
-        super().__init__()
-        n = self._n
-        if groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
-        if isinstance(padding, str):
-            if self._transposed or n == 3:
-                raise ValueError(f"{type(self).__name__}: string padding is not supported")
-            if padding not in ("same", "valid"):
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
-            if padding == "same" and _ntuple(stride, n, "stride") != (1,) * n:
-                raise ValueError("padding='same' is not supported for strided convolutions")
-        else:
-            padding = _ntuple(padding, n, "padding")
-        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
-            raise ValueError(f"padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', got {padding_mode!r}")
-        if self._transposed and padding_mode != "zeros":
-            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
-        if n == 3 and padding_mode != "zeros":
-            raise NotImplementedError("Conv3d: only padding_mode='zeros' is supported")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _ntuple(kernel_size, n, "kernel_size")
-        self.stride, self.dilation = _ntuple(stride, n, "stride"), _ntuple(dilation, n, "dilation")
-        self.padding, self.groups, self.padding_mode = padding, int(groups), padding_mode
-        self.output_padding = _ntuple(output_padding, n, "output_padding")
-        self.transposed = self._transposed
-        shape = ((self.in_channels, self.out_channels // self.groups) if self._transposed
-                 else (self.out_channels, self.in_channels // self.groups)) + self.kernel_size
-        self.weight = _empty(shape, device, dtype)
-        if bias:
-            self.bias = _empty((self.out_channels,), device, dtype)
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        reset_weight_and_bias(self.weight, self.bias)
-
-    def extra_repr(self):
-        n = self._n
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,) * n:
-            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
-        if self.dilation != (1,) * n:
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0,) * n:
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
+from .conv import MaxPool2d, _ConvNd, _ntuple  # noqa: E402
 
 
 class Conv1d(_ConvNd):
@@ -179,21 +108,10 @@ class ConvTranspose2d(_ConvTransposeNd):
 
 
 # -- pooling, folding, resampling -------------------------------------------------------------------------------
-class MaxPool1d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding, self.dilation = padding, dilation
-        self.return_indices, self.ceil_mode = return_indices, ceil_mode
-
+class MaxPool1d(MaxPool2d):
     def forward(self, input):  # noqa: A002
         return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                             self.return_indices)
-
-    def extra_repr(self):
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool1d(Module):
@@ -504,14 +422,7 @@ class _InstanceNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", zeros(self.num_features, dtype=dtype, device=device))
-            self.register_buffer("running_var", ones(self.num_features, dtype=dtype, device=device))
-            self.register_buffer("num_batches_tracked", zeros((), dtype=int64, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        register_running_stats(self, track_running_stats, dtype, device)
 
     def forward(self, input):  # noqa: A002
         d = self._dims

@@ -12,6 +12,14 @@ from .parameter import Parameter
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
 
 
+def register_running_stats(m, track, dtype, device):
+    """running_mean / running_var / num_batches_tracked buffers of a norm layer (None when not tracked)."""
+    n = m.num_features
+    m.register_buffer("running_mean", zeros(n, dtype=dtype, device=device) if track else None)
+    m.register_buffer("running_var", ones(n, dtype=dtype, device=device) if track else None)
+    m.register_buffer("num_batches_tracked", zeros((), dtype=int64, device=device) if track else None)
+
+
 class _BatchNorm(Module):
     _dims = ()
 
@@ -26,14 +34,7 @@ class _BatchNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", zeros(self.num_features, dtype=dtype, device=device))
-            self.register_buffer("running_var", ones(self.num_features, dtype=dtype, device=device))
-            self.register_buffer("num_batches_tracked", zeros((), dtype=int64, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        register_running_stats(self, track_running_stats, dtype, device)
 
     def reset_running_stats(self):
         if self.track_running_stats:

@@ -15,8 +15,8 @@ import numpy as np
 _tensor = __import__("sys").modules["gpugrad.tensor"]  # NOTE: gpugrad.tensor (the package rebinds the name to the function)
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
-from ._util import norm_dim, one_dim
-from .shape import Expand, GetItem, IndexAdd, Trusted, flat_index
+from ._util import one_dim
+from .shape import Expand, GetItem, Trusted, flat_index
 
 Tensor = _tensor.Tensor
 
