@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from ..kernels.optim import state_dtype
 from ..tensor import _bump
-from .optimizer import _check_nonneg, _is_number
+from .optimizer import _check_flags_unsupported, _check_nonneg, _is_number
 
-__all__ = ["begin", "commit", "check_betas"]
+__all__ = ["begin", "commit", "check_betas", "stepped", "check_flags"]
 
 
 def begin(p, maximize, weight_decay=0.0):
@@ -42,3 +42,23 @@ def check_betas(group):
             raise ValueError(f"Invalid beta parameter at index {i}: {b!r} (must be in [0, 1))")
     _check_nonneg(group, "eps", "epsilon")
     _check_nonneg(group, "weight_decay")
+
+
+def stepped(opt, group, init):
+    """(p, state) for each parameter of ``group`` that has a gradient, its state made by ``init(p)`` (a dict,
+    ``step`` added) on the first step and ``state["step"]`` advanced by one."""
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        state = opt.state[p]
+        if not state:
+            state["step"] = 0
+            state.update(init(p))
+        state["step"] += 1
+        yield p, state
+
+
+def check_flags(group):
+    """The flags these optimizers refuse, with PyTorch's names (as Adam does)."""
+    _check_flags_unsupported(group, differentiable="optimizer steps are not part of the autograd graph",
+                             capturable="CUDA-graph capture of optimizer steps is not implemented")

@@ -1,8 +1,8 @@
 """Adadelta (Zeiler 2012), PyTorch semantics."""
 from __future__ import annotations
 
-from ._composite import begin, commit
-from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg, _check_unit
+from ._composite import begin, check_flags, commit, stepped
+from .optimizer import Optimizer, _check_nonneg, _check_unit
 
 __all__ = ["Adadelta"]
 
@@ -22,22 +22,13 @@ class Adadelta(Optimizer):
         _check_unit(group, "rho", closed=True)
         _check_nonneg(group, "eps", "epsilon")
         _check_nonneg(group, "weight_decay")
-        _check_flags_unsupported(group, differentiable="optimizer steps are not part of the autograd graph",
-                                 capturable="CUDA-graph capture of optimizer steps is not implemented")
+        check_flags(group)
 
     def step(self, closure=None):
         loss = self._eval_closure(closure)
         for group in self.param_groups:
             lr, rho, eps, wd = (float(group[k]) for k in ("lr", "rho", "eps", "weight_decay"))
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = self._zeros(p)
-                    state["acc_delta"] = self._zeros(p)
-                state["step"] += 1
+            for p, state in stepped(self, group, lambda p: dict(square_avg=self._zeros(p), acc_delta=self._zeros(p))):
                 g, w = begin(p, group["maximize"], wd)
                 v, u = state["square_avg"]._data, state["acc_delta"]._data
                 v *= rho

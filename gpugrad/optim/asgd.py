@@ -1,8 +1,10 @@
 """ASGD (averaged SGD, Polyak & Juditsky 1992), PyTorch semantics."""
 from __future__ import annotations
 
-from ._composite import begin, commit
-from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg
+import numpy as np
+
+from ._composite import begin, check_flags, commit, stepped
+from .optimizer import Optimizer, _check_nonneg
 
 __all__ = ["ASGD"]
 
@@ -21,24 +23,13 @@ class ASGD(Optimizer):
     def _check_group(self, group):
         super()._check_group(group)
         _check_nonneg(group, "weight_decay")
-        _check_flags_unsupported(group, differentiable="optimizer steps are not part of the autograd graph",
-                                 capturable="CUDA-graph capture of optimizer steps is not implemented")
+        check_flags(group)
 
     def step(self, closure=None):
-        import numpy as np
         loss = self._eval_closure(closure)
         for group in self.param_groups:
             lr, lambd, alpha, t0, wd = (float(group[k]) for k in ("lr", "lambd", "alpha", "t0", "weight_decay"))
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["eta"] = lr
-                    state["mu"] = 1.0
-                    state["ax"] = self._zeros(p)
-                state["step"] += 1
+            for p, state in stepped(self, group, lambda p: dict(eta=lr, mu=1.0, ax=self._zeros(p))):
                 g, w = begin(p, group["maximize"], wd)
                 # NOTE: PyTorch keeps eta and mu in float32 scalar tensors; round them the same way
                 eta = float(np.float32(state["eta"]))

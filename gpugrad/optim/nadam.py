@@ -1,8 +1,8 @@
 """NAdam (Adam with Nesterov momentum, Dozat 2016), PyTorch semantics."""
 from __future__ import annotations
 
-from ._composite import begin, check_betas, commit
-from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg
+from ._composite import begin, check_betas, check_flags, commit, stepped
+from .optimizer import Optimizer, _check_nonneg
 
 __all__ = ["NAdam"]
 
@@ -28,8 +28,7 @@ class NAdam(Optimizer):
         super()._check_group(group)
         check_betas(group)
         _check_nonneg(group, "momentum_decay")
-        _check_flags_unsupported(group, differentiable="optimizer steps are not part of the autograd graph",
-                                 capturable="CUDA-graph capture of optimizer steps is not implemented")
+        check_flags(group)
 
     def step(self, closure=None):
         loss = self._eval_closure(closure)
@@ -37,16 +36,7 @@ class NAdam(Optimizer):
             beta1, beta2 = (float(b) for b in group["betas"])
             lr, eps, wd, md = (float(group[k]) for k in ("lr", "eps", "weight_decay", "momentum_decay"))
             decoupled = bool(group["decoupled_weight_decay"])
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["mu_product"] = 1.0
-                    state["exp_avg"] = self._zeros(p)
-                    state["exp_avg_sq"] = self._zeros(p)
-                state["step"] += 1
+            for p, state in stepped(self, group, lambda p: dict(mu_product=1.0, exp_avg=self._zeros(p), exp_avg_sq=self._zeros(p))):
                 t = state["step"]
                 g, w = begin(p, group["maximize"], 0.0 if decoupled else wd)
                 if decoupled and wd != 0:
