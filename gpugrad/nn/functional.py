@@ -1170,6 +1170,16 @@ def _check_p(p):
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
+def _feature_dims_warning(k, nd):
+    """PyTorch's deprecation warning of dropout{k}d for an input of nd dims."""
+    import warnings  # noqa: PLC0415
+    warnings.warn(f"dropout{k}d: Received a {nd}-D input to dropout{k}d, which is deprecated and will result in an "
+                  "error in a future release. To retain the behavior and silence this warning, please use dropout "
+                  f"instead. Note that dropout{k}d exists to provide channel-wise dropout on inputs with {k} spatial "
+                  f"dimensions, a channel dimension, and an optional batch dimension (i.e. {k + 1}D or {k + 2}D "
+                  "inputs).", stacklevel=4)
+
+
 def dropout1d(input, p=0.5, training=True, inplace=False):  # noqa: A002
     """Zero whole channels of (N, C, L) or unbatched (C, L) input with probability p (scaled by 1/(1-p))."""
     _check_p(p)
@@ -1186,11 +1196,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):  # noqa: A002
     _check_p(p)
     nd = input.ndim
     if nd not in (3, 4):
-        warnings.warn(f"dropout2d: Received a {nd}-D input to dropout2d, which is deprecated and will result in an "
-                      "error in a future release. To retain the behavior and silence this warning, please use dropout "
-                      "instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 spatial "
-                      "dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
-                      stacklevel=3)
+        _feature_dims_warning(2, nd)
     if nd == 3:
         warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior "
                       "is desired - input is interpreted as shape (N, C, L), where C is the channel dim. This behavior "
@@ -1202,15 +1208,10 @@ def dropout2d(input, p=0.5, training=True, inplace=False):  # noqa: A002
 
 def dropout3d(input, p=0.5, training=True, inplace=False):  # noqa: A002
     """Zero whole channels of (N, C, D, H, W) or unbatched (C, D, H, W) input."""
-    import warnings  # noqa: PLC0415
     _check_p(p)
     nd = input.ndim
     if nd not in (4, 5):
-        warnings.warn(f"dropout3d: Received a {nd}-D input to dropout3d, which is deprecated and will result in an "
-                      "error in a future release. To retain the behavior and silence this warning, please use dropout "
-                      "instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 spatial "
-                      "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
-                      stacklevel=3)
+        _feature_dims_warning(3, nd)
     return _feature_dropout(input, p, training, inplace, nd == 5)
 
 
