@@ -28,6 +28,11 @@ def bump(t, _last=last_write, _next=_seq.__next__):
     _last[0] = _next()
 
 
+def _cross(rg):
+    return tuple(i for i in (0, 1) if rg[1 - i])
+
+
+cross = staticmethod(_cross)  # the ``saves`` of products (mul, matmul, linear)
 _NO_SAVES = ()  # NOTE: compared by identity (CPython has one empty tuple); a miss only records versions needlessly
 
 
@@ -73,8 +78,8 @@ def _check_devices(fn, datas):
 class Primitive:
     save_output = False   # set True to keep the forward output for backward (see result())
     # which inputs' VALUES backward reads (checked against in-place writes): None = all of them,
-    # a tuple of indices, "cross" (binary ops like mul: input i is read iff the other needs a grad),
-    # or a function of the inputs' requires_grad flags returning the indices
+    # a tuple of indices, or a function of the inputs' requires_grad flags returning the indices
+    # (``cross``: products, where input i is read iff the other one needs a gradient)
     saves = None
     outv = 0              # version of the saved output at record time (non-zero only for in-place results)
     vers = None           # versions of the inputs at record time (None: all were 0)
@@ -190,8 +195,6 @@ class Primitive:
         saves, ins, vers = self.saves, self.inputs, self.vers
         if saves is None:
             idx = range(len(ins))
-        elif saves == "cross":
-            idx = [i for i in (0, 1) if ins[1 - i]._rg]
         elif callable(saves):
             idx = saves(tuple(t._rg for t in ins))
         else:

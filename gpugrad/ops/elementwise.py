@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..autograd.primitive import Primitive
+from ..autograd.primitive import Primitive, cross
 from ..backend import xp_of
 from ._util import quiet_family, sum_to
 
@@ -37,7 +37,7 @@ class Sub(Primitive):
 
 
 class Mul(Primitive):
-    saves = "cross"
+    saves = cross
 
     def forward(self, a, b):
         return a * b

@@ -1,13 +1,13 @@
 """Matrix products: matmul (batched, broadcasting) and the fused linear layer x @ W.T + b."""
 from __future__ import annotations
 
-from ..autograd.primitive import Primitive
+from ..autograd.primitive import Primitive, cross
 from ._util import sum_to
 
 
 class MatMul(Primitive):
     """a @ b for a.ndim >= 2 and b.ndim >= 2 (batch dims broadcast); 1-D cases are handled by matmul()."""
-    saves = "cross"
+    saves = cross
 
     def forward(self, a, b):
         return a @ b
@@ -21,7 +21,7 @@ class MatMul(Primitive):
 
 class Linear(Primitive):
     """y = x @ W.T (+ b): one node for a linear layer (x: (..., in), W: (out, in), b: (out,))."""
-    saves = "cross"  # x is read iff W needs a gradient and vice versa; b never
+    saves = cross  # x is read iff W needs a gradient and vice versa; b never
 
     def forward(self, x, w, b=None):
         y = x @ w.T
