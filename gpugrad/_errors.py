@@ -55,11 +55,8 @@ def foreign_arg(exc, args, kwargs, where):
     the first argument) or ``exc`` is not the kind of error such an argument causes."""
     if not isinstance(exc, (AttributeError, TypeError)) or getattr(exc, "specific", False):
         return None
-    from .tensor import Tensor  # noqa: PLC0415
     vals = list(args) + list(kwargs.values()) if kwargs else args
     for i, a in enumerate(vals):
-        if isinstance(a, Tensor):
-            continue
         if _mod(a) in ("numpy", "torch", "cupy") or (i == 0 and args and isinstance(a, (list, tuple))):
             return not_a_tensor(a, where)
     return None

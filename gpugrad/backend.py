@@ -206,33 +206,8 @@ class _Cuda:
         if cp is not None:
             cp.cuda.Device().synchronize()
 
-    # -- random number state of the CUDA devices (torch.cuda's names; see gpugrad/random.py) -------------
-    @staticmethod
-    def default_generator(device="cuda"):
-        """The default gg.Generator of a CUDA device (``torch.cuda.default_generators[i]``)."""
-        from . import random as _random  # noqa: PLC0415
-        return _random.cuda_generator(device)
-
-    @staticmethod
-    def get_rng_state(device="cuda"):
-        """The state of a CUDA device's default generator, a uint8 Tensor on the CPU."""
-        return _Cuda.default_generator(_cuda_dev(device)).get_state()
-
-    @staticmethod
-    def set_rng_state(new_state, device="cuda"):
-        """Restore a CUDA device's default generator from :meth:`get_rng_state`."""
-        _Cuda.default_generator(_cuda_dev(device)).set_state(new_state)
-
-    @staticmethod
-    def manual_seed(seed):
-        """Seed the default generator of the current CUDA device (device 0 unless set)."""
-        _Cuda.default_generator("cuda").manual_seed(seed)
-
-    @staticmethod
-    def manual_seed_all(seed):
-        """Seed the default generator of every CUDA device."""
-        for i in range(_Cuda.device_count()):
-            _Cuda.default_generator(f"cuda:{i}").manual_seed(seed)
+    # NOTE: the random-state functions of gg.cuda (torch.cuda's names) are attached by gpugrad/random.py,
+    # where the generators live: this module stays below random in the import order.
 
 
 def _cuda_dev(device):

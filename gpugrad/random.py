@@ -236,3 +236,32 @@ def rng(gen, dev):
     if isinstance(gen, np.random.Generator) or type(gen).__module__.startswith("cupy"):
         return gen
     raise TypeError(f"generator must be a gg.Generator, got {type(gen).__name__}")
+
+
+# -- gg.cuda's random-state functions (torch.cuda's names), attached to backend._Cuda ------------------------
+def _cuda_get_rng_state(device="cuda"):
+    """The state of a CUDA device's default generator, a uint8 Tensor on the CPU."""
+    return cuda_generator(_be._cuda_dev(device)).get_state()
+
+
+def _cuda_set_rng_state(new_state, device="cuda"):
+    """Restore a CUDA device's default generator from :meth:`get_rng_state`."""
+    cuda_generator(_be._cuda_dev(device)).set_state(new_state)
+
+
+def _cuda_manual_seed(seed):
+    """Seed the default generator of the current CUDA device (device 0 unless set)."""
+    cuda_generator("cuda").manual_seed(seed)
+
+
+def _cuda_manual_seed_all(seed):
+    """Seed the default generator of every CUDA device."""
+    for i in range(_be._Cuda.device_count()):
+        cuda_generator(f"cuda:{i}").manual_seed(seed)
+
+
+for _name, _f in (("default_generator", cuda_generator), ("get_rng_state", _cuda_get_rng_state),
+                  ("set_rng_state", _cuda_set_rng_state), ("manual_seed", _cuda_manual_seed),
+                  ("manual_seed_all", _cuda_manual_seed_all)):
+    setattr(_be._Cuda, _name, staticmethod(_f))
+

@@ -9,6 +9,7 @@ import numpy as np
 from . import backend as _be
 from .autograd import engine as _engine
 from .autograd import primitive as _function
+from .autograd import grad_mode as _grad_mode
 from .autograd.grad_mode import state as _state
 
 # -- dtypes (numpy dtype objects; PyTorch's names) ------------------------------------------------
@@ -1738,6 +1739,7 @@ class _ToDevice(_function.Primitive):
 
 
 _function._Tensor = Tensor
+_grad_mode.Tensor = Tensor
 
 from .ops import elementwise as _ew  # noqa: E402
 from .ops import reduce as _rdmod  # noqa: E402

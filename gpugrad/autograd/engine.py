@@ -99,9 +99,8 @@ def _check_finite(node, i, gi):
 
 def _composite_vjp(node, g):
     """Differentiable gradient of a fused op through its composite definition (create_graph path)."""
-    from ..ops.shape import alias  # noqa: PLC0415
     inputs = _inputs_of(node)
-    aliases = [alias(t) for t in inputs]
+    aliases = [_fn.Alias.apply(t) for t in inputs]
     need = [a for a, t in zip(aliases, inputs) if t._rg]
     out = type(node).composite(*aliases, **node.params)
     got = run(out_list=[out], grad_list=[g], inputs=need, retain_graph=True, create_graph=True,

@@ -93,6 +93,7 @@ def is_inference_mode_enabled() -> bool:
 
 _inference_refs = {}  # id(tensor) -> weakref, for the tensors made while inference mode was on
 _plain_init = []      # Tensor.__init__ as defined, while the recording one is installed
+Tensor = None         # the Tensor class (set by gpugrad.tensor: this module is imported before it)
 
 
 def is_inference_tensor(t) -> bool:
@@ -103,7 +104,6 @@ def is_inference_tensor(t) -> bool:
 def _set_inference(on):
     # NOTE: Tensor.__init__ records new tensors only while inference mode is on: outside it, creating a
     # tensor costs nothing extra (the plain __init__ is put back when the outermost block exits).
-    from ..tensor import Tensor  # noqa: PLC0415
     state.inference = on
     if on and not _plain_init:
         init = Tensor.__dict__["__init__"]

@@ -228,3 +228,15 @@ class Primitive:
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
+
+
+class Alias(Primitive):
+    """Identity: a fresh graph node over the same array (the engine differentiates fused ops' composites
+    with respect to these)."""
+    saves = ()
+
+    def forward(self, x):
+        return x
+
+    def backward(self, g):
+        return g

@@ -27,14 +27,6 @@ def one_dim(dim, ndim, name="dim"):
     return d
 
 
-def sum_to(fn, g, shape):
-    """Inside a backward: reduce a broadcast gradient ``g`` back to ``shape``."""
-    if tuple(g.shape) == tuple(shape):
-        return g
-    from .shape import SumTo  # noqa: PLC0415
-    return fn.call(SumTo, g, shape=tuple(shape))
-
-
 # -- NumPy floating-point warnings --------------------------------------------------------------------
 # NOTE: PyTorch never warns about inf/nan results (sqrt(-1), log(0), 1/0, 0*inf); NumPy does, unless its
 # error state says "ignore". ``np.errstate(all="ignore")`` costs ~1 us per call on NumPy 2.x (~0.6 us as a

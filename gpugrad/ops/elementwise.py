@@ -10,7 +10,8 @@ import numpy as np
 
 from ..autograd.primitive import Primitive, cross
 from ..backend import xp_of
-from ._util import quiet_family, sum_to
+from ._util import quiet_family
+from .shape import sum_to
 
 
 # -- binary arithmetic (broadcasting; gradients reduced back to each input's shape) -------------

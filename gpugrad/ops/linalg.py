@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..autograd.primitive import Primitive, cross
-from ._util import sum_to
+from .shape import sum_to
 
 
 class MatMul(Primitive):

@@ -19,7 +19,8 @@ from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from . import elementwise as _ew
 from . import shape as _sh
-from ._util import one_dim, quiet, quiet_family, sum_to
+from ._util import one_dim, quiet, quiet_family
+from .shape import sum_to
 
 Tensor = _tensor.Tensor
 _SQRT_PI = math.sqrt(math.pi)

@@ -6,25 +6,15 @@ import numpy as np
 from ..autograd import primitive as _prim
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
-from ._util import sum_to
+
+Alias = _prim.Alias
 
 
-class Alias(Primitive):
-    """Identity (a fresh graph node over the same array)."""
-    saves = ()
-
-    def forward(self, x):
-        return x
-
-    def backward(self, g):
+def sum_to(fn, g, shape):
+    """Inside a backward: reduce a broadcast gradient ``g`` back to ``shape``."""
+    if tuple(g.shape) == tuple(shape):
         return g
-
-
-def alias(t):
-    """A fresh graph node over ``t``'s array (the engine differentiates fused ops' composites w.r.t. these)."""
-    return Alias.apply(t)
-
-
+    return fn.call(SumTo, g, shape=tuple(shape))
 class Reshape(Primitive):
     saves = ()
 
