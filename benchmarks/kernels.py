@@ -40,33 +40,28 @@ def _composites(xp):
     # NOTE: written as a careful NumPy user would: x * x * x, not x ** 3 (np.power has no fast
     # path for 3: ~20x a multiply), and no float64 mask for leaky_relu's backward.
     comp = {
-        "relu": ({}, lambda x: xp.maximum(x, 0), lambda g, x, y: g * (x > 0)),
-        "leaky_relu": ({"negative_slope": 0.01}, lambda x: xp.where(x > 0, x, 0.01 * x),
+        "relu": (lambda x: xp.maximum(x, 0), lambda g, x, y: g * (x > 0)),
+        "leaky_relu": (lambda x: xp.where(x > 0, x, 0.01 * x),
                        lambda g, x, y: xp.where(x > 0, g, 0.01 * g)),
-        "elu": ({"alpha": 1.0}, lambda x: xp.where(x > 0, x, xp.expm1(x)),
+        "elu": (lambda x: xp.where(x > 0, x, xp.expm1(x)),
                 lambda g, x, y: g * xp.where(x > 0, 1.0, y + 1).astype(x.dtype)),
-        "selu": ({}, lambda x: ss * xp.where(x > 0, x, sa * xp.expm1(x)),
+        "selu": (lambda x: ss * xp.where(x > 0, x, sa * xp.expm1(x)),
                  lambda g, x, y: g * ss * xp.where(x > 0, 1.0, sa * xp.exp(x)).astype(x.dtype)),
-        "gelu": ({"approximate": "none"}, (lambda x: 0.5 * x * erfc(-x / math.sqrt(2))) if erfc else None,
+        "gelu": ((lambda x: 0.5 * x * erfc(-x / math.sqrt(2))) if erfc else None,
                  (lambda g, x, y: g * (0.5 * erfc(-x / math.sqrt(2)) + x * xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)))
                  if erfc else None),
-        "gelu_tanh": ({"approximate": "tanh"}, lambda x: 0.5 * x * (1 + xp.tanh(c * (x + 0.044715 * x * x * x))),
+        "gelu_tanh": (lambda x: 0.5 * x * (1 + xp.tanh(c * (x + 0.044715 * x * x * x))),
                       lambda g, x, y: g * (0.5 * (1 + xp.tanh(c * (x + 0.044715 * x * x * x))) + 0.5 * x * (
                           1 - xp.tanh(c * (x + 0.044715 * x * x * x)) ** 2) * c * (1 + 3 * 0.044715 * x * x))),
-        "silu": ({}, lambda x: x * _sig(xp, x), lambda g, x, y: g * _sig(xp, x) * (1 + x * (1 - _sig(xp, x)))),
-        "mish": ({}, lambda x: x * xp.tanh(xp.logaddexp(0, x)),
+        "silu": (lambda x: x * _sig(xp, x), lambda g, x, y: g * _sig(xp, x) * (1 + x * (1 - _sig(xp, x)))),
+        "mish": (lambda x: x * xp.tanh(xp.logaddexp(0, x)),
                  lambda g, x, y: g * (xp.tanh(xp.logaddexp(0, x)) + x * _sig(xp, x) * (1 - xp.tanh(xp.logaddexp(0, x)) ** 2))),
-        "sigmoid": ({}, lambda x: _sig(xp, x), lambda g, x, y: g * y * (1 - y)),
-        "tanh": ({}, xp.tanh, lambda g, x, y: g * (1 - y * y)),
-        "softplus": ({"beta": 1.0, "threshold": 20.0}, lambda x: xp.logaddexp(0, x), lambda g, x, y: g * _sig(xp, x)),
-        "log_sigmoid": ({}, lambda x: -xp.logaddexp(0, -x), lambda g, x, y: g * _sig(xp, -x)),
+        "sigmoid": (lambda x: _sig(xp, x), lambda g, x, y: g * y * (1 - y)),
+        "tanh": (xp.tanh, lambda g, x, y: g * (1 - y * y)),
+        "softplus": (lambda x: xp.logaddexp(0, x), lambda g, x, y: g * _sig(xp, x)),
+        "log_sigmoid": (lambda x: -xp.logaddexp(0, -x), lambda g, x, y: g * _sig(xp, -x)),
     }
     return comp
-
-
-_TORCH_NAMES = {"relu": "relu", "leaky_relu": "leaky_relu", "elu": "elu", "selu": "selu", "gelu": "gelu",
-                "gelu_tanh": "gelu", "silu": "silu", "mish": "mish", "sigmoid": "sigmoid", "tanh": "tanh",
-                "softplus": "softplus", "log_sigmoid": "logsigmoid"}
 
 
 class _Timer:
@@ -120,7 +115,7 @@ def copy_bandwidth(xp, timer, n):
 
 
 def bench_activations(xp, sizes, timer, torch, tdev, ttimer, dtype=np.float32):
-    from gpugrad.kernels import activation as KA
+    from gpugrad.fused import activation as KA
     rows = []
     comp = _composites(xp)
     rng = np.random.default_rng(0)
@@ -132,27 +127,23 @@ def bench_activations(xp, sizes, timer, torch, tdev, ttimer, dtype=np.float32):
         if torch is not None:
             tx = torch.from_numpy(x if xp is np else x.get()).to(tdev).requires_grad_()
             tg = torch.from_numpy(g if xp is np else g.get()).to(tdev)
-        for key, (params, cf, cb) in comp.items():
-            name = "gelu" if key == "gelu_tanh" else key
-            saves = KA.activation_saves(name, **params)
-            y = KA.activation_fwd(name, x, **params)
-            s = {"y": y} if saves == "output" else {"x": x}
+        for op in KA.ACTIVATIONS.values():  # every row of the table, at its default params
+            key, p = op.name, op.defaults
+            cf, cb = comp.get(key, (None, None))  # NOTE: a row without a plain-array peer is timed without one
+            y = KA.fwd(op, x, p)
+            s = y if op.saves_output(p) else x
             res = {"op": key, "n": f"2^{int(math.log2(n))}"}
             for direction, nbytes, fused, composed in (
-                    ("fwd", 2 * n * item, lambda: KA.activation_fwd(name, x, **params), (lambda: cf(x)) if cf else None),
-                    ("bwd", 3 * n * item, lambda: KA.activation_bwd(name, g, **s, **params),
-                     (lambda: cb(g, x, y)) if cb else None)):
+                    ("fwd", 2 * n * item, lambda: KA.fwd(op, x, p), (lambda: cf(x)) if cf else None),
+                    ("bwd", 3 * n * item, lambda: KA.bwd(op, g, s, p), (lambda: cb(g, x, y)) if cb else None)):
                 tf = timer(fused)
                 r = dict(res, dir=direction, fused_us=tf * 1e6, fused_GBs=nbytes / tf / 1e9)
                 if composed is not None:
                     tc = timer(composed)
                     r.update(composed_us=tc * 1e6, composed_GBs=nbytes / tc / 1e9, fused_speedup=tc / tf)
                 if torch is not None:
-                    F = torch.nn.functional
-                    fn = getattr(F, _TORCH_NAMES[key]) if _TORCH_NAMES[key] not in ("sigmoid", "tanh") else \
-                        getattr(torch, _TORCH_NAMES[key])
-                    kw = {"approximate": "tanh"} if key == "gelu_tanh" else (
-                        {"negative_slope": 0.01} if key == "leaky_relu" else {})
+                    tname, kw = op.torch
+                    fn = getattr(torch, tname) if tname in ("sigmoid", "tanh") else getattr(torch.nn.functional, tname)
                     if direction == "fwd":
                         def tf_(fn=fn, kw=kw):
                             with torch.no_grad():
@@ -167,7 +158,7 @@ def bench_activations(xp, sizes, timer, torch, tdev, ttimer, dtype=np.float32):
 
 
 def bench_softmax(xp, shapes, timer, torch, tdev, ttimer):
-    from gpugrad.kernels import softmax as KS
+    from gpugrad.fused import softmax as KS
     rows = []
     rng = np.random.default_rng(0)
     for (r_, c_) in shapes:
@@ -248,7 +239,7 @@ def _cpu_peak(fn):
 
 
 def bench_cross_entropy(xp, shapes, timer, torch, tdev, ttimer):
-    from gpugrad.kernels import loss as KL
+    from gpugrad.fused import loss as KL
     rows = []
     rng = np.random.default_rng(0)
     for (b, c) in shapes:

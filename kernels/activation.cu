@@ -1,21 +1,15 @@
-// gpugrad fused kernels: activations, and bias + activation (the linear-layer epilogue).
+// gpugrad fused kernels: activations.
 //
-// Each activation is one functor (math on the compute type C, __host__ __device__) and one line
-// GG_ACTIVATION(name, Functor) that instantiates its four kernels:
+// Each activation is one functor (math on the compute type C, __host__ __device__) and one entry
+// X(name, Functor) in GG_ACTIVATIONS below, which instantiates its two kernels:
 //   gpugrad_<name>_fwd<T>(x, y, n, p0, p1)                       y  = act(x)
 //   gpugrad_<name>_bwd<T>(g, s, gx, n, p0, p1, from_y)           gx = g * act'(.)
-//   gpugrad_bias_<name>_fwd<T>(x, b, y, rows, cols, p0, p1)      y  = act(x + b[col])
-//   gpugrad_bias_<name>_bwd<T>(g, s, b, gx, part, rows, cols, p0, p1, from_y)
-//       gx = g * act'(.), part[blockIdx.y, col] = partial column sums of gx (compute type)
-// plus gpugrad_bias_grad_reduce<T>(part, gb, nparts, cols): gb = sum over the partials.
+// The same list drives the host harness (tests/host/harness.cpp); the Python side has one row per
+// entry in gpugrad/fused/activation.py (ACTIVATIONS), checked against this list by the tests.
 //
-// `s` is what the forward saved: the output y when from_y != 0, else the input x (for the bias
-// variants the pre-activation is rebuilt as x + b, bit-identical to the forward's).
-// Saved tensor per op (the Python side chooses; see gpugrad/kernels/activation.py):
-//   output: relu, leaky_relu (slope >= 0), elu (alpha >= 0), selu, sigmoid, tanh, log_sigmoid
-//   input : leaky_relu (slope < 0), elu (alpha < 0), gelu, gelu_tanh, silu, mish, softplus
-// NOTE: the output is preferred because it is usually kept alive anyway (it is the next layer's
-// input), so saving it costs no memory, whereas saving x would pin one more tensor.
+// `s` is what the forward saved: the output y when from_y != 0, else the input x; the row's
+// `saves` decides (the output where the derivative can be written in it: relu, leaky_relu with a
+// slope >= 0, elu with alpha >= 0, selu, sigmoid, tanh, log_sigmoid).
 // Kinks follow PyTorch: relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = alpha; comparisons are
 // written the way PyTorch writes them so NaN inputs take the same branch.
 #include "common.cuh"
@@ -145,6 +139,22 @@ template <class C> struct LogSigmoid {  // log(sigmoid(x)) = min(x, 0) - log1p(e
 
 #undef GG_ACT_FIELDS
 
+// The activations: one X(name, Functor) each. NOTE: the names are the Python rows' names.
+#define GG_ACTIVATIONS(X)     \
+  X(relu, Relu)               \
+  X(leaky_relu, LeakyRelu)    \
+  X(elu, Elu)                 \
+  X(selu, Selu)               \
+  X(gelu, Gelu)               \
+  X(gelu_tanh, GeluTanh)      \
+  X(silu, Silu)               \
+  X(mish, Mish)               \
+  X(sigmoid, Sigmoid)         \
+  X(tanh, Tanh)               \
+  X(softplus, Softplus)       \
+  X(log_sigmoid, LogSigmoid)
+
+
 #if GG_KERNELS
 
 template <class Op, class T> GG_DEV Op make_op(double p0, double p1, int from_y) {
@@ -156,91 +166,6 @@ template <class Op, class T> GG_DEV Op make_op(double p0, double p1, int from_y)
   return op;
 }
 
-// Bias kernels use a 2-D layout: x threads over column packs, y threads (and blockIdx.y) over
-// rows. V = elements per thread (the 16-byte vector width when rows start aligned, else 1).
-template <int V, class Op, class T>
-GG_DEV void bias_fwd_body(const T* __restrict__ x, const T* __restrict__ b, T* __restrict__ y,
-                          i64 rows, i64 cols, const Op& op) {
-  typedef typename Io<T>::C C;
-  const i64 packs = cols / V;
-  const i64 r0 = (i64)blockIdx.y * blockDim.y + threadIdx.y, rstep = (i64)gridDim.y * blockDim.y;
-  for (i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x; j < packs; j += (i64)gridDim.x * blockDim.x) {
-    const Pack<T, V> pb = ld_pack<T, V>(b, j);
-    C bc[V];
-#pragma unroll
-    for (int k = 0; k < V; ++k) bc[k] = Io<T>::ld(pb.v[k]);
-    for (i64 r = r0; r < rows; r += rstep) {
-      const Pack<T, V> px = ld_pack<T, V>(x + r * cols, j);
-      Pack<T, V> py;
-#pragma unroll
-      for (int k = 0; k < V; ++k) py.v[k] = Io<T>::st(op.fwd(Io<T>::ld(px.v[k]) + bc[k]));
-      st_pack<T, V>(y + r * cols, j, py);
-    }
-  }
-}
-
-// NOTE: grad-bias is a column reduction done without atomics, so it is deterministic: each
-// block folds its rows into registers, then across threadIdx.y in shared memory, and writes one
-// row of partial sums part[blockIdx.y, :] (compute type); gpugrad_bias_grad_reduce sums the
-// gridDim.y partial rows. Costs one extra small pass over (gridDim.y x cols).
-template <int V, class Op, class T>
-GG_DEV void bias_bwd_body(const T* __restrict__ g, const T* __restrict__ s, const T* __restrict__ b,
-                          T* __restrict__ gx, typename Io<T>::C* __restrict__ part, i64 rows,
-                          i64 cols, const Op& op) {
-  typedef typename Io<T>::C C;
-  // 8 KiB: blockDim.x * blockDim.y == 256 threads, V * sizeof(C) <= 32 bytes each.
-  __shared__ alignas(16) unsigned char smem_raw[8192];
-  C* smem = reinterpret_cast<C*>(smem_raw);
-  const i64 packs = cols / V;
-  const i64 r0 = (i64)blockIdx.y * blockDim.y + threadIdx.y, rstep = (i64)gridDim.y * blockDim.y;
-  const i64 jstep = (i64)gridDim.x * blockDim.x;
-  // Loop bound is uniform per block (threadIdx.x only enters through `active`) for the barriers.
-  for (i64 jb = (i64)blockIdx.x * blockDim.x; jb < packs; jb += jstep) {
-    const i64 j = jb + threadIdx.x;
-    const bool active = j < packs;
-    C acc[V];
-    C bc[V];
-#pragma unroll
-    for (int k = 0; k < V; ++k) acc[k] = C(0);
-    if (active) {
-      const Pack<T, V> pb = ld_pack<T, V>(b, j);
-#pragma unroll
-      for (int k = 0; k < V; ++k) bc[k] = op.from_y ? C(0) : Io<T>::ld(pb.v[k]);
-      for (i64 r = r0; r < rows; r += rstep) {
-        const Pack<T, V> pg = ld_pack<T, V>(g + r * cols, j);
-        const Pack<T, V> ps = ld_pack<T, V>(s + r * cols, j);
-        Pack<T, V> po;
-#pragma unroll
-        for (int k = 0; k < V; ++k) {
-          const C v = op.bwd(Io<T>::ld(pg.v[k]), Io<T>::ld(ps.v[k]) + bc[k]);
-          po.v[k] = Io<T>::st(v);
-          acc[k] += v;  // NOTE: the unrounded value: gb is the sum of exact per-element grads
-        }
-        st_pack<T, V>(gx + r * cols, j, po);
-      }
-    }
-#pragma unroll
-    for (int k = 0; k < V; ++k) smem[(threadIdx.y * blockDim.x + threadIdx.x) * V + k] = acc[k];
-    __syncthreads();
-    if (threadIdx.y == 0 && active) {
-#pragma unroll
-      for (int k = 0; k < V; ++k) {
-        C t = acc[k];
-        for (unsigned yy = 1; yy < blockDim.y; ++yy) t += smem[(yy * blockDim.x + threadIdx.x) * V + k];
-        part[(i64)blockIdx.y * cols + j * V + k] = t;
-      }
-    }
-    __syncthreads();
-  }
-}
-
-template <class T> GG_DEV bool bias_vec_ok(i64 cols, const void* a, const void* b, const void* c,
-                                           const void* d) {
-  // every row start is 16-byte aligned iff the base is and a row is a whole number of vectors
-  return cols % VecWidth<T>::value == 0 && aligned16(a) && aligned16(b) && aligned16(c) &&
-         aligned16(d);
-}
-
 }  // namespace gg
 
 #define GG_ACTIVATION(name, Op)                                                                    \
@@ -248,7 +173,7 @@ template <class T> GG_DEV bool bias_vec_ok(i64 cols, const void* a, const void* 
   __global__ void gpugrad_##name##_fwd(const T* __restrict__ x, T* __restrict__ y, long long n,    \
                                        double p0, double p1) {                                     \
     typedef typename gg::Io<T>::C C;                                                               \
-    const Op<C> op = gg::make_op<Op<C>, T>(p0, p1, 0);                                             \
+    const gg::Op<C> op = gg::make_op<gg::Op<C>, T>(p0, p1, 0);                                     \
     gg::emap(n, y, x, (const T*)nullptr, (const T*)nullptr,                                        \
              [&](C a, C, C) { return op.fwd(a); });                                                \
   }                                                                                                \
@@ -257,57 +182,11 @@ template <class T> GG_DEV bool bias_vec_ok(i64 cols, const void* a, const void* 
                                        T* __restrict__ gx, long long n, double p0, double p1,      \
                                        int from_y) {                                               \
     typedef typename gg::Io<T>::C C;                                                               \
-    const Op<C> op = gg::make_op<Op<C>, T>(p0, p1, from_y);                                        \
+    const gg::Op<C> op = gg::make_op<gg::Op<C>, T>(p0, p1, from_y);                                \
     gg::emap(n, gx, g, s, (const T*)nullptr, [&](C a, C b, C) { return op.bwd(a, b); });           \
-  }                                                                                                \
-  template <class T>                                                                               \
-  __global__ void gpugrad_bias_##name##_fwd(const T* __restrict__ x, const T* __restrict__ b,      \
-                                            T* __restrict__ y, long long rows, long long cols,     \
-                                            double p0, double p1) {                                \
-    typedef typename gg::Io<T>::C C;                                                               \
-    const Op<C> op = gg::make_op<Op<C>, T>(p0, p1, 0);                                             \
-    if (gg::bias_vec_ok<T>(cols, x, b, y, nullptr))                                                \
-      gg::bias_fwd_body<gg::VecWidth<T>::value>(x, b, y, rows, cols, op);                          \
-    else                                                                                           \
-      gg::bias_fwd_body<1>(x, b, y, rows, cols, op);                                               \
-  }                                                                                                \
-  template <class T>                                                                               \
-  __global__ void gpugrad_bias_##name##_bwd(                                                       \
-      const T* __restrict__ g, const T* __restrict__ s, const T* __restrict__ b,                   \
-      T* __restrict__ gx, typename gg::Io<T>::C* __restrict__ part, long long rows,                \
-      long long cols, double p0, double p1, int from_y) {                                          \
-    typedef typename gg::Io<T>::C C;                                                               \
-    const Op<C> op = gg::make_op<Op<C>, T>(p0, p1, from_y);                                        \
-    if (gg::bias_vec_ok<T>(cols, g, s, b, gx))                                                     \
-      gg::bias_bwd_body<gg::VecWidth<T>::value>(g, s, b, gx, part, rows, cols, op);                \
-    else                                                                                           \
-      gg::bias_bwd_body<1>(g, s, b, gx, part, rows, cols, op);                                     \
   }
 
-GG_ACTIVATION(relu, gg::Relu)
-GG_ACTIVATION(leaky_relu, gg::LeakyRelu)
-GG_ACTIVATION(elu, gg::Elu)
-GG_ACTIVATION(selu, gg::Selu)
-GG_ACTIVATION(gelu, gg::Gelu)
-GG_ACTIVATION(gelu_tanh, gg::GeluTanh)
-GG_ACTIVATION(silu, gg::Silu)
-GG_ACTIVATION(mish, gg::Mish)
-GG_ACTIVATION(sigmoid, gg::Sigmoid)
-GG_ACTIVATION(tanh, gg::Tanh)
-GG_ACTIVATION(softplus, gg::Softplus)
-GG_ACTIVATION(log_sigmoid, gg::LogSigmoid)
-
-// gb[col] = sum_p part[p, col], rounded once to the storage type.
-template <class T>
-__global__ void gpugrad_bias_grad_reduce(const typename gg::Io<T>::C* __restrict__ part,
-                                         T* __restrict__ gb, long long nparts, long long cols) {
-  typedef typename gg::Io<T>::C C;
-  for (long long c = gg::thread_id(); c < cols; c += gg::thread_count()) {
-    C t = C(0);
-    for (long long p = 0; p < nparts; ++p) t += part[p * cols + c];
-    gb[c] = gg::Io<T>::st(t);
-  }
-}
+GG_ACTIVATIONS(GG_ACTIVATION)
 
 #else
 }  // namespace gg

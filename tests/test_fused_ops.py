@@ -13,7 +13,7 @@ from conftest import to_np
 
 import gpugrad as gg
 from gpugrad.autograd import grad, gradcheck, gradgradcheck
-from gpugrad.kernels.activation import activation_saves
+from gpugrad.fused import activation as A
 from gpugrad.nn import functional as F
 from gpugrad.ops.activation import Activation
 from gpugrad.ops.softmax import RowReduce
@@ -48,25 +48,10 @@ def against_composite(y, inputs, rtol=1e-9, atol=1e-12, seed=1):
 
 
 # -- activations ------------------------------------------------------------------------------------
-# F name, params, kernel name, kinks to keep finite differences away from
-ACTS = [
-    ("relu", {}, "relu", (0,)),
-    ("leaky_relu", {}, "leaky_relu", (0,)),
-    ("leaky_relu", {"negative_slope": -0.3}, "leaky_relu", (0,)),
-    ("elu", {"alpha": 0.7}, "elu", (0,)),
-    ("elu", {"alpha": -0.5}, "elu", (0,)),
-    ("selu", {}, "selu", (0,)),
-    ("gelu", {}, "gelu", ()),
-    ("gelu", {"approximate": "tanh"}, "gelu", ()),
-    ("silu", {}, "silu", ()),
-    ("mish", {}, "mish", ()),
-    ("sigmoid", {}, "sigmoid", ()),
-    ("tanh", {}, "tanh", ()),
-    ("softplus", {}, "softplus", ()),
-    ("softplus", {"beta": 2.0, "threshold": 3.0}, "softplus", (1.5,)),
-    ("logsigmoid", {}, "log_sigmoid", ()),
-]
-IDS = [f"{a[0]}-{'-'.join(f'{k}={v}' for k, v in a[1].items())}" if a[1] else a[0] for a in ACTS]
+# every row of the activation table at its defaults and its test cases: the public function
+# (PyTorch's name, with the row's fixed keyword arguments), the params, the row, the kinks
+ACTS = [(op.torch[0], {**op.torch[1], **c}, op, (0.0, *op.kinks(*op.values(c)))) for op, c in A.table_cases()]
+IDS = [A.case_id(op, c) for op, c in A.table_cases()]
 
 
 def away(x, kinks, gap=0.05):
@@ -75,33 +60,34 @@ def away(x, kinks, gap=0.05):
     return x
 
 
-@pytest.mark.parametrize("fname,params,kname,kinks", ACTS, ids=IDS)
-def test_activation_equals_composite(fname, params, kname, kinks, device):
+@pytest.mark.parametrize("fname,params,op,kinks", ACTS, ids=IDS)
+def test_activation_equals_composite(fname, params, op, kinks, device):
     x = T(data((4, 5)), device)
     y = getattr(F, fname)(x, **params)
     assert isinstance(y.grad_fn, Activation) and y.shape == x.shape and y.dtype == x.dtype
     against_composite(y, [x])
 
 
-@pytest.mark.parametrize("fname,params,kname,kinks", ACTS, ids=IDS)
-def test_activation_gradcheck_and_gradgradcheck(fname, params, kname, kinks, device):
+@pytest.mark.parametrize("fname,params,op,kinks", ACTS, ids=IDS)
+def test_activation_gradcheck_and_gradgradcheck(fname, params, op, kinks, device):
     x = T(away(data((2, 3), seed=2, extremes=False, scale=1.5), kinks), device)
     f = lambda t: getattr(F, fname)(t, **params)  # noqa: E731
     assert gradcheck(f, (x,))
     assert gradgradcheck(f, (x,))
 
 
-@pytest.mark.parametrize("fname,params,kname,kinks", ACTS, ids=IDS)
-def test_activation_saves_what_the_kernel_names(fname, params, kname, kinks, device):
+@pytest.mark.parametrize("fname,params,op,kinks", ACTS, ids=IDS)
+def test_activation_saves_what_the_row_names(fname, params, op, kinks, device):
     x = T(data((3, 4)), device)
     y = getattr(F, fname)(x, **params)
-    want = activation_saves(kname, **params)
+    assert y.grad_fn.op is op
+    want = "output" if op.saves_output(op.values({k: v for k, v in params.items() if k in op.names})) else "input"
     assert (y.grad_fn.s is y._data) == (want == "output") and (y.grad_fn.s is x._data) == (want == "input")
     assert y.grad_fn.from_y == (want == "output")
 
 
-@pytest.mark.parametrize("fname,params,kname,kinks", ACTS, ids=IDS)
-def test_activation_float16_computes_in_float32(fname, params, kname, kinks, device):
+@pytest.mark.parametrize("fname,params,op,kinks", ACTS, ids=IDS)
+def test_activation_float16_computes_in_float32(fname, params, op, kinks, device):
     x64 = np.random.default_rng(3).uniform(-4, 4, (64,))
     x64 = np.float16(x64).astype(np.float64)  # exactly representable in float16
     xh, xd = T(x64, device, "float16"), T(x64, device)
@@ -142,7 +128,7 @@ def test_tensor_methods_and_gg_functions_are_the_fused_ops(device):
     x = T(data((2, 3), extremes=False), device)
     for m in ("tanh", "sigmoid", "relu"):
         y = getattr(x, m)()
-        assert isinstance(y.grad_fn, Activation) and y.grad_fn.act == m
+        assert isinstance(y.grad_fn, Activation) and y.grad_fn.op.name == m
         np.testing.assert_array_equal(to_np(getattr(gg, m)(x)), to_np(y))
         np.testing.assert_array_equal(to_np(getattr(F, m)(x)), to_np(y))
     assert isinstance(x.softmax(1).grad_fn, RowReduce) and isinstance(x.log_softmax(-1).grad_fn, RowReduce)
@@ -163,37 +149,6 @@ def test_third_derivative_of_tanh(device):
     t = np.tanh([0.3, -1.2])
     np.testing.assert_allclose(to_np(g2), -2 * t * (1 - t * t), rtol=1e-12)
     np.testing.assert_allclose(to_np(g3), -2 * (1 - t * t) * (1 - 3 * t * t), rtol=1e-12)
-
-
-# -- bias + activation ------------------------------------------------------------------------------
-BIAS = [("relu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("tanh", {}),
-        ("leaky_relu", {"negative_slope": 0.2}), ("softplus", {"beta": 2.0})]
-
-
-@pytest.mark.parametrize("act,params", BIAS, ids=[b[0] for b in BIAS])
-def test_bias_act(act, params, device):
-    x, b = T(data((3, 4, 5)), device), T(data((5,), seed=4, extremes=False), device)
-    y = F.bias_act(x, b, act, **params)
-    np.testing.assert_allclose(to_np(y), to_np(getattr(F, act)(x + b, **params)), rtol=1e-12, atol=1e-300)
-    against_composite(y, [x, b])
-    xs, bs = T(away(data((2, 3), seed=5, extremes=False), (0,)), device), T([0.1, -0.2, 0.3], device)
-    f = lambda u, v: F.bias_act(u, v, act, **params)  # noqa: E731
-    assert gradcheck(f, (xs, bs))
-    assert gradgradcheck(f, (xs, bs))
-    # only the bias needs a gradient
-    bx = F.bias_act(T(to_np(xs), device, grad=False), bs, act, **params)
-    (gb,) = grad([bx.sum()], [bs])
-    assert gb.shape == (3,)
-
-
-def test_bias_act_errors(device):
-    x = T(data((2, 3)), device)
-    with pytest.raises(ValueError, match=r"bias shape \(4,\).*\(2, 3\)"):
-        F.bias_act(x, T(np.zeros(4), device), "relu")
-    with pytest.raises(ValueError, match="unknown activation 'swish'"):
-        F.bias_act(x, T(np.zeros(3), device), "swish")
-    with pytest.raises(TypeError, match="unexpected parameter"):
-        F.bias_act(x, T(np.zeros(3), device), "relu", alpha=1.0)
 
 
 # -- softmax, log_softmax, logsumexp ---------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Every CUDA kernel of kernels/*.cu, executed on the CPU under an emulated CUDA thread model.
 
 The unchanged .cu files are built with the host compiler against tests/cudaemu/cuda_emu.h
-(ASan + UBSan), and run through gpugrad's real bridge (gpugrad/kernels/*.py) with a CuPy
+(ASan + UBSan), and run through gpugrad's real bridge (gpugrad/fused/*.py) with a CuPy
 stand-in: the grid, block and argument lists the bridge computes are what runs, and each
 argument is checked against the kernel's C++ parameter types. Each array-level function is
 called with NumPy arrays (the fallback) and with device arrays (the kernels); results must agree
@@ -14,7 +14,6 @@ the ``test_*`` functions drive them. Without a C++ compiler everything here skip
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -27,14 +26,14 @@ for p in (str(TESTS), str(TESTS.parent)):
         sys.path.insert(0, p)
 
 from cudaemu import build, harness  # noqa: E402
-from cudaemu.harness import View, dev, host  # noqa: E402
+from cudaemu.harness import View, dev  # noqa: E402
 from cudaemu.harness import compare as cmp  # noqa: E402
-from gpugrad.kernels import activation as A  # noqa: E402
-from gpugrad.kernels import loader  # noqa: E402
-from gpugrad.kernels import loss as L  # noqa: E402
-from gpugrad.kernels import optim as O  # noqa: E402
-from gpugrad.kernels import softmax as S  # noqa: E402
-from test_kernels_host import ACT_CASES, CE_OPTS, GRID, _ce_inputs, _row_matrix  # noqa: E402
+from gpugrad.fused import activation as A  # noqa: E402
+from gpugrad.fused import cuda as loader  # noqa: E402
+from gpugrad.fused import loss as L  # noqa: E402
+from gpugrad.fused import optim as O  # noqa: E402
+from gpugrad.fused import softmax as S  # noqa: E402
+from test_kernels_host import CE_OPTS, GRID, _ce_inputs, _row_matrix  # noqa: E402
 
 DTYPES = ["float16", "float32", "float64"]
 
@@ -56,15 +55,18 @@ def emu():
 
 # -- activations ------------------------------------------------------------------------------------
 
-ACT_IDS = [f"{n}{'-' + '-'.join(map(str, p.values())) if p else ''}" for n, p in ACT_CASES]
+ACT_CASES = [(op.name, params) for op, params in A.table_cases()]  # every row, defaults and cases
+ACT_IDS = [A.case_id(*c) for c in A.table_cases()]
 SIZES = (0, 1, 3, 7, 8, 9, 31, 33, 1000, 1027, 4101)
 
 
 def case_activation(name, params, dtype):
     dt = np.dtype(dtype)
-    saves = A.activation_saves(name, **params)
-    fwd = lambda a: A.activation_fwd(name, a, **params)  # noqa: E731
-    bwd = lambda g, **kw: A.activation_bwd(name, g, **kw, **params)  # noqa: E731
+    op = A.ACTIVATIONS[name]
+    p = op.values(params)
+    saves = "output" if op.saves_output(p) else "input"
+    fwd = lambda a: A.fwd(op, a, p)  # noqa: E731
+    bwd = lambda g, x=None, y=None: A.bwd(op, g, y if saves == "output" else x, p)  # noqa: E731
     for n in SIZES:
         base = _rand(n + 1, dt, seed=n)
         base[:3] = [0.0, 88.0, -1e4][:min(3, n + 1)]
@@ -104,47 +106,6 @@ def _passed(res):
 @pytest.mark.parametrize("name", ["relu", "gelu"])
 def test_activation_0d_keeps_shape(emu, name):
     _passed(emu.run("case_activation_0d", name=name))
-
-
-BIAS_SHAPES = [(1, 1), (7,), (3, 8), (65, 40), (2, 3, 7), (5, 33), (9, 1031), (17, 64), (70, 130), (4, 2, 16),
-               (0, 5)]
-
-
-def case_bias_act(name, params, dtype, shapes):
-    dt = np.dtype(dtype)
-    saves = A.activation_saves(name, **params)
-    for shape in map(tuple, shapes):
-        cols = shape[-1]
-        for off in (0, 1):  # offset 1: misaligned rows, the V = 1 path even when cols % V == 0
-            size = math.prod(shape)
-            x = View(_rand(size + 1, dt, seed=size), slice(off, off + size))
-            b = _rand(cols, dt, 1.0, seed=1)
-            xr = lambda a: a.reshape(shape)  # noqa: E731
-            cmp(lambda a, bb: A.bias_act_fwd(name, xr(a), bb, **params), (x, b), what=f"bias {name} fwd {shape}")
-            g = View(_rand(size + 1, dt, 1.0, seed=2), slice(off, off + size))
-            xs = host(x).reshape(shape)
-            s = {"y": A.bias_act_fwd(name, xs, b, **params)} if saves == "output" else {"x": xs}
-            # NOTE: gb sums the rows in another order: an absolute tolerance scaled by the largest value
-            cmp(lambda gg, bb, **kw: A.bias_act_bwd(name, xr(gg), bb, **kw, **params), (g, b), s,
-                what=f"bias {name} bwd {shape} offset={off}", scaled=True, schedules=off == 0 and size < 5000)
-
-
-def test_bias_act_zero_columns(emu):
-    res = emu.run("case_bias_act", name="relu", params={}, dtype="float32", shapes=[[5, 0]])
-    _passed(res)
-
-
-BIAS_CASES = [("relu", {}), ("gelu", {}), ("gelu", {"approximate": "tanh"}), ("elu", {"alpha": -0.5}),
-              ("sigmoid", {}), ("softplus", {"beta": 2.0, "threshold": 5.0}), ("leaky_relu", {"negative_slope": -0.2}),
-              ("selu", {}), ("silu", {}), ("mish", {}), ("tanh", {}), ("log_sigmoid", {}), ("elu", {}),
-              ("leaky_relu", {})]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name,params", BIAS_CASES, ids=[f"{n}{'-' + '-'.join(map(str, p.values())) if p else ''}"
-                                                        for n, p in BIAS_CASES])
-def test_bias_act(emu, name, params, dtype):
-    emu.check("case_bias_act", name=name, params=params, dtype=dtype, shapes=BIAS_SHAPES)
 
 
 # -- softmax family ---------------------------------------------------------------------------------
@@ -468,32 +429,23 @@ def test_optimizer_mixed_grad_dtype(emu):
 # -- grid caps: every kernel grid-strides ----------------------------------------------------------
 
 def case_capped_grids():
-    """The bridge caps grids (loader._MAX_GRID, row_launch's 65535 * 4, bias_launch's 65535);
+    """The bridge caps grids (loader._MAX_GRID, row_launch's 65535 * 4);
     sizes that reach those caps cannot be emulated in CI time, so the caps are lowered here to
     1-2 blocks: every kernel's grid-stride loop then does several rounds."""
     from cudaemu.harness import patched
-    row, bias = loader.row_launch, loader.bias_launch
+    row = loader.row_launch
 
     def row_capped(rows, n):
         g, b = row(rows, n)
         return (min(g[0], 2), 1, 1), b
 
-    def bias_capped(rows, cols, vec, target_blocks=1024):
-        g, b = bias(rows, cols, vec, target_blocks)
-        return (1, min(g[1], 2), 1), b
-
-    with patched(loader, _MAX_GRID=2), patched(S, row_launch=row_capped), patched(L, row_launch=row_capped), \
-            patched(A, bias_launch=bias_capped):
+    with patched(loader, _MAX_GRID=2, row_launch=row_capped):
         for dt in (np.float16, np.float32, np.float64):
             x = _rand(5000, dt)
             for name in ("relu", "gelu", "silu"):
                 cmp(lambda a: A.activation_fwd(name, a), (x,), what=f"capped {name}")
                 cmp(lambda g, a: A.activation_bwd(name, g, x=a, y=a), (_rand(5000, dt, 1.0, 1), x), what=f"capped {name} bwd",
                     scaled=True)
-            xb, b = _rand((70, 600), dt), _rand(600, dt, 1.0)
-            cmp(lambda a, bb: A.bias_act_fwd("gelu", a, bb), (xb, b), what="capped bias fwd")
-            cmp(lambda g, bb, a: A.bias_act_bwd("gelu", g, bb, x=a), (_rand((70, 600), dt, 1.0), b, xb),
-                what="capped bias bwd", scaled=True, schedules=True)
             for shape in ((37, 100), (9, 3000)):
                 xs = _rand(shape, dt)
                 cmp(S.softmax_fwd, (xs,), what="capped softmax", schedules=True)
@@ -528,9 +480,6 @@ def test_launch_shapes_respect_cuda_limits(n):
     for rows, cols in ((n, 1), (1, n), (n, 1025), (7, n)):
         (gx, gy, gz), (bx, by, bz) = loader.row_launch(rows, cols)
         assert 1 <= gx <= 2**31 - 1 and gy == gz == 1 and bx * by * bz <= 1024 and bx % 32 == 0
-        for vec in (1, 4):
-            (gx, gy, gz), (bx, by, bz) = loader.bias_launch(rows, cols, vec)
-            assert 1 <= gx <= 2**31 - 1 and 1 <= gy <= 65535 and gz == 1 and bx * by * bz == 256
 
 
 # -- sharpness: broken kernels and launches must fail ---------------------------------------------
@@ -565,13 +514,13 @@ for _k, _m in KERNEL_MUTATIONS.items():
 
 BRIDGE_MUTATIONS = {
     # (c) two arguments of the same type swapped in a launch
-    "swapped_rows_n": (S, "_gpu_rows", "np.int64(rows), np.int64(n)", "np.int64(n), np.int64(rows)"),
-    "swapped_in_out": (A, "_gpu_unary", "k(grid, (256,), (a, out, np.int64(n)", "k(grid, (256,), (out, a, np.int64(n)"),
+    "swapped_rows_n": (loader, "rows_launch", "(*lead, np.int64(rows), np.int64(n), *tail)",
+                       "(*lead, np.int64(n), np.int64(rows), *tail)"),
+    "swapped_in_out": (A, "fwd", "x.size, (x, out), _kernel_scalars(p)", "x.size, (out, x), _kernel_scalars(p)"),
     # two arguments of different types swapped: CuPy would pass the bytes, the checker refuses
-    "swapped_n_p0": (A, "_gpu_unary", "(a, out, np.int64(n), np.float64(p0), np.float64(p1))",
-                     "(a, out, np.float64(p0), np.int64(n), np.float64(p1))"),
-    # (d) the partial-sums buffer of the bias gradient one row short
-    "partials_one_row_short": (A, "_gpu_bias", "cp.empty((grid[1], cols)", "cp.empty((grid[1] - 1, cols)"),
+    "swapped_n_p0": (loader, "map_launch", "(*lead, np.int64(n), *tail)", "(*lead, *tail[:1], np.int64(n), *tail[1:])"),
+    # (d) an output buffer one row short: the per-sample log-sum-exp of cross-entropy
+    "output_one_row_short": (L, "_gpu_ce_index_fwd", "lse = cp.empty(R.rows, ldt)", "lse = cp.empty(R.rows - 1, ldt)"),
 }
 
 CHECKS = {  # the check each mutation must fail
@@ -585,9 +534,9 @@ CHECKS = {  # the check each mutation must fail
     "swapped_rows_n": lambda: cmp(S.softmax_fwd, (_rand((3, 50), np.float32),), what="softmax"),
     "swapped_in_out": lambda: cmp(lambda a: A.activation_fwd("tanh", a), (_rand(100, np.float32),), what="tanh"),
     "swapped_n_p0": lambda: cmp(lambda a: A.activation_fwd("tanh", a), (_rand(100, np.float32),), what="tanh"),
-    "partials_one_row_short": lambda: cmp(lambda g, b, y: A.bias_act_bwd("relu", g, b, y=y),
-                                          (_rand((300, 40), np.float32), _rand(40, np.float32), _rand((300, 40), np.float32)),
-                                          what="bias relu bwd", scaled=True),
+    "output_one_row_short": lambda: cmp(lambda a, t: L.cross_entropy_fwd(a, t, reduction="none"),
+                                        (_rand((300, 40), np.float32), np.arange(300) % 40), what="ce fwd", scaled=True,
+                                        tol_as=np.dtype(np.float32)),
 }
 
 
@@ -612,7 +561,7 @@ MUTATION_EXPECT = {  # how each must fail: (kind, text in the report)
     "swapped_rows_n": ("AssertionError", "softmax"),
     "swapped_in_out": ("AssertionError", "tanh"),
     "swapped_n_p0": ("ArgumentError", "argument 2 (n: long long): got a float64 value"),
-    "partials_one_row_short": ("crash", "AddressSanitizer: heap-buffer-overflow"),
+    "output_one_row_short": ("crash", "AddressSanitizer: heap-buffer-overflow"),
 }
 
 

@@ -1,6 +1,6 @@
 """GPU kernels vs their NumPy fallbacks (needs CuPy and an NVIDIA GPU; skipped otherwise).
 
-Every array-level function in gpugrad.kernels is called twice with the same data, once with NumPy
+Every array-level function in gpugrad.fused is called twice with the same data, once with NumPy
 arrays (the fallback) and once with CuPy arrays (the CUDA kernel), for float16/32/64; results must
 agree to the dtype's rounding. Shapes cover the vectorised and scalar (misaligned / odd-sized)
 elementwise paths, warp-per-row and block-per-row reductions, and the error flag.
@@ -18,10 +18,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from gpugrad.backend import cuda  # noqa: E402
-from gpugrad.kernels import activation as A  # noqa: E402
-from gpugrad.kernels import loader  # noqa: E402
-from gpugrad.kernels import loss as L  # noqa: E402
-from gpugrad.kernels import softmax as S  # noqa: E402
+from gpugrad.fused import activation as A  # noqa: E402
+from gpugrad.fused import cuda as loader  # noqa: E402
+from gpugrad.fused import loss as L  # noqa: E402
+from gpugrad.fused import softmax as S  # noqa: E402
 
 DTYPES = [np.float16, np.float32, np.float64]
 TOL = {np.float16: dict(rtol=2e-3, atol=1e-4), np.float32: dict(rtol=1e-5, atol=1e-7),
@@ -64,40 +64,22 @@ def _rand(shape, dt, scale=3.0, seed=0):
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dt)
 
 
-ACTS = [("relu", {}), ("leaky_relu", {"negative_slope": 0.1}), ("leaky_relu", {"negative_slope": -0.2}),
-        ("elu", {}), ("elu", {"alpha": -0.5}), ("selu", {}), ("gelu", {}), ("gelu", {"approximate": "tanh"}),
-        ("silu", {}), ("mish", {}), ("sigmoid", {}), ("tanh", {}), ("softplus", {"beta": 2.0, "threshold": 4.0}),
-        ("log_sigmoid", {})]
-ACT_IDS = [f"{n}{'-' + '-'.join(map(str, p.values())) if p else ''}" for n, p in ACTS]
+ACTS = A.table_cases()  # (row, params): every row of the activation table, defaults and cases
+ACT_IDS = [A.case_id(*c) for c in ACTS]
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("name,params", ACTS, ids=ACT_IDS)
-def test_activation_gpu_matches_fallback(cp, name, params, dt):
-    saves = A.activation_saves(name, **params)
+@pytest.mark.parametrize("op,params", ACTS, ids=ACT_IDS)
+def test_activation_gpu_matches_fallback(cp, op, params, dt):
+    p = op.values(params)
     for n in (1, 37, 4096 + 5):
         base = _rand(n + 1, dt, seed=n)
         base[:3] = [0.0, 88.0, -1e4 if dt != np.float16 else -6e4][:min(3, n + 1)]
         for x in (base[:n], base[1:]):  # aligned (vector path) and offset by one element (scalar path)
-            compare(cp, lambda a: A.activation_fwd(name, a, **params), (x,), dt=dt)
+            compare(cp, lambda a: A.fwd(op, a, p), (x,), dt=dt)
             g = _rand(x.shape, dt, 1.0, seed=7)
-            y = A.activation_fwd(name, x, **params)
-            s = {"y": y} if saves == "output" else {"x": x}
-            compare(cp, lambda gg, **kw: A.activation_bwd(name, gg, **kw, **params), (g,), s, dt=dt)
-
-
-@pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("name,params", [("relu", {}), ("gelu", {}), ("elu", {"alpha": -0.5}), ("sigmoid", {}),
-                                         ("softplus", {})])
-@pytest.mark.parametrize("shape", [(3, 8), (65, 40), (2, 3, 7), (300, 1030), (1, 1)])
-def test_bias_act_gpu_matches_fallback(cp, name, params, dt, shape):
-    x = _rand(shape, dt)
-    b = _rand(shape[-1], dt, 1.0, seed=1)
-    compare(cp, lambda a, bb: A.bias_act_fwd(name, a, bb, **params), (x, b), dt=dt)
-    g = _rand(shape, dt, 1.0, seed=2)
-    s = {"y": A.bias_act_fwd(name, x, b, **params)} if A.activation_saves(name, **params) == "output" else {"x": x}
-    # gb sums up to 300 rows in a different order: a looser absolute tolerance, scaled by the largest value
-    compare(cp, lambda gg, bb, **kw: A.bias_act_bwd(name, gg, bb, **kw, **params), (g, b), s, dt=dt, scaled=True)
+            s = A.fwd(op, x, p) if op.saves_output(p) else x
+            compare(cp, lambda gg, ss: A.bwd(op, gg, ss, p), (g, s), dt=dt)
 
 
 @pytest.mark.parametrize("dt", DTYPES)

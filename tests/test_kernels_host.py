@@ -3,7 +3,7 @@
 1. Every ``kernels/*.cu`` compiles with nvcc to PTX for sm_80 and sm_90, with each kernel
    instantiated for float, double and __half (the name expressions the loader will ask NVRTC for).
 2. The ``__host__ __device__`` math of the kernels, compiled for the host (tests/host/harness.cpp,
-   loaded with ctypes), agrees with the NumPy fallbacks of gpugrad.kernels on a grid of extreme
+   loaded with ctypes), agrees with the NumPy fallbacks of gpugrad.fused on a grid of extreme
    values, forward and backward, in float32 and float64 compute.
 """
 from __future__ import annotations
@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gpugrad.kernels import activation as A  # noqa: E402
-from gpugrad.kernels import loader  # noqa: E402
-from gpugrad.kernels import loss as L  # noqa: E402
-from gpugrad.kernels import softmax as S  # noqa: E402
+from gpugrad.fused import activation as A  # noqa: E402
+from gpugrad.fused import cuda as loader  # noqa: E402
+from gpugrad.fused import loss as L  # noqa: E402
+from gpugrad.fused import softmax as S  # noqa: E402
 
 KDIR = ROOT / "kernels"
 CU_FILES = sorted(p.name for p in KDIR.glob("*.cu"))
@@ -210,31 +210,29 @@ def assert_agree(host_vals, np_vals, dt, inputs_finite=None, what="", scaled=Fal
         assert np.isfinite(n[inputs_finite]).all(), f"{what}: non-finite output from finite input: {n}"
 
 
-ACT_CASES = [("relu", {}), ("leaky_relu", {}), ("leaky_relu", {"negative_slope": -0.2}),
-             ("leaky_relu", {"negative_slope": 1.5}), ("elu", {}), ("elu", {"alpha": -0.5}), ("elu", {"alpha": 0.0}),
-             ("selu", {}), ("gelu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("mish", {}),
-             ("sigmoid", {}), ("tanh", {}), ("softplus", {}), ("softplus", {"beta": 2.0, "threshold": 5.0}),
-             ("log_sigmoid", {})]
+ACT_CASES = A.table_cases()  # (row, params): every row of the table, at its defaults and its cases
 
 
 @pytest.mark.parametrize("prec,dt", PRECS)
-@pytest.mark.parametrize("name,params", ACT_CASES, ids=[f"{n}{'-' + '-'.join(map(str, p.values())) if p else ''}"
-                                                       for n, p in ACT_CASES])
-def test_activation_host_matches_numpy(host, name, params, prec, dt):
-    op, p0, p1, from_y = A._resolve(name, params)
+@pytest.mark.parametrize("op,params", ACT_CASES, ids=[A.case_id(*c) for c in ACT_CASES])
+def test_activation_host_matches_numpy(host, op, params, prec, dt):
+    p = op.values(params)
+    p0, p1 = (p + (0.0, 0.0))[:2]
+    from_y = op.saves_output(p)
+    name = op.name
     x = GRID.astype(dt)
     xd = _d(x)
     y_host = np.empty_like(xd)
-    assert host.gg_act(op.encode(), 0, prec, _p(xd), None, _p(y_host), xd.size, p0, p1, 0) == 0
-    y_np = A.activation_fwd(name, x, **params)
+    assert host.gg_act(name.encode(), 0, prec, _p(xd), None, _p(y_host), xd.size, p0, p1, 0) == 0
+    y_np = A.fwd(op, x, p)
     assert y_np.dtype == dt
     assert_agree(y_host, y_np, dt, np.isfinite(xd), f"{name} fwd")
 
     g = np.linspace(-2.0, 2.0, x.size).astype(dt)
     saved = y_np if from_y else x
     gx_host = np.empty_like(xd)
-    assert host.gg_act(op.encode(), 1, prec, _p(_d(g)), _p(_d(saved)), _p(gx_host), xd.size, p0, p1, int(from_y)) == 0
-    gx_np = A.activation_bwd(name, g, **({"y": saved} if from_y else {"x": saved}), **params)
+    assert host.gg_act(name.encode(), 1, prec, _p(_d(g)), _p(_d(saved)), _p(gx_host), xd.size, p0, p1, int(from_y)) == 0
+    gx_np = A.bwd(op, g, saved, p)
     assert_agree(gx_host, gx_np, dt, np.isfinite(xd), f"{name} bwd")
 
 

@@ -196,7 +196,7 @@ class Erfc(Primitive):
 def _erfc(x):
     if xp_of(x) is np:
         # NOTE: the kernels' erfc (SciPy when installed, else a pure-NumPy series); float16 in float32
-        from ..kernels._common import erfc  # noqa: PLC0415
+        from ..fused._common import erfc  # noqa: PLC0415
         flat = x.reshape(-1)  # NOTE: 1-d (the pure-NumPy series writes with out=, which 0-d results refuse)
         y = erfc(flat.astype(np.float32) if x.dtype == np.float16 else flat)
         return y.astype(x.dtype, copy=False).reshape(x.shape)

@@ -1,6 +1,6 @@
 """Fused losses: one Primitive for the family, parametrised by the loss's name.
 
-Forward and the gradient w.r.t. the input are the kernels of :mod:`gpugrad.kernels.loss`.
+Forward and the gradient w.r.t. the input are the kernels of :mod:`gpugrad.fused.loss`.
 cross_entropy keeps only the per-sample log-sum-exp between forward and backward (no
 batch x classes intermediate). Targets get gradients where PyTorch gives them (float targets of
 the pointwise losses, binary_cross_entropy_with_logits and probability targets of cross_entropy),
@@ -19,9 +19,9 @@ from .. import tensor as _tensor
 from ..autograd.primitive import Primitive
 from ..autograd.grad_mode import state as _grad_state
 from ..backend import xp_of
-from ..kernels import activation as _KA
-from ..kernels import loss as _K
-from .activation import _c_softplus1
+from ..fused import activation as _KA
+from ..fused import loss as _K
+from ..fused.activation import c_softplus1 as _c_softplus1
 from .softmax import RowReduce
 
 __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "huber_loss",

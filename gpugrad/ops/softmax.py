@@ -1,6 +1,6 @@
 """Fused row reductions: softmax, log_softmax, logsumexp — one Primitive parametrised by ``kind``.
 
-Forward and first-order backward are the kernels of :mod:`gpugrad.kernels.softmax`; the node keeps
+Forward and first-order backward are the kernels of :mod:`gpugrad.fused.softmax`; the node keeps
 the output (softmax, log_softmax read y; logsumexp reads x, which the node holds anyway, and its
 output). Under ``create_graph=True`` the engine differentiates ``RowReduce.composite``, the
 max-shifted forms written with core Tensor ops.
@@ -11,7 +11,7 @@ import sys as _sys
 
 from .. import tensor as _tensor
 from ..autograd.primitive import Primitive
-from ..kernels import softmax as _K
+from ..fused import softmax as _K
 from ._util import norm_dim, one_dim
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]

@@ -6,7 +6,7 @@ fused-kernel optimizers do, so autograd sees the write.
 """
 from __future__ import annotations
 
-from ..kernels.optim import state_dtype
+from ..fused.optim import state_dtype
 from ..tensor import _bump
 from .optimizer import _check_flags_unsupported, _check_nonneg, _is_number
 

@@ -1,7 +1,7 @@
 """Adagrad, PyTorch semantics (dense gradients)."""
 from __future__ import annotations
 
-from ..kernels import optim as K
+from ..fused import optim as K
 from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg
 from ..tensor import _bump
 

@@ -1,7 +1,7 @@
 """Adam and AdamW (decoupled weight decay), with AMSGrad, PyTorch semantics."""
 from __future__ import annotations
 
-from ..kernels import optim as K
+from ..fused import optim as K
 from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg, _is_number
 from ..tensor import _bump
 

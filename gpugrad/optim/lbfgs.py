@@ -3,7 +3,7 @@ an optional strong-Wolfe line search."""
 from __future__ import annotations
 
 from ..backend import to_device
-from ..kernels.optim import state_dtype
+from ..fused.optim import state_dtype
 from ..tensor import Tensor, _bump
 from .optimizer import Optimizer, _check_nonneg
 

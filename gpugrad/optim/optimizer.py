@@ -1,7 +1,7 @@
 """The Optimizer base class: parameter groups, per-parameter state, state_dict round trips.
 
 Subclasses declare their options in ``defaults``, check one group's values in ``_check_group``
-and implement ``step``; the update math lives in :mod:`gpugrad.kernels.optim` (a fused CUDA kernel
+and implement ``step``; the update math lives in :mod:`gpugrad.fused.optim` (a fused CUDA kernel
 on the GPU, NumPy in place on the CPU).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import functools
 import numpy as np
 
 from ..backend import to_device
-from ..kernels.optim import state_dtype
+from ..fused.optim import state_dtype
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]

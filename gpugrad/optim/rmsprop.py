@@ -1,7 +1,7 @@
 """RMSprop (optionally centered, with momentum), PyTorch semantics."""
 from __future__ import annotations
 
-from ..kernels import optim as K
+from ..fused import optim as K
 from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg, _check_unit
 from ..tensor import _bump
 

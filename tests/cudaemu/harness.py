@@ -36,12 +36,12 @@ def skip_reason():
 
 
 def module_args(source, dtype, kdir=KDIR):
-    """(code, options, name expressions) exactly as gpugrad.kernels.loader builds the RawModule."""
+    """(code, options, name expressions) exactly as gpugrad.fused.cuda builds the RawModule."""
     import importlib  # noqa: PLC0415
 
-    from gpugrad.kernels import loader  # noqa: PLC0415
+    from gpugrad.fused import cuda as loader  # noqa: PLC0415
     for fam in ("activation", "loss", "optim", "softmax"):
-        importlib.import_module(f"gpugrad.kernels.{fam}")  # NOTE: importing a family registers its kernels
+        importlib.import_module(f"gpugrad.fused.{fam}")  # NOTE: importing a family registers its kernels
     saved, loader._opts = loader._opts, None
     try:
         opts = loader._options(Path(kdir))
@@ -232,7 +232,7 @@ def mutated_kernels(name, file, old, new):
 @contextlib.contextmanager
 def kernels_from(kdir):
     """Make gpugrad's loader read its sources from ``kdir`` (and forget what it compiled)."""
-    from gpugrad.kernels import loader  # noqa: PLC0415
+    from gpugrad.fused import cuda as loader  # noqa: PLC0415
     state = (loader._opts, dict(loader._modules), dict(loader._kernels))
     loader._opts = None
     loader._modules.clear()

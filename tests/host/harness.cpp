@@ -34,18 +34,9 @@ int act_dispatch(const char* name, int bwd, const double* a, const double* s, do
     act<Op, C>(bwd, a, s, out, n, p0, p1, from_y);        \
     return 0;                                             \
   }
-  GG_CASE("relu", gg::Relu)
-  GG_CASE("leaky_relu", gg::LeakyRelu)
-  GG_CASE("elu", gg::Elu)
-  GG_CASE("selu", gg::Selu)
-  GG_CASE("gelu", gg::Gelu)
-  GG_CASE("gelu_tanh", gg::GeluTanh)
-  GG_CASE("silu", gg::Silu)
-  GG_CASE("mish", gg::Mish)
-  GG_CASE("sigmoid", gg::Sigmoid)
-  GG_CASE("tanh", gg::Tanh)
-  GG_CASE("softplus", gg::Softplus)
-  GG_CASE("log_sigmoid", gg::LogSigmoid)
+#define GG_X(name, Op) GG_CASE(#name, gg::Op)
+  GG_ACTIVATIONS(GG_X)
+#undef GG_X
 #undef GG_CASE
   return -1;
 }

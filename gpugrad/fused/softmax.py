@@ -22,13 +22,13 @@ import numpy as np
 
 from ..backend import xp_of
 from ._common import as_compute, check_float, same_device
-from .loader import get_kernel, register_kernels, row_launch
+from . import cuda
 
 __all__ = ["softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd", "logsumexp_fwd",
            "logsumexp_bwd"]
 
 _SOURCE = "softmax.cu"
-register_kernels(_SOURCE, [f"gpugrad_{op}_{d}" for op in ("softmax", "log_softmax", "logsumexp")
+cuda.register_kernels(_SOURCE, [f"gpugrad_{op}_{d}" for op in ("softmax", "log_softmax", "logsumexp")
                            for d in ("fwd", "bwd")])
 
 
@@ -175,7 +175,7 @@ def _fwd(kind, x, axis):
         with np.errstate(all="ignore"):
             y = (_np_softmax if kind == "softmax" else _np_log_softmax)(as_compute(r)).astype(dt, copy=False)
     else:
-        y = _gpu_rows(xp, f"gpugrad_{kind}_fwd", r, (r,), out_shape=r.shape)
+        y = _gpu_rows(xp, f"gpugrad_{kind}_fwd", r, (r,), r.shape)
     return _from_rows(xp, y, moved, ax, x.shape)
 
 
@@ -204,7 +204,7 @@ def _bwd(kind, g, y, axis):
             gx = (_np_softmax_bwd if kind == "softmax" else _np_log_softmax_bwd)(as_compute(gr), as_compute(yr))
         gx = gx.astype(dt, copy=False)
     else:
-        gx = _gpu_rows(xp, f"gpugrad_{kind}_bwd", gr, (gr, yr), out_shape=gr.shape)
+        gx = _gpu_rows(xp, f"gpugrad_{kind}_bwd", gr, (gr, yr), gr.shape)
     return _from_rows(xp, gx, moved, ax, g.shape)
 
 
@@ -236,7 +236,7 @@ def logsumexp_fwd(x, axis: int = -1, keepdims: bool = False):
         with np.errstate(all="ignore"):
             out = _np_logsumexp(as_compute(r)).astype(dt, copy=False)
     else:
-        out = _gpu_rows(xp, "gpugrad_logsumexp_fwd", r, (r,), out_shape=(r.shape[0],))
+        out = _gpu_rows(xp, "gpugrad_logsumexp_fwd", r, (r,), (r.shape[0],))
     return out.reshape(rshape)
 
 
@@ -258,17 +258,15 @@ def logsumexp_bwd(g, x, lse, axis: int = -1, keepdims: bool = False):
             gx = _np_logsumexp_bwd(as_compute(r), as_compute(lv), as_compute(gv))
         gx = gx.astype(dt, copy=False)
     else:
-        gx = _gpu_rows(xp, "gpugrad_logsumexp_bwd", r, (gv, r, lv), out_shape=r.shape)
+        gx = _gpu_rows(xp, "gpugrad_logsumexp_bwd", r, (gv, r, lv), r.shape)
     return _from_rows(xp, gx, moved, ax, x.shape)
 
 
 # -- GPU launch ---------------------------------------------------------------------------------
 
 def _gpu_rows(cp, kernel, r, inputs, out_shape):
-    rows, n = r.shape
-    with cp.cuda.Device(r.device.id):
+    """kernel(*inputs, out, rows, n) on the (rows, n) layout of ``r``; out is new, of r's dtype."""
+    with cuda.on(r):
         out = cp.empty(out_shape, r.dtype)
-        k = get_kernel(_SOURCE, kernel, r.dtype, r.device.id)
-        grid, block = row_launch(rows, n)
-        k(grid, block, (*inputs, out, np.int64(rows), np.int64(n)))
+        cuda.rows_launch(_SOURCE, kernel, r.dtype, *r.shape, (*inputs, out))
     return out

@@ -38,7 +38,8 @@ import numpy as np
 from ..backend import xp_of
 from ._common import (as_compute, check_float, check_reduction, compute_dtype, np_sigmoid, same_device,
                       wide_dtype)
-from .loader import NULL, elementwise_grid, get_kernel, register_kernels, row_launch
+from . import cuda
+from .cuda import NULL
 
 __all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "nll_loss_fwd", "nll_loss_bwd", "bce_with_logits_fwd",
            "bce_with_logits_bwd", "mse_loss_fwd", "mse_loss_bwd", "l1_loss_fwd", "l1_loss_bwd",
@@ -46,7 +47,7 @@ __all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "nll_loss_fwd", "nll_loss_b
 
 _SOURCE = "loss.cu"
 _POINTWISE = ("mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss")
-register_kernels(_SOURCE, [f"gpugrad_{op}_{d}" for op in ("cross_entropy", "cross_entropy_prob", "nll_loss",
+cuda.register_kernels(_SOURCE, [f"gpugrad_{op}_{d}" for op in ("cross_entropy", "cross_entropy_prob", "nll_loss",
                                                           "bce_with_logits") + _POINTWISE
                            for d in ("fwd", "bwd")])
 
@@ -462,50 +463,40 @@ def _np_ce_prob_bwd(x, q, w, lse, gs, eps, ldt):
 
 
 def _gpu_ce_index_fwd(cp, R, t, w, ig, eps, cdt, ldt):
-    with cp.cuda.Device(R.x.device.id):
+    with cuda.on(R.x):
         loss = cp.empty(R.rows, cdt)
         lse = cp.empty(R.rows, ldt)
-        if R.rows == 0:
-            return loss, lse
         err = cp.zeros((), cp.int32)
-        wsum = NULL if w is None else w.sum(dtype=cdt)
-        k = get_kernel(_SOURCE, "gpugrad_cross_entropy_fwd", R.x.dtype, R.x.device.id)
-        grid, block = row_launch(R.rows, R.ncls)
-        k(grid, block, (R.x, t, NULL if w is None else w, wsum, loss, lse, err, np.int64(R.rows),
-                        np.int64(R.ncls), np.int64(ig), np.float64(eps)))
+        cuda.rows_launch(_SOURCE, "gpugrad_cross_entropy_fwd", R.x.dtype, R.rows, R.ncls,
+                         (R.x, t, NULL if w is None else w, NULL if w is None else w.sum(dtype=cdt), loss, lse, err),
+                         (np.int64(ig), np.float64(eps)))
         # NOTE: reading the flag is one 4-byte device->host copy, i.e. a sync with the stream.
-        if int(err):
+        if R.rows and int(err):
             _raise_bad_target(cp, t, ig, R.ncls)
-        return loss, lse
+    return loss, lse
 
 
 def _gpu_ce_prob_fwd(cp, R, q, w, eps, cdt, ldt):
-    with cp.cuda.Device(R.x.device.id):
+    with cuda.on(R.x):
         loss = cp.empty(R.rows, cdt)
         lse = cp.empty(R.rows, ldt)
-        if R.rows:
-            k = get_kernel(_SOURCE, "gpugrad_cross_entropy_prob_fwd", R.x.dtype, R.x.device.id)
-            grid, block = row_launch(R.rows, R.ncls)
-            k(grid, block, (R.x, q, NULL if w is None else w, loss, lse, np.int64(R.rows), np.int64(R.ncls),
-                            np.float64(eps)))
-        return loss, lse
+        cuda.rows_launch(_SOURCE, "gpugrad_cross_entropy_prob_fwd", R.x.dtype, R.rows, R.ncls,
+                         (R.x, q, NULL if w is None else w, loss, lse), (np.float64(eps),))
+    return loss, lse
 
 
 def _gpu_ce_bwd(cp, kind, R, t, w, lse, gs, stride, ig, eps, cdt):
-    with cp.cuda.Device(R.x.device.id):
+    wp = NULL if w is None else w
+    with cuda.on(R.x):
         gx = cp.empty_like(R.x)
-        grid, block = row_launch(R.rows, R.ncls)
-        wp = NULL if w is None else w
         if kind == "index":
-            wsum = NULL if w is None else w.sum(dtype=cdt)
-            k = get_kernel(_SOURCE, "gpugrad_cross_entropy_bwd", R.x.dtype, R.x.device.id)
-            k(grid, block, (R.x, t, wp, wsum, lse, gs, np.int64(stride), gx, np.int64(R.rows), np.int64(R.ncls),
-                            np.int64(ig), np.float64(eps)))
+            cuda.rows_launch(_SOURCE, "gpugrad_cross_entropy_bwd", R.x.dtype, R.rows, R.ncls,
+                             (R.x, t, wp, NULL if w is None else w.sum(dtype=cdt), lse, gs, np.int64(stride), gx),
+                             (np.int64(ig), np.float64(eps)))
         else:
-            k = get_kernel(_SOURCE, "gpugrad_cross_entropy_prob_bwd", R.x.dtype, R.x.device.id)
-            k(grid, block, (R.x, t, wp, lse, gs, np.int64(stride), gx, np.int64(R.rows), np.int64(R.ncls),
-                            np.float64(eps)))
-        return gx
+            cuda.rows_launch(_SOURCE, "gpugrad_cross_entropy_prob_bwd", R.x.dtype, R.rows, R.ncls,
+                             (R.x, t, wp, lse, gs, np.int64(stride), gx), (np.float64(eps),))
+    return gx
 
 
 # -- nll_loss -------------------------------------------------------------------------------------
@@ -533,15 +524,14 @@ def nll_loss_fwd(logp, target, weight=None, ignore_index: int = -100, reduction:
         with np.errstate(invalid="ignore"):
             loss_rows = np.where(valid, as_compute(R.x)[np.arange(R.rows), tc] * -wt, 0).astype(cdt)
     else:
-        with xp.cuda.Device(R.x.device.id):
+        with cuda.on(R.x):
             loss_rows = xp.empty(R.rows, cdt)
-            if R.rows:
-                err = xp.zeros((), xp.int32)
-                k = get_kernel(_SOURCE, "gpugrad_nll_loss_fwd", dt, R.x.device.id)
-                k((elementwise_grid(R.rows, 16),), (256,), (R.x, t, NULL if w is None else w, loss_rows, err,
-                                                         np.int64(R.rows), np.int64(R.ncls), np.int64(ig)))
-                if int(err):  # NOTE: one small device->host copy (a sync), as cross_entropy_fwd
-                    _raise_bad_target(xp, t, ig, R.ncls)
+            err = xp.zeros((), xp.int32)
+            # NOTE: one thread per row (an elementwise launch over rows): kernel(..., rows, ncls, ignore_index)
+            cuda.map_launch(_SOURCE, "gpugrad_nll_loss_fwd", dt, R.rows, (R.x, t, NULL if w is None else w, loss_rows, err),
+                            (np.int64(R.ncls), np.int64(ig)))
+            if R.rows and int(err):  # NOTE: one small device->host copy (a sync), as cross_entropy_fwd
+                _raise_bad_target(xp, t, ig, R.ncls)
     return _reduce_rows(xp, loss_rows, reduction, wt.sum() if reduction == "mean" else None, dt, R.sample_shape)
 
 
@@ -559,13 +549,10 @@ def nll_loss_bwd(g, logp, target, weight=None, ignore_index: int = -100, reducti
         gx[np.arange(R.rows), np.where(valid, t, 0)] = np.where(valid, -wt * gs, 0)
         gx = gx.astype(dt, copy=False)
     else:
-        with xp.cuda.Device(R.x.device.id):
+        with cuda.on(R.x):
             gx = xp.empty((R.rows, R.ncls), dt)
-            if R.rows:
-                k = get_kernel(_SOURCE, "gpugrad_nll_loss_bwd", dt, R.x.device.id)
-                grid, block = row_launch(R.rows, R.ncls)
-                k(grid, block, (t, NULL if w is None else w, gs, np.int64(stride), gx, np.int64(R.rows),
-                                np.int64(R.ncls), np.int64(ig)))
+            cuda.rows_launch(_SOURCE, "gpugrad_nll_loss_bwd", dt, R.rows, R.ncls,
+                             (t, NULL if w is None else w, gs, np.int64(stride), gx), (np.int64(ig),))
     return R.from_rows(gx)
 
 
@@ -662,14 +649,11 @@ def _elem_grad(xp, g, x, reduction):
 
 
 def _gpu_pointwise(cp, kernel, x, arrays, scalars):
-    with cp.cuda.Device(x.device.id):
-        arrays = tuple(cp.ascontiguousarray(a) if isinstance(a, cp.ndarray) and a.ndim else a for a in arrays)
+    """kernel(*arrays, out, n, *scalars) over x's elements; out is new, of x's shape and dtype."""
+    with cuda.on(x):
         out = cp.empty(x.shape, x.dtype)
-        n = x.size
-        if n:
-            k = get_kernel(_SOURCE, kernel, x.dtype, x.device.id)
-            k((elementwise_grid(n, x.itemsize),), (256,), (*arrays, out, np.int64(n), *scalars))
-        return out
+        cuda.map_launch(_SOURCE, kernel, x.dtype, x.size, (*arrays, out), scalars)
+    return out
 
 
 def mse_loss_fwd(x, target, reduction: str = "mean"):

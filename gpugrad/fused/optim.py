@@ -18,12 +18,12 @@ import numpy as np
 
 from ..backend import xp_of
 from ._common import FLOATS, compute_dtype
-from .loader import NULL, elementwise_grid, get_kernel, register_kernels
+from . import cuda
 
 __all__ = ["adagrad_clr", "adagrad_step", "adam_step", "rmsprop_step", "sgd_step", "state_dtype"]
 
 _SOURCE = "optim.cu"
-register_kernels(_SOURCE, [f"gpugrad_{o}_step" for o in ("sgd", "adam", "rmsprop", "adagrad")])
+cuda.register_kernels(_SOURCE, [f"gpugrad_{o}_step" for o in ("sgd", "adam", "rmsprop", "adagrad")])
 
 
 def state_dtype(param_dtype):
@@ -66,33 +66,6 @@ def _check(param, grad, states):
 def _require(name, arr, flag):
     if flag and arr is None:
         raise ValueError(f"'{name}' array is required for this configuration")
-
-
-# -- GPU launch ------------------------------------------------------------------------------------
-
-def _launch(opt, param, grad, states, scalars, flags):
-    """gpugrad_<opt>_step<T>(param, grad, *states, *scalars (double), *flags (int), n) on CuPy arrays."""
-    cp = xp_of(param)
-    n = param.size
-    if n == 0:
-        return
-    dev = param.device.id
-    with cp.cuda.Device(dev):
-        kern = get_kernel(_SOURCE, f"gpugrad_{opt}_step", param.dtype, dev)
-        # NOTE: the kernels index flat contiguous memory; strided inputs go through a contiguous copy
-        #       that is written back afterwards, so the update is still in place for the caller.
-        work = param if param.flags.c_contiguous else cp.ascontiguousarray(param)
-        g = grad if (grad.flags.c_contiguous and grad.dtype == param.dtype) else \
-            cp.ascontiguousarray(grad, dtype=param.dtype)
-        st = [s if (s is None or s.flags.c_contiguous) else cp.ascontiguousarray(s) for s in states]
-        args = (work, g, *(NULL if s is None else s for s in st), *(np.float64(x) for x in scalars),
-                *(np.int32(bool(f)) for f in flags), np.int64(n))
-        kern((elementwise_grid(n, param.itemsize),), (256,), args)
-        if work is not param:
-            param[...] = work
-        for s, c in zip(states, st):
-            if c is not s:
-                s[...] = c
 
 
 # -- NumPy helpers ---------------------------------------------------------------------------------
@@ -142,7 +115,7 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     lr, momentum, weight_decay = float(lr), float(momentum), float(weight_decay)
     omd = 1.0 - float(dampening)
     if xp is not np:
-        _launch("sgd", param, grad, [momentum_buffer if has_mom else None],
+        cuda.update_launch(_SOURCE, "gpugrad_sgd_step", param, grad, [momentum_buffer if has_mom else None],
                 (lr, momentum, omd, weight_decay), (has_mom, first_step, nesterov, maximize))
         return
     p, g = _np_work(param, grad)
@@ -199,7 +172,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr
     c = _adam_scalars(int(step), float(lr), float(beta1), float(beta2), float(weight_decay), decoupled_weight_decay)
     eps = float(eps)
     if xp is not np:
-        _launch("adam", param, grad, [exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else None],
+        cuda.update_launch(_SOURCE, "gpugrad_adam_step", param, grad, [exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else None],
                 (c["param_scale"], c["l2"], c["beta1"], c["omb1"], c["beta2"], c["omb2"], c["step_size"],
                  c["bc2_sqrt"], eps), (amsgrad, maximize))
         return
@@ -243,7 +216,7 @@ def rmsprop_step(param, grad, square_avg, grad_avg=None, momentum_buffer=None, *
     lr, alpha, eps, weight_decay, momentum = float(lr), float(alpha), float(eps), float(weight_decay), float(momentum)
     oma = 1.0 - alpha
     if xp is not np:
-        _launch("rmsprop", param, grad,
+        cuda.update_launch(_SOURCE, "gpugrad_rmsprop_step", param, grad,
                 [square_avg, grad_avg if centered else None, momentum_buffer if has_mom else None],
                 (lr, alpha, oma, eps, weight_decay, momentum), (centered, has_mom, maximize))
         return
@@ -290,7 +263,7 @@ def adagrad_step(param, grad, state_sum, *, step, lr, eps, lr_decay=0.0, weight_
     clr = adagrad_clr(int(step), float(lr), float(lr_decay))
     eps, weight_decay = float(eps), float(weight_decay)
     if xp is not np:
-        _launch("adagrad", param, grad, [state_sum], (clr, eps, weight_decay), (maximize,))
+        cuda.update_launch(_SOURCE, "gpugrad_adagrad_step", param, grad, [state_sum], (clr, eps, weight_decay), (maximize,))
         return
     p, g = _np_work(param, grad)
     g = _np_effective_grad(p, g, weight_decay, maximize)

@@ -9,8 +9,10 @@ source (:func:`register_kernels`), so a family compiles once per dtype; CuPy als
 compiled binary on disk. Nothing here imports CuPy at import time: ``import gpugrad`` never touches
 CUDA, and the first ``get_kernel`` call is where compilation happens.
 
-Also here: the launch-shape helpers the family modules share (:func:`elementwise_grid`,
-:func:`row_launch`, :func:`bias_launch`) and ``NULL`` for optional pointer arguments.
+Also here: the three generic launchers every fused family uses (:func:`map_launch` for
+elementwise kernels, :func:`rows_launch` for row reductions, :func:`update_launch` for optimizer
+updates), their launch shapes, :func:`on` (the device context of an array) and ``NULL`` for
+optional pointer arguments.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ import numpy as np
 from ..backend import cupy_module
 
 __all__ = ["kernels_dir", "get_kernel", "register_kernels", "registered_kernels", "name_expression",
-           "ctype", "KernelCompileError", "NULL", "elementwise_grid", "row_launch", "bias_launch"]
+           "ctype", "KernelCompileError", "NULL", "on", "map_launch", "rows_launch", "update_launch",
+           "elementwise_grid", "row_launch"]
 
 _CTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
@@ -175,19 +178,60 @@ def row_launch(rows: int, n: int):
     return (grid, 1, 1), block
 
 
-def bias_launch(rows: int, cols: int, vec: int, target_blocks: int = 1024):
-    """(grid, block) for the bias kernels: x over column packs, y over rows; 256 threads a block.
+# -- the generic launchers ------------------------------------------------------------------------
+# Arguments: ``lead`` (pointers, and scalars already typed: np.int64 / np.float64 / np.int32 / NULL),
+# then the counts as long long, then ``tail``. CuPy arrays among them are made contiguous first
+# (a no-op for the usual contiguous ones). NOTE: outputs are always fresh contiguous arrays, so a
+# contiguous copy is only ever made of an input; a strided output would be written into a copy and lost.
 
-    ``vec`` is the vector width when the kernel will vectorise (cols % vec == 0), else 1.
-    grid.y is also the number of partial rows the bias-gradient reduction writes.
-    NOTE: about ``target_blocks`` blocks in all: enough to fill a GPU, few enough that the
-    partial sums (grid.y x cols) stay a small fraction of the gradient's traffic.
-    """
-    packs = max(1, cols // vec if cols % vec == 0 else cols)
-    bx = 32
-    while bx < 256 and bx < packs:
-        bx *= 2
-    by = _BLOCK // bx
-    gx = min(-(-packs // bx), 65535)
-    gy = max(1, min(-(-rows // by), -(-target_blocks // gx), 65535))
-    return (gx, gy, 1), (bx, by, 1)
+def on(a):
+    """The CUDA device context of CuPy array ``a``: allocations and launches inside it go to a's device."""
+    return cupy_module().cuda.Device(a.device.id)
+
+
+def _call(source, kernel, dtype, grid, block, args):
+    cp = cupy_module()
+    # NOTE: 0-d arrays (device-side flags, scalar upstream gradients) are passed as they are: they are
+    # contiguous, and a copy of a flag would take the kernel's write away from the caller
+    args = tuple(cp.ascontiguousarray(a) if isinstance(a, cp.ndarray) and not a.flags.c_contiguous else a
+                 for a in args)
+    get_kernel(source, kernel, dtype, cp.cuda.Device().id)(grid, block, args)  # NOTE: Device(): the current one
+
+
+def map_launch(source: str, kernel: str, dtype, n: int, lead, tail=()):
+    """``kernel(*lead, n, *tail)`` over n elements (grid-stride, 256 threads a block); nothing for n == 0.
+    Call it inside :func:`on` of the arrays' device."""
+    if n:
+        _call(source, kernel, dtype, (elementwise_grid(n, np.dtype(dtype).itemsize),), (_BLOCK,),
+              (*lead, np.int64(n), *tail))
+
+
+def rows_launch(source: str, kernel: str, dtype, rows: int, n: int, lead, tail=()):
+    """``kernel(*lead, rows, n, *tail)`` over ``rows`` rows of ``n`` (the :func:`row_launch` layout);
+    nothing for rows == 0. Call it inside :func:`on` of the arrays' device."""
+    if rows:
+        grid, block = row_launch(rows, n)
+        _call(source, kernel, dtype, grid, block, (*lead, np.int64(rows), np.int64(n), *tail))
+
+
+def update_launch(source: str, kernel: str, param, grad, states, scalars, flags):
+    """``kernel(param, grad, *states, *scalars (double), *flags (int), n)``: an in-place update of
+    ``param`` and ``states`` (None entries are NULL). Strided arrays go through contiguous copies that
+    are written back, so the update is in place for the caller."""
+    n = param.size
+    if n == 0:
+        return
+    cp = cupy_module()
+    with on(param):
+        work = param if param.flags.c_contiguous else cp.ascontiguousarray(param)
+        g = grad if (grad.flags.c_contiguous and grad.dtype == param.dtype) else \
+            cp.ascontiguousarray(grad, dtype=param.dtype)
+        st = [s if (s is None or s.flags.c_contiguous) else cp.ascontiguousarray(s) for s in states]
+        map_launch(source, kernel, param.dtype, n,
+                   (work, g, *(NULL if s is None else s for s in st), *(np.float64(x) for x in scalars),
+                    *(np.int32(bool(f)) for f in flags)))
+        if work is not param:
+            param[...] = work
+        for s, c in zip(states, st):
+            if c is not s:
+                s[...] = c
