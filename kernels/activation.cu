@@ -137,6 +137,24 @@ template <class C> struct LogSigmoid {  // log(sigmoid(x)) = min(x, 0) - log1p(e
   GG_FN C bwd(C g, C y) const { return g * -expm1_(y); }
 };
 
+template <class C> struct Celu {  // p0 = alpha: max(0, x) + min(0, alpha (exp(x / alpha) - 1)), as PyTorch
+  GG_ACT_FIELDS
+  // NOTE: x * (1/alpha) as PyTorch's elu kernel with input scale 1/alpha; alpha < 0 overflows to
+  // -inf for very negative x there too
+  GG_FN C fwd(C x) const { return x <= C(0) ? p0 * expm1_(x * (C(1) / p0)) : x; }
+  GG_FN C bwd(C g, C x) const { return x <= C(0) ? g * exp_(x * (C(1) / p0)) : g; }
+};
+
+template <class C> struct Hardswish {  // x * relu6(x + 3) / 6, PyTorch's formula and branches
+  GG_ACT_FIELDS
+  GG_FN C fwd(C x) const {
+    const C r = x + C(3);
+    return x * (r < C(0) ? C(0) : (r > C(6) ? C(6) : r)) / C(6);  // NaN passes; -inf * 0 is NaN, as PyTorch
+  }
+  // NOTE: PyTorch's branches: 0 for x <= -3 (not g * 0: an infinite g stays finite), g for x >= 3 and NaN
+  GG_FN C bwd(C g, C x) const { return x <= C(-3) ? C(0) : (x < C(3) ? g * (x / C(3) + C(0.5)) : g); }
+};
+
 #undef GG_ACT_FIELDS
 
 // The activations: one X(name, Functor) each. NOTE: the names are the Python rows' names.
@@ -152,7 +170,9 @@ template <class C> struct LogSigmoid {  // log(sigmoid(x)) = min(x, 0) - log1p(e
   X(sigmoid, Sigmoid)         \
   X(tanh, Tanh)               \
   X(softplus, Softplus)       \
-  X(log_sigmoid, LogSigmoid)
+  X(log_sigmoid, LogSigmoid)  \
+  X(celu, Celu)               \
+  X(hardswish, Hardswish)
 
 
 #if GG_KERNELS

@@ -389,6 +389,48 @@ def _log_sigmoid_b(g, y, out):
     return np.negative(d, out=d)
 
 
+def _celu_f(x, out, alpha):
+    t = _clip(x, -np.inf, 0, out=out)             # NOTE: as elu, on the negative part only
+    t *= x.dtype.type(1) / x.dtype.type(alpha)     # x * (1/alpha), PyTorch's input scale
+    np.expm1(t, out=t)
+    t *= alpha
+    t += _clip(x, 0, np.inf)                      # exactly one of the two terms is nonzero
+    return t
+
+
+def _celu_b(g, x, out, alpha):
+    f, _ = _neg_part(x, _new(g, out))             # x where x <= 0, else +0 (NaN -> +0: slope 1)
+    f *= x.dtype.type(1) / x.dtype.type(alpha)
+    np.exp(f, out=f)                              # exp(x / alpha) for x <= 0, exp(0) = 1 elsewhere
+    f *= g
+    return f
+
+
+def _hardswish_f(x, out):
+    t = np.add(x, 3, out=out)
+    _clip(t, 0, 6, out=t)                         # NaN passes; -inf * 0 below is NaN, as PyTorch
+    t *= x
+    t /= 6
+    return t
+
+
+def _hardswish_b(g, x, out):
+    # NOTE: PyTorch's branches 0 (x <= -3), x/3 + 1/2 (-3 < x < 3), 1 (x >= 3 and NaN) without masked
+    # ufuncs: xc = x clamped to [-3, 3] with NaN -> 3 (fmin), d = xc/3 + 1/2 - (xc == 3)/2 is exactly 1 at
+    # the top; at the bottom the result is set to +0 bitwise (not 0 * g: an infinite g stays finite).
+    xc = np.fmin(x, 3, out=_new(g, out))
+    np.fmax(xc, -3, out=xc)
+    lo = np.equal(xc, -3)
+    hi = np.multiply(np.equal(xc, 3), 0.5, dtype=xc.dtype)
+    xc /= 3
+    xc += 0.5
+    xc -= hi
+    xc *= g
+    iv = _IVIEW[xc.dtype]
+    np.bitwise_and(xc.view(iv), np.subtract(lo.view(np.int8), 1), out=xc.view(iv))  # +0 where x <= -3
+    return xc
+
+
 def _elu_saves(alpha):
     """elu's backward reads its output when alpha >= 0 (then y <= 0 exactly where x <= 0)."""
     return "output" if alpha >= 0 else "input"
@@ -456,6 +498,11 @@ def _c_gelu(x):
 def _c_mish(x):
     e = (c_softplus1(x) * -2).exp()  # NOTE: softplus >= 0, so tanh = (1 - e) / (1 + e) with no sign
     return x * (1 - e) / (1 + e)
+
+
+def _c_hardswish(x):
+    d = x._data
+    return _tensor.where(_tensor.Tensor(d <= -3), x * 0.0, _tensor.where(_tensor.Tensor(d < 3), x * (x + 3.0) / 6.0, x))
 
 
 def _c_softplus(x, beta, threshold):
@@ -540,6 +587,9 @@ _ROWS = [
         kinks=lambda beta, threshold: (threshold / beta,)),
     Act("log_sigmoid", _log_sigmoid_f, _log_sigmoid_b, lambda x: -c_softplus1(-x), (-_INF, 0, 1, 0),
         saves="output", torch=("logsigmoid", {})),
+    Act("celu", _celu_f, _celu_b, lambda x, a: _tensor.where(_pos(x), x, ((x.clamp(max=0.0) * (1 / a)).exp() - 1) * a),
+        (-1, _INF, 0, 1), params=[("alpha", 1.0)], cases=[{"alpha": 0.5}, {"alpha": 2.0}]),
+    Act("hardswish", _hardswish_f, _hardswish_b, _c_hardswish, (math.nan, _INF, 0, 1), kinks=lambda: (-3.0, 3.0)),
 ]
 ACTIVATIONS = {r.name: r for r in _ROWS}
 _SOURCE = "activation.cu"

@@ -21,7 +21,6 @@ from ..ops import loss as _loss
 from ..ops import softmax as _softmax
 from ..ops.activation import *  # noqa: F403  (the fused ops are re-exported)
 from ..ops.linalg import Linear as _Linear
-from ..ops import nnops as _nnops
 from ..ops.nnops import BinaryCrossEntropy as _BCE
 from ..ops.loss import *  # noqa: F403
 from ..ops.reduce import MaxMin as _MaxMin
@@ -893,10 +892,8 @@ def relu6(input, inplace=False):  # noqa: A002
 def hardswish(input, inplace=False):  # noqa: A002
     """x * relu6(x + 3) / 6; gradient 0 for x <= -3, x/3 + 1/2 on (-3, 3), 1 for x >= 3 (as PyTorch)."""
     if inplace:
-        return _inplace_act(hardswish, input)
-    if input._data.dtype.kind != "f" or input.ndim == 0:
-        return _nnops._c_hardswish(input)
-    return _nnops.Hardswish.apply(input)
+        return _act._in_place(hardswish, input, "hardswish")
+    return _act.node("hardswish").apply(input)
 
 
 def hardsigmoid(input, inplace=False):  # noqa: A002
@@ -913,8 +910,8 @@ def celu(input, alpha=1.0, inplace=False):  # noqa: A002
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
     if inplace:
-        return _inplace_act(celu, input, alpha)
-    return _act.elu(input / float(alpha)) * float(alpha)
+        return _act._in_place(celu, input, "celu", alpha=alpha)
+    return _act.node("celu").apply(input, alpha=alpha)
 
 
 def glu(input, dim=-1):  # noqa: A002

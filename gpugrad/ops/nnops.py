@@ -6,7 +6,7 @@ import numpy as np
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
 
-__all__ = ["BinaryCrossEntropy", "Hardswish"]
+__all__ = ["BinaryCrossEntropy"]
 
 
 def _c_bce(x, t, weight=None):
@@ -50,40 +50,3 @@ class BinaryCrossEntropy(Primitive):
         return gx, gt
 
     composite = staticmethod(_c_bce)
-
-
-def _c_hardswish(x):
-    """The composite (used for higher-order gradients): x * relu6(x + 3) / 6 piecewise, as PyTorch's."""
-    from ..tensor import Tensor, where  # noqa: PLC0415
-    d = x._data
-    return where(Tensor(d <= -3), x * 0.0, where(Tensor(d < 3), x * (x + 3.0) / 6.0, x))
-
-
-class Hardswish(Primitive):
-    """x * relu6(x + 3) / 6 in a few in-place passes; the gradient is PyTorch's: 0 for x <= -3,
-    x / 3 + 1/2 on (-3, 3), 1 for x >= 3 and nan. float16 computes in float32."""
-    saves = (0,)
-    composite = staticmethod(_c_hardswish)
-
-    def forward(self, x):
-        xp = xp_of(x)
-        c = x.astype(np.float32) if x.dtype == np.float16 else x
-        y = c + 3
-        xp.clip(y, 0, 6, out=y)
-        y *= c
-        y /= 6  # NOTE: PyTorch's formula everywhere (x * 6 / 6 for x >= 3, not x itself)
-        return y.astype(x.dtype, copy=False)
-
-    def backward(self, g):
-        x = self.inputs[0]._data
-        xp = xp_of(x)
-        c = x.astype(np.float32) if x.dtype == np.float16 else x
-        # NOTE: PyTorch's branches: 0 for x <= -3, x / 3 + 1/2 below 3 (negative just above -3), else 1 (nan too)
-        d = xp.where(c < 3, c / 3 + 0.5, 1)
-        d[c <= -3] = 0
-        return g * d.astype(g.dtype, copy=False)
-
-
-from ._util import quiet_family  # noqa: E402
-
-quiet_family(Hardswish, backward=False)  # NOTE: -inf * 0 is nan silently, as in PyTorch
