@@ -337,8 +337,8 @@ def _lazy(name):
 
 
 def __getattr__(name):
-    # nn, optim, data, explain and the kernels are imported on first use (keeps `import gpugrad` light)
-    if name in ("nn", "optim", "data", "explain", "kernels"):
+    # nn, optim, data, explain and fused are imported on first use (keeps `import gpugrad` light)
+    if name in ("nn", "optim", "data", "explain", "fused"):
         return _lazy(name)
     if name in ("save", "load"):
         return getattr(_lazy("serialization"), name)

@@ -2,9 +2,11 @@
 
 1. Every ``kernels/*.cu`` compiles with nvcc to PTX for sm_80 and sm_90, with each kernel
    instantiated for float, double and __half (the name expressions the loader will ask NVRTC for).
-2. The ``__host__ __device__`` math of the kernels, compiled for the host (tests/host/harness.cpp,
-   loaded with ctypes), agrees with the NumPy fallbacks of gpugrad.fused on a grid of extreme
-   values, forward and backward, in float32 and float64 compute.
+2. The ``__host__ __device__`` math of activation.cu, softmax.cu and loss.cu, compiled for the host
+   (tests/host/harness.cpp, loaded with ctypes), agrees with the NumPy fallbacks of gpugrad.fused on
+   a grid of extreme values, forward and backward, in float32 and float64 compute (optim.cu's math
+   has its own host harness in tests/test_optim.py; the kernels themselves run under emulation in
+   tests/test_kernels_emulated.py).
 """
 from __future__ import annotations
 

@@ -57,13 +57,6 @@ def np_sigmoid(x, out=None):
     return np.reciprocal(out, out=out)
 
 
-def np_mul0(a, b):
-    """a * b, and 0 where b == 0 even if a is infinite (the kernels' ``mul0``)."""
-    r = np.multiply(a, b)
-    np.copyto(r, 0, where=(b == 0))
-    return r
-
-
 # erfc(z) for z >= 0 is t * exp(-z^2 + P(2t - 1)) with t = 2 / (2 + z) and P a Chebyshev series.
 # The coefficients are the Chebyshev interpolant of log(erfc(z) / t) + z^2 on t in [0, 1]
 # (80 nodes, evaluated with mpmath at 40 digits; P(-1) is the z -> inf limit -log(2 sqrt(pi))).
@@ -134,3 +127,37 @@ def _np_erfc(z):
     neg = z < 0
     np.subtract(2, tmp, out=tmp, where=neg)       # erfc(-a) = 2 - erfc(a)
     return tmp
+
+
+# -- the rows of the family tables ----------------------------------------------------------------
+
+class FusedOp:
+    """One fused op: a row of its family's table (``ACTIVATIONS``, ``softmax.ROWS``, ``loss.ROWS``,
+    ``optim.ROWS``), the one place that names it.
+
+    name       the op's name: its node's name (``<Name>Backward``) and its kernels' stem
+    source     its CUDA file in kernels/, and ``kernels``: the kernel names registered there
+               (default gpugrad_<name>_fwd / gpugrad_<name>_bwd)
+    launch     how its kernels are launched: "map" (elementwise), "rows" (row reductions) or
+               "update" (optimizer steps), the launchers of :mod:`gpugrad.fused.cuda`
+    saves      what its backward reads besides the upstream gradient
+    fwd, bwd   the array-level functions (CuPy arrays launch the kernels, NumPy arrays run the fallback)
+    composite  the same function in core Tensor ops (what create_graph differentiates); None for updates
+    """
+    __slots__ = ("name", "source", "launch", "saves", "fwd", "bwd", "composite", "kernels")
+
+    def __init__(self, name, source, launch, saves, fwd, bwd, composite, kernels=None):
+        self.name, self.source, self.launch, self.saves = name, source, launch, saves
+        self.fwd, self.bwd, self.composite = fwd, bwd, composite
+        self.kernels = tuple(kernels) if kernels is not None else (f"gpugrad_{name}_fwd", f"gpugrad_{name}_bwd")
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def table(rows):
+    """{name: row} of a family's rows, with their kernels registered for compilation."""
+    from .cuda import register_kernels  # noqa: PLC0415  (cuda imports this module)
+    for r in rows:
+        register_kernels(r.source, r.kernels)
+    return {r.name: r for r in rows}

@@ -31,8 +31,9 @@ from .. import tensor as _tensor
 from ..backend import xp_of
 from ..ops.elementwise import Erfc
 from . import cuda
-from ._common import F32, F64, as_compute, check_float, erfc, np_sigmoid, same_device
+from ._common import F32, F64, FusedOp, as_compute, check_float, erfc, np_sigmoid, same_device, table
 
+_SOURCE = "activation.cu"
 __all__ = ["Act", "ACTIVATIONS", "resolve", "activation_saves", "activation_fwd", "activation_bwd", "fwd", "bwd"]
 
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -511,13 +512,14 @@ def _c_softplus(x, beta, threshold):
 
 
 # -- the table ------------------------------------------------------------------------------------------
-class Act:
-    """One fused activation: the row that kernels, dispatch, tests and benchmarks read.
+class Act(FusedOp):
+    """One fused activation: the row that kernels, dispatch, tests and benchmarks read (a FusedOp of
+    launch kind "map" in activation.cu; ``fwd``/``bwd`` are :func:`fwd`/:func:`bwd` bound to the row).
 
     name       its functor in kernels/activation.cu (``GG_ACTIVATIONS``), kernels gpugrad_<name>_fwd/_bwd
     params     ((name, default), ...): PyTorch's keyword parameters, handed to the kernels as p0, p1
     saves      "output" | "input", or a function of the params giving one: what the backward reads
-    fwd, bwd   NumPy fallbacks fwd(x, out, *p) -> y and bwd(g, s, out, *p) -> gx on arrays of the
+    np_fwd, np_bwd  NumPy fallbacks np_fwd(x, out, *p) -> y and np_bwd(g, s, out, *p) -> gx on arrays of the
                compute dtype (s: the saved x or y; out: None, or an array aliasing no input)
     composite  composite(x, *p): the same function in core Tensor ops (create_graph; tests)
     limits     (y(-inf), y(+inf), y'(-inf), y'(+inf)) at the default params (tests)
@@ -530,13 +532,14 @@ class Act:
     torch_saves_output  PyTorch's node saves the output too, so an in-place write to it may fail
                backward there as here; otherwise ours keeps a private copy (see ops.activation)
     """
-    __slots__ = ("name", "params", "saves", "fwd", "bwd", "composite", "limits", "cases", "torch", "variant",
-                 "kinks", "quiet", "chunked", "torch_saves_output", "defaults", "names")
+    __slots__ = ("np_fwd", "np_bwd", "params", "limits", "cases", "torch", "variant", "kinks", "quiet", "chunked",
+                 "torch_saves_output", "defaults", "names")
 
-    def __init__(self, name, fwd, bwd, composite, limits, params=(), saves="input", cases=(), torch=None,
+    def __init__(self, name, np_fwd, np_bwd, composite, limits, params=(), saves="input", cases=(), torch=None,
                  variant=None, kinks=None, quiet=False, chunked=True, torch_saves_output=False):
-        self.name, self.fwd, self.bwd, self.composite, self.limits = name, fwd, bwd, composite, limits
-        self.params, self.saves, self.cases, self.variant = tuple(params), saves, tuple(cases), variant
+        super().__init__(name, _SOURCE, "map", saves, None, None, composite)
+        self.np_fwd, self.np_bwd, self.limits = np_fwd, np_bwd, limits
+        self.params, self.cases, self.variant = tuple(params), tuple(cases), variant
         self.torch = torch or (name, {})
         self.kinks = kinks or (lambda *p: ())
         self.quiet, self.chunked, self.torch_saves_output = quiet, chunked, torch_saves_output
@@ -591,9 +594,7 @@ _ROWS = [
         (-1, _INF, 0, 1), params=[("alpha", 1.0)], cases=[{"alpha": 0.5}, {"alpha": 2.0}]),
     Act("hardswish", _hardswish_f, _hardswish_b, _c_hardswish, (math.nan, _INF, 0, 1), kinks=lambda: (-3.0, 3.0)),
 ]
-ACTIVATIONS = {r.name: r for r in _ROWS}
-_SOURCE = "activation.cu"
-cuda.register_kernels(_SOURCE, [f"gpugrad_{r.name}_{d}" for r in _ROWS for d in ("fwd", "bwd")])
+ACTIVATIONS = table(_ROWS)
 
 
 def table_cases():
@@ -693,13 +694,13 @@ def fwd(op, x, p=()):
         # arrays of an autograd loop pay little more than the ufunc calls themselves.
         if (dt is F32 or dt is F64) and x.ndim:
             if op.quiet:
-                return _run(op.fwd, op.chunked, (x,), p)
+                return _run(op.np_fwd, op.chunked, (x,), p)
             with np.errstate(all="ignore"):
-                return _run(op.fwd, op.chunked, (x,), p)
+                return _run(op.np_fwd, op.chunked, (x,), p)
     dt = check_float("input", x)
     xp = xp_of(x)
     if xp is np:
-        return _np(op, op.fwd, (x,), p, dt, x.shape)
+        return _np(op, op.np_fwd, (x,), p, dt, x.shape)
     with cuda.on(x):
         out = xp.empty(x.shape, dt)
         cuda.map_launch(_SOURCE, f"gpugrad_{op.name}_fwd", dt, x.size, (x, out), _kernel_scalars(p))
@@ -712,9 +713,9 @@ def bwd(op, g, s, p=()):
         dt = g.dtype
         if (dt is F32 or dt is F64) and s.dtype is dt and g.ndim and g.shape == s.shape:  # fast path
             if op.quiet:
-                return _run(op.bwd, op.chunked, (g, s), p)
+                return _run(op.np_bwd, op.chunked, (g, s), p)
             with np.errstate(all="ignore"):
-                return _run(op.bwd, op.chunked, (g, s), p)
+                return _run(op.np_bwd, op.chunked, (g, s), p)
     dt = check_float("grad", g)
     if g.shape != s.shape:
         raise ValueError(f"grad shape {tuple(g.shape)} does not match saved shape {tuple(s.shape)}")
@@ -722,10 +723,15 @@ def bwd(op, g, s, p=()):
         raise TypeError(f"grad dtype {dt} does not match saved dtype {s.dtype}")
     xp = xp_of(g)
     if xp is np:
-        return _np(op, op.bwd, (g, s), p, dt, g.shape)
+        return _np(op, op.np_bwd, (g, s), p, dt, g.shape)
     same_device(xp, saved=s)
     with cuda.on(g):
         out = xp.empty(g.shape, dt)
         cuda.map_launch(_SOURCE, f"gpugrad_{op.name}_bwd", dt, g.size, (g, s, out),
                         (*_kernel_scalars(p), np.int32(op.saves_output(p))))
     return out
+
+
+for _op in _ROWS:  # the FusedOp interface: the array-level functions of each row
+    _op.fwd, _op.bwd = functools.partial(fwd, _op), functools.partial(bwd, _op)
+

@@ -35,8 +35,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import tensor as _tensor
 from ..backend import xp_of
-from ._common import (as_compute, check_float, check_reduction, compute_dtype, np_sigmoid, same_device,
+from . import activation as _KA
+from . import softmax as _KS
+from .activation import c_softplus1 as _c_softplus1
+from ._common import (FusedOp, as_compute, check_float, check_reduction, compute_dtype, np_sigmoid, same_device,
+                      table,
                       wide_dtype)
 from . import cuda
 from .cuda import NULL
@@ -47,9 +52,6 @@ __all__ = ["cross_entropy_fwd", "cross_entropy_bwd", "nll_loss_fwd", "nll_loss_b
 
 _SOURCE = "loss.cu"
 _POINTWISE = ("mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss")
-cuda.register_kernels(_SOURCE, [f"gpugrad_{op}_{d}" for op in ("cross_entropy", "cross_entropy_prob", "nll_loss",
-                                                          "bce_with_logits") + _POINTWISE
-                           for d in ("fwd", "bwd")])
 
 
 # -- class-index / probability target layouts ---------------------------------------------------
@@ -773,3 +775,140 @@ def bce_with_logits_bwd(g, x, target, weight=None, pos_weight=None, reduction: s
 def _materialize(cp, x, w, pw):
     """weight / pos_weight broadcast to x's shape and made contiguous (NULL when absent)."""
     return tuple(NULL if a is None else cp.ascontiguousarray(cp.broadcast_to(a, x.shape)) for a in (w, pw))
+
+
+# -- target gradients (first order; arrays) -----------------------------------------------------------------
+def _upstream(g, reduction, n):
+    """The loss gradient per element/sample: g itself ('none', 'sum') or g / n ('mean')."""
+    return g / n if reduction == "mean" else g
+
+
+def _ce_target_grad(g, x, q, lse, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    # NOTE: loss = -sum_c w_c q'_c log p_c with q' = (1 - eps) q + eps / C, so dloss/dq_c = -(1 - eps) w_c log p_c
+    xp = xp_of(x)
+    cdim = 1 if x.ndim >= 2 else 0
+    logp = x - xp.expand_dims(lse, cdim)  # in lse's wide dtype
+    d = logp * -(1.0 - label_smoothing)
+    if weight is not None:
+        d *= weight.reshape((-1,) + (1,) * (x.ndim - cdim - 1))
+    up = _upstream(g, reduction, lse.size)
+    d *= xp.expand_dims(up, cdim) if reduction == "none" else up
+    return d.astype(q.dtype, copy=False)
+
+
+def _bce_target_grad(g, x, t, weight=None, pos_weight=None, reduction="mean"):
+    # NOTE: d/dt [w ((1 - t) x + (1 + (pw - 1) t) softplus(-x))] = w (-x - (pw - 1) log_sigmoid(x))
+    xc = x.astype(np.float32) if x.dtype == np.float16 else x
+    d = -xc
+    if pos_weight is not None:
+        d = d - (pos_weight.astype(xc.dtype) - 1) * _KA.activation_fwd("log_sigmoid", xc)
+    if weight is not None:
+        d = d * weight.astype(xc.dtype)
+    return (d * _upstream(g, reduction, x.size)).astype(t.dtype, copy=False)
+
+
+# -- composites (core Tensor ops; differentiable to any order) --------------------------------------------
+def _reduce(rows, reduction, denom=None):
+    if reduction == "none":
+        return rows
+    total = rows.sum()
+    if reduction == "sum":
+        return total
+    with np.errstate(invalid="ignore", divide="ignore"):  # NOTE: a mean over nothing is NaN
+        return total / (rows.numel() if denom is None else denom)
+
+
+def _class_layout(x, weight):
+    cdim = 1 if x.ndim >= 2 else 0
+    wshape = (x.shape[cdim],) + (1,) * (x.ndim - cdim - 1)
+    w = None if weight is None else _tensor.Tensor(weight.astype(x.dtype, copy=False).reshape(wshape))
+    return cdim, wshape, w
+
+
+def _index_rows(logp, t, weight, ignore_index, scale):
+    """(-w[t] * scale * logp[t] per sample (0 where ignored), valid mask, w[t] (0 where ignored))."""
+    cdim, wshape, _ = _class_layout(logp, None)
+    xp, td = logp.xp, t._data
+    valid = td != ignore_index
+    tc = xp.where(valid, td, 0)
+    onehot = xp.expand_dims(tc, cdim) == xp.arange(logp.shape[cdim]).reshape(wshape)
+    wt = xp.ones(td.shape, logp.dtype) if weight is None else weight.astype(logp.dtype, copy=False)[tc]
+    wt = xp.where(valid, wt, 0).astype(logp.dtype, copy=False)
+    picked = (logp * _tensor.Tensor(onehot)).sum(cdim)
+    return picked * _tensor.Tensor(wt * -scale), valid, wt
+
+
+def _c_cross_entropy(x, t, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    cdim, _, w = _class_layout(x, weight)
+    ncls, eps = x.shape[cdim], label_smoothing
+    logp = _KS.c_log_softmax(x, cdim)
+    if t.dtype.kind == "f":
+        q = t * (1 - eps) + eps / ncls
+        rows = -((logp * q if w is None else logp * q * w).sum(cdim))
+        return _reduce(rows, reduction)
+    rows, valid, wt = _index_rows(logp, t, weight, ignore_index, 1 - eps)
+    if eps:
+        smooth = (logp if w is None else logp * w).sum(cdim) * (-eps / ncls)
+        rows = rows + smooth
+    rows = _tensor.where(_tensor.Tensor(valid), rows, 0.0)
+    return _reduce(rows, reduction, _tensor.Tensor(wt.sum()))
+
+
+def _c_nll_loss(logp, t, weight=None, ignore_index=-100, reduction="mean"):
+    rows, valid, wt = _index_rows(logp, t, weight, ignore_index, 1.0)
+    return _reduce(_tensor.where(_tensor.Tensor(valid), rows, 0.0), reduction, _tensor.Tensor(wt.sum()))
+
+
+def _c_bce(x, t, weight=None, pos_weight=None, reduction="mean"):
+    t = t.type(x.dtype)
+    sp = _c_softplus1(-x)
+    if pos_weight is not None:
+        sp = sp * (t * _tensor.Tensor(pos_weight.astype(x.dtype) - 1) + 1)
+    out = (1 - t) * x + sp
+    if weight is not None:
+        out = out * _tensor.Tensor(weight.astype(x.dtype))
+    return _reduce(out, reduction)
+
+
+def _c_pointwise(name):
+    def composite(x, t, reduction="mean", delta=1.0, beta=1.0):
+        d = x - t.type(x.dtype)
+        if name == "mse_loss":
+            out = d * d
+        elif name == "l1_loss" or (name == "smooth_l1_loss" and beta == 0):
+            out = d.abs()
+        else:
+            p = delta if name == "huber_loss" else beta
+            a = d.abs()
+            quad = d * d * (0.5 if name == "huber_loss" else 0.5 / p)
+            lin = (a - 0.5 * p) * (p if name == "huber_loss" else 1.0)
+            out = _tensor.where(_tensor.Tensor(a._data < p), quad, lin)
+        return _reduce(out, reduction)
+    return composite
+
+
+# -- the table ------------------------------------------------------------------------------------------
+class LossOp(FusedOp):
+    """A loss row: also its gradient w.r.t. the target, ``target_grad(g, x, t, gx, *extra, **params)`` (None:
+    the target takes no gradient), and whether that needs the input gradient gx (``target_from_gx``)."""
+    __slots__ = ("target_grad", "target_from_gx")
+
+    def __init__(self, name, launch, fwd, bwd, composite, target_grad=None, target_from_gx=False, kernels=None):
+        super().__init__(name, _SOURCE, launch, "input and target", fwd, bwd, composite, kernels)
+        self.target_grad, self.target_from_gx = target_grad, target_from_gx
+
+
+def _minus_gx(g, x, t, gx, **params):
+    return (-gx).astype(t.dtype, copy=False)  # NOTE: these losses depend on x - t only
+
+
+ROWS = table([
+    LossOp("cross_entropy", "rows", cross_entropy_fwd, cross_entropy_bwd, _c_cross_entropy,
+           lambda g, x, t, gx, lse, **kp: _ce_target_grad(g, x, t, lse, **kp),
+           kernels=[f"gpugrad_cross_entropy{k}_{d}" for k in ("", "_prob") for d in ("fwd", "bwd")]),
+    LossOp("nll_loss", "rows", nll_loss_fwd, nll_loss_bwd, _c_nll_loss),
+    LossOp("bce_with_logits", "map", bce_with_logits_fwd, bce_with_logits_bwd, _c_bce,
+           lambda g, x, t, gx, **kp: _bce_target_grad(g, x, t, **kp)),
+    *(LossOp(n, "map", globals()[f"{n}_fwd"], globals()[f"{n}_bwd"], _c_pointwise(n), _minus_gx, True)
+      for n in _POINTWISE),
+])

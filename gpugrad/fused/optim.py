@@ -17,13 +17,12 @@ import math
 import numpy as np
 
 from ..backend import xp_of
-from ._common import FLOATS, compute_dtype
+from ._common import FLOATS, FusedOp, compute_dtype, table
 from . import cuda
 
-__all__ = ["adagrad_clr", "adagrad_step", "adam_step", "rmsprop_step", "sgd_step", "state_dtype"]
+__all__ = ["ROWS", "adagrad_clr", "adagrad_step", "adam_step", "rmsprop_step", "sgd_step", "state_dtype"]
 
 _SOURCE = "optim.cu"
-cuda.register_kernels(_SOURCE, [f"gpugrad_{o}_step" for o in ("sgd", "adam", "rmsprop", "adagrad")])
 
 
 def state_dtype(param_dtype):
@@ -275,3 +274,9 @@ def adagrad_step(param, grad, state_sum, *, step, lr, eps, lr_decay=0.0, weight_
     t *= clr
     p -= t
     _np_finish(param, p)
+
+
+# -- the table: one in-place update kernel per optimizer (no backward, no composite) ---------------------
+ROWS = table([FusedOp(n, _SOURCE, "update", "state", f, None, None, kernels=[f"gpugrad_{n}_step"])
+              for n, f in (("sgd", sgd_step), ("adam", adam_step), ("rmsprop", rmsprop_step), ("adagrad", adagrad_step))])
+

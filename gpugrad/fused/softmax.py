@@ -20,16 +20,15 @@ import math
 
 import numpy as np
 
+from .. import tensor as _tensor
 from ..backend import xp_of
-from ._common import as_compute, check_float, same_device
 from . import cuda
+from ._common import FusedOp, as_compute, check_float, same_device, table
 
-__all__ = ["softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd", "logsumexp_fwd",
+__all__ = ["ROWS", "softmax_fwd", "softmax_bwd", "log_softmax_fwd", "log_softmax_bwd", "logsumexp_fwd",
            "logsumexp_bwd"]
 
 _SOURCE = "softmax.cu"
-cuda.register_kernels(_SOURCE, [f"gpugrad_{op}_{d}" for op in ("softmax", "log_softmax", "logsumexp")
-                           for d in ("fwd", "bwd")])
 
 
 # -- layout helpers -----------------------------------------------------------------------------
@@ -270,3 +269,51 @@ def _gpu_rows(cp, kernel, r, inputs, out_shape):
         out = cp.empty(out_shape, r.dtype)
         cuda.rows_launch(_SOURCE, kernel, r.dtype, *r.shape, (*inputs, out))
     return out
+
+
+# -- composites (core Tensor ops, max-shifted; what create_graph differentiates) ----------------------
+
+def _shifted(x, axis):
+    """(x - m, m) with m the max along ``axis`` as a constant (it cancels in every gradient); an infinite
+    max shifts by 0."""
+    xp = x.xp
+    m = x._data.max(axis=axis, keepdims=True) if x._data.size else xp.zeros((1,) * x.ndim, x.dtype)
+    m = _tensor.Tensor(xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False))
+    return x - m, m
+
+
+def _lifted(f):
+    """f on a 0-d x as on its 1-d reshape (a 0-d tensor has one "row" of one element)."""
+    def g(x, axis, keepdim=False):
+        if x.ndim == 0:
+            return f(x.reshape(1), 0).reshape(())
+        return f(x, axis, keepdim) if keepdim else f(x, axis)
+    return g
+
+
+@_lifted
+def c_softmax(x, axis):
+    e = _shifted(x, axis)[0].exp()
+    return e / e.sum(axis, keepdim=True)
+
+
+@_lifted
+def c_log_softmax(x, axis):
+    z, _ = _shifted(x, axis)
+    return z - z.exp().sum(axis, keepdim=True).log()
+
+
+@_lifted
+def c_logsumexp(x, axis, keepdim=False):
+    z, m = _shifted(x, axis)
+    out = z.exp().sum(axis, keepdim=True).log() + m
+    return out if keepdim else out.squeeze(axis)
+
+
+# -- the table ------------------------------------------------------------------------------------------
+ROWS = table([
+    FusedOp("softmax", _SOURCE, "rows", "output", softmax_fwd, softmax_bwd, c_softmax),
+    FusedOp("log_softmax", _SOURCE, "rows", "output", log_softmax_fwd, log_softmax_bwd, c_log_softmax),
+    FusedOp("logsumexp", _SOURCE, "rows", "input and output", logsumexp_fwd, logsumexp_bwd, c_logsumexp),
+])
+

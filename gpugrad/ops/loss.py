@@ -18,168 +18,36 @@ from .. import _promotion as _promo
 from .. import tensor as _tensor
 from ..autograd.primitive import Primitive
 from ..autograd.grad_mode import state as _grad_state
-from ..backend import xp_of
-from ..fused import activation as _KA
 from ..fused import loss as _K
-from ..fused.activation import c_softplus1 as _c_softplus1
-from .softmax import RowReduce
 
 __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "huber_loss",
            "smooth_l1_loss"]
 
-_POINTWISE = ("mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss")
-_KERNELS = {n: (getattr(_K, f"{n}_fwd"), getattr(_K, f"{n}_bwd")) for n in ("nll_loss",) + _POINTWISE}
-_KERNELS["bce_with_logits"] = (_K.bce_with_logits_fwd, _K.bce_with_logits_bwd)
-
-
 class Loss(Primitive):
-    """Loss ``name`` of input x against target t (kernel keyword params: weight, reduction, ...)."""
+    """Loss ``op`` (a row of :data:`gpugrad.fused.loss.ROWS`, set on the per-row subclasses) of input x against
+    target t; keyword params are the kernels' (weight, reduction, ...)."""
+    op = None
 
-    def forward(self, x, t, name, **params):
+    def forward(self, x, t, **params):
         self.kp = params
-        if name == "cross_entropy":
-            loss, self.lse = _K.cross_entropy_fwd(x, t, **params)
-            return loss
-        return _KERNELS[name][0](x, t, **params)
+        out = self.op.fwd(x, t, **params)
+        if isinstance(out, tuple):  # NOTE: cross_entropy also returns what its backward reads (the lse)
+            out, *self.extra = out
+        else:
+            self.extra = ()
+        return out
 
     def backward(self, g):
-        name, kp = self.params["name"], self.kp
+        op, kp = self.op, self.kp
         x, t = self.inputs[0]._data, self.inputs[1]._data
         nx, nt = self.needs_input_grad
-        gx = gt = None
-        if name == "cross_entropy":
-            if nx:
-                gx = _K.cross_entropy_bwd(g, x, t, self.lse, **kp)
-            if nt:
-                gt = _ce_target_grad(g, x, t, self.lse, **kp)
-        elif name in _POINTWISE:
-            gx = _KERNELS[name][1](g, x, t, **kp)
-            if nt:
-                gt = (-gx).astype(t.dtype, copy=False)  # NOTE: these losses depend on x - t only
-        else:
-            if nx:
-                gx = _KERNELS[name][1](g, x, t, **kp)
-            if nt:
-                gt = _bce_target_grad(g, x, t, **kp)
+        gx = op.bwd(g, x, t, *self.extra, **kp) if nx or (nt and op.target_from_gx) else None
+        gt = op.target_grad(g, x, t, gx, *self.extra, **kp) if nt and op.target_grad else None
         return gx if nx else None, gt
 
-    @staticmethod
-    def composite(x, t, name, **params):
-        return _COMPOSITES[name](x, t, **params)
 
-
-# -- target gradients (first order) -----------------------------------------------------------------
-def _upstream(g, reduction, n):
-    """The loss gradient per element/sample: g itself ('none', 'sum') or g / n ('mean')."""
-    return g / n if reduction == "mean" else g
-
-
-def _ce_target_grad(g, x, q, lse, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
-    # NOTE: loss = -sum_c w_c q'_c log p_c with q' = (1 - eps) q + eps / C, so dloss/dq_c = -(1 - eps) w_c log p_c
-    xp = xp_of(x)
-    cdim = 1 if x.ndim >= 2 else 0
-    logp = x - xp.expand_dims(lse, cdim)  # in lse's wide dtype
-    d = logp * -(1.0 - label_smoothing)
-    if weight is not None:
-        d *= weight.reshape((-1,) + (1,) * (x.ndim - cdim - 1))
-    up = _upstream(g, reduction, lse.size)
-    d *= xp.expand_dims(up, cdim) if reduction == "none" else up
-    return d.astype(q.dtype, copy=False)
-
-
-def _bce_target_grad(g, x, t, weight=None, pos_weight=None, reduction="mean"):
-    # NOTE: d/dt [w ((1 - t) x + (1 + (pw - 1) t) softplus(-x))] = w (-x - (pw - 1) log_sigmoid(x))
-    xc = x.astype(np.float32) if x.dtype == np.float16 else x
-    d = -xc
-    if pos_weight is not None:
-        d = d - (pos_weight.astype(xc.dtype) - 1) * _KA.activation_fwd("log_sigmoid", xc)
-    if weight is not None:
-        d = d * weight.astype(xc.dtype)
-    return (d * _upstream(g, reduction, x.size)).astype(t.dtype, copy=False)
-
-
-# -- composites (core Tensor ops; differentiable to any order) --------------------------------------------
-def _reduce(rows, reduction, denom=None):
-    if reduction == "none":
-        return rows
-    total = rows.sum()
-    if reduction == "sum":
-        return total
-    with np.errstate(invalid="ignore", divide="ignore"):  # NOTE: a mean over nothing is NaN
-        return total / (rows.numel() if denom is None else denom)
-
-
-def _class_layout(x, weight):
-    cdim = 1 if x.ndim >= 2 else 0
-    wshape = (x.shape[cdim],) + (1,) * (x.ndim - cdim - 1)
-    w = None if weight is None else _tensor.Tensor(weight.astype(x.dtype, copy=False).reshape(wshape))
-    return cdim, wshape, w
-
-
-def _index_rows(logp, t, weight, ignore_index, scale):
-    """(-w[t] * scale * logp[t] per sample (0 where ignored), valid mask, w[t] (0 where ignored))."""
-    cdim, wshape, _ = _class_layout(logp, None)
-    xp, td = logp.xp, t._data
-    valid = td != ignore_index
-    tc = xp.where(valid, td, 0)
-    onehot = xp.expand_dims(tc, cdim) == xp.arange(logp.shape[cdim]).reshape(wshape)
-    wt = xp.ones(td.shape, logp.dtype) if weight is None else weight.astype(logp.dtype, copy=False)[tc]
-    wt = xp.where(valid, wt, 0).astype(logp.dtype, copy=False)
-    picked = (logp * _tensor.Tensor(onehot)).sum(cdim)
-    return picked * _tensor.Tensor(wt * -scale), valid, wt
-
-
-def _c_cross_entropy(x, t, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
-    cdim, _, w = _class_layout(x, weight)
-    ncls, eps = x.shape[cdim], label_smoothing
-    logp = RowReduce.composite(x, "log_softmax", cdim)
-    if t.dtype.kind == "f":
-        q = t * (1 - eps) + eps / ncls
-        rows = -((logp * q if w is None else logp * q * w).sum(cdim))
-        return _reduce(rows, reduction)
-    rows, valid, wt = _index_rows(logp, t, weight, ignore_index, 1 - eps)
-    if eps:
-        smooth = (logp if w is None else logp * w).sum(cdim) * (-eps / ncls)
-        rows = rows + smooth
-    rows = _tensor.where(_tensor.Tensor(valid), rows, 0.0)
-    return _reduce(rows, reduction, _tensor.Tensor(wt.sum()))
-
-
-def _c_nll_loss(logp, t, weight=None, ignore_index=-100, reduction="mean"):
-    rows, valid, wt = _index_rows(logp, t, weight, ignore_index, 1.0)
-    return _reduce(_tensor.where(_tensor.Tensor(valid), rows, 0.0), reduction, _tensor.Tensor(wt.sum()))
-
-
-def _c_bce(x, t, weight=None, pos_weight=None, reduction="mean"):
-    t = t.type(x.dtype)
-    sp = _c_softplus1(-x)
-    if pos_weight is not None:
-        sp = sp * (t * _tensor.Tensor(pos_weight.astype(x.dtype) - 1) + 1)
-    out = (1 - t) * x + sp
-    if weight is not None:
-        out = out * _tensor.Tensor(weight.astype(x.dtype))
-    return _reduce(out, reduction)
-
-
-def _c_pointwise(name):
-    def composite(x, t, reduction="mean", delta=1.0, beta=1.0):
-        d = x - t.type(x.dtype)
-        if name == "mse_loss":
-            out = d * d
-        elif name == "l1_loss" or (name == "smooth_l1_loss" and beta == 0):
-            out = d.abs()
-        else:
-            p = delta if name == "huber_loss" else beta
-            a = d.abs()
-            quad = d * d * (0.5 if name == "huber_loss" else 0.5 / p)
-            lin = (a - 0.5 * p) * (p if name == "huber_loss" else 1.0)
-            out = _tensor.where(_tensor.Tensor(a._data < p), quad, lin)
-        return _reduce(out, reduction)
-    return composite
-
-
-_COMPOSITES = {"cross_entropy": _c_cross_entropy, "nll_loss": _c_nll_loss, "bce_with_logits": _c_bce,
-               **{n: _c_pointwise(n) for n in _POINTWISE}}
+_NODES = {name: type("".join(w.capitalize() for w in name.split("_")), (Loss,),
+                     {"op": op, "composite": staticmethod(op.composite)}) for name, op in _K.ROWS.items()}
 
 
 # -- public functions (torch.nn.functional names, arguments, defaults) ---------------------------------------
@@ -290,7 +158,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                            f"{_promo.short_name(target.dtype)}")
     else:
         _check_index_target("cross_entropy", input, target, weight)
-    return Loss.apply(input, target, name="cross_entropy", weight=_const("cross_entropy", "weight", weight),
+    return _NODES["cross_entropy"].apply(input, target, weight=_const("cross_entropy", "weight", weight),
                       ignore_index=int(ignore_index), label_smoothing=float(label_smoothing),
                       reduction=_reduction(size_average, reduce, reduction))
 
@@ -301,7 +169,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     _check_tensor("input", "nll_loss", input)
     _check_tensor("target", "nll_loss", target)
     _check_index_target("nll_loss", input, target, weight)
-    return Loss.apply(input, target, name="nll_loss", weight=_const("nll_loss", "weight", weight),
+    return _NODES["nll_loss"].apply(input, target, weight=_const("nll_loss", "weight", weight),
                       ignore_index=int(ignore_index), reduction=_reduction(size_average, reduce, reduction))
 
 
@@ -319,7 +187,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     # NOTE: PyTorch's loss is (1 - target).mul_(input)...: computed in the promoted dtype, stored in the target's
     dt = _promoted(fname, input, target)
     _cast_out(fname, dt, target.dtype)
-    out = Loss.apply(input.type(dt), target.type(dt), name="bce_with_logits",
+    out = _NODES["bce_with_logits"].apply(input.type(dt), target.type(dt),
                      weight=_const(fname, "weight", weight), pos_weight=_const(fname, "pos_weight", pos_weight),
                      reduction=_reduction(size_average, reduce, reduction))
     return out.type(target.dtype)
@@ -334,19 +202,19 @@ def _pointwise(fname, input, target):  # noqa: A002
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
     input, target = _pointwise("mse_loss", input, target)  # noqa: A001
-    return Loss.apply(input, target, name="mse_loss", reduction=_reduction(size_average, reduce, reduction))
+    return _NODES["mse_loss"].apply(input, target, reduction=_reduction(size_average, reduce, reduction))
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
     input, target = _pointwise("l1_loss", input, target)  # noqa: A001
-    return Loss.apply(input, target, name="l1_loss", reduction=_reduction(size_average, reduce, reduction))
+    return _NODES["l1_loss"].apply(input, target, reduction=_reduction(size_average, reduce, reduction))
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0):  # noqa: A002
     in_dtype = input.dtype if isinstance(input, _tensor.Tensor) else None
     x, t = _pointwise("huber_loss", input, target)
     _cast_out("huber_loss", x.dtype, in_dtype)
-    out = Loss.apply(x, t, name="huber_loss", reduction=reduction, delta=float(delta))
+    out = _NODES["huber_loss"].apply(x, t, reduction=reduction, delta=float(delta))
     if x.dtype == in_dtype and t.dtype == target.dtype:
         return out
     # NOTE: PyTorch returns the input's dtype for mixed dtypes, and its backward then fails with this error
@@ -357,5 +225,5 @@ def huber_loss(input, target, reduction="mean", delta=1.0):  # noqa: A002
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):  # noqa: A002
     input, target = _pointwise("smooth_l1_loss", input, target)  # noqa: A001
-    return Loss.apply(input, target, name="smooth_l1_loss", reduction=_reduction(size_average, reduce, reduction),
+    return _NODES["smooth_l1_loss"].apply(input, target, reduction=_reduction(size_average, reduce, reduction),
                       beta=float(beta))

@@ -6,6 +6,7 @@ on the GPU, NumPy in place on the CPU).
 """
 from __future__ import annotations
 
+import collections
 import functools
 
 import numpy as np
@@ -29,66 +30,6 @@ required = _RequiredParameter()
 # NOTE: options a group may carry besides the optimizer's own: LR schedulers store the starting lr
 #       here, and a resumed scheduler (last_epoch != -1) expects it in the groups it is given.
 _EXTRA_GROUP_KEYS = frozenset({"params", "initial_lr"})
-
-
-class _ParamState:
-    """``optimizer.state``: per-parameter dicts keyed by the parameter object (by identity).
-
-    Reading a missing parameter returns (and stores) a new empty dict, like PyTorch's
-    ``defaultdict(dict)``; ``p in state`` does not create one.
-    """
-
-    __slots__ = ("_d",)
-
-    def __init__(self):
-        self._d = {}  # id(param) -> (param, dict)
-
-    def __getitem__(self, p):
-        e = self._d.get(id(p))
-        if e is None:
-            e = self._d[id(p)] = (p, {})
-        return e[1]
-
-    def __setitem__(self, p, value):
-        self._d[id(p)] = (p, value)
-
-    def __delitem__(self, p):
-        del self._d[id(p)]
-
-    def __contains__(self, p):
-        return id(p) in self._d
-
-    def __len__(self):
-        return len(self._d)
-
-    def __iter__(self):
-        return (p for p, _ in self._d.values())
-
-    def keys(self):
-        return list(self)
-
-    def values(self):
-        return [v for _, v in self._d.values()]
-
-    def items(self):
-        return list(self._d.values())
-
-    def get(self, p, default=None):
-        e = self._d.get(id(p))
-        return default if e is None else e[1]
-
-    def clear(self):
-        self._d.clear()
-
-    # NOTE: ids change across pickling; rebuild the index from the parameter objects themselves.
-    def __getstate__(self):
-        return list(self._d.values())
-
-    def __setstate__(self, items):
-        self._d = {id(p): (p, v) for p, v in items}
-
-    def __repr__(self):
-        return f"{{{', '.join(f'<param {tuple(p.shape)}>: {sorted(v)}' for p, v in self._d.values())}}}"
 
 
 def _is_number(x):
@@ -118,7 +59,7 @@ class Optimizer:
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
-        self.state = _ParamState()
+        self.state = collections.defaultdict(dict)
         self.param_groups = []
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
@@ -256,7 +197,7 @@ class Optimizer:
                                  f"dict and {len(g['params'])} in the optimizer")
             by_index.update(zip(sg["params"], g["params"]))
 
-        new_state = _ParamState()
+        new_state = collections.defaultdict(dict)
         for idx, s in state_dict["state"].items():
             if idx not in by_index:
                 raise ValueError(f"state dict has state for parameter index {idx}, which is in no parameter group")

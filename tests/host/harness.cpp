@@ -1,5 +1,5 @@
 // Host harness for tests/test_kernels_host.py: compiles the __host__ __device__ math of
-// kernels/*.cu with a host C++ compiler (GG_KERNELS == 0: the __global__ kernels drop out) and
+// kernels/activation.cu, loss.cu and softmax.cu (optim.cu: tests/test_optim.py) with a host C++ compiler (GG_KERNELS == 0: the __global__ kernels drop out) and
 // exposes it through extern "C" functions for ctypes. The loops here are serial versions of the
 // kernels' loops and call the very same math functions (functors, MaxSum, ce_*, bce_*).
 //
