@@ -158,7 +158,6 @@ ERRORS = [
     (lambda: M23.take(I([-7])), IndexError, "out of range: tried to access index -7 on a tensor of 6 elements."),
     (lambda: M23.masked_select(I([1, 0, 1])), RuntimeError, "masked_select: expected BoolTensor for mask"),
     (lambda: M23.scatter_reduce(0, I([[0]]), M23, "max"), RuntimeError, "reduce argument must be either sum, prod"),
-    (lambda: M23.scatter_reduce(0, I([[0]]), M23, "prod"), NotImplementedError, "reduce='prod'"),
     (lambda: M23.topk(4), RuntimeError, "selected index k out of range"),
     (lambda: M23.kthvalue(0), RuntimeError, r"kthvalue\(\): selected number k out of range for dimension 1"),
     (lambda: gg.zeros(2, 0).median(1), IndexError, r"median\(\): Expected reduction dim 1 to have non-zero size."),
@@ -191,3 +190,81 @@ def test_large_sort_and_cumsum_match_numpy():
     np.testing.assert_allclose(x.cumsum(1).numpy(), np.cumsum(r, 1), rtol=1e-12)
     np.testing.assert_allclose(x.logcumsumexp(1).numpy(), np.logaddexp.accumulate(r, 1), rtol=1e-12)
     np.testing.assert_allclose(x.quantile(0.37, dim=1).numpy(), np.quantile(r, 0.37, axis=1), rtol=1e-12)
+
+
+# -- scatter_reduce prod ---------------------------------------------------------------------------
+def _scatter_prod(m, x, idx, src, inc, dim, create_graph=False):
+    X, S = m.tensor(x, requires_grad=True), m.tensor(src, requires_grad=True)
+    y = m.scatter_reduce(X, dim, m.tensor(idx), S, "prod", include_self=inc)
+    g = m.arange(1., y.numel() + 1, dtype=X.dtype).reshape(tuple(y.shape))
+    gx, gs = m.autograd.grad((y * g).sum(), (X, S), create_graph=create_graph)
+    return [t.detach().numpy() for t in (y, gx, gs)]
+
+
+def test_scatter_reduce_prod_closed_form():
+    # target 0 of row 0: 2 * 3 * 0.5 (self * src), target 1: 4 * 0 * 5 (one zero), target 2: 7 (untouched)
+    # row 1: target 0: 0 * 2 * 0 (zeros in self and twice in src)
+    x = [[2., 4., 7.], [0., 1., 1.]]
+    idx = [[0, 1, 0, 1], [0, 0, 1, 2]]
+    src = [[3., 0., 0.5, 5.], [2., 0., 6., 0.]]
+    y, gx, gs = _scatter_prod(gg, x, idx, src, True, 1)
+    np.testing.assert_array_equal(y, [[3., 0., 7.], [0., 6., 0.]])
+    # grad (weights 1..6): d/dself = weight * (product of the src values)
+    np.testing.assert_array_equal(gx, [[1 * 1.5, 2 * 0., 3.], [4 * 0., 5 * 6., 6 * 0.]])
+    # d/dsrc = weight * (self * the other src values), the single zero of row 0 target 1 included
+    np.testing.assert_array_equal(gs, [[1 * 1., 2 * 20., 1 * 6., 2 * 0.], [4 * 0., 4 * 0., 5 * 1., 6 * 1.]])
+    y, gx, gs = _scatter_prod(gg, x, idx, src, False, 1)  # without self: touched targets start from 1
+    np.testing.assert_array_equal(y, [[1.5, 0., 7.], [0., 6., 0.]])
+    np.testing.assert_array_equal(gx, [[0., 0., 3.], [0., 0., 0.]])
+    np.testing.assert_array_equal(gs, [[1 * 0.5, 2 * 5., 1 * 3., 2 * 0.], [4 * 0., 4 * 2., 5 * 1., 6 * 1.]])
+    assert gg.tensor([[1, 2], [3, 4]]).scatter_reduce(1, I([[0, 0], [1, 1]]), gg.tensor([[5, 6], [7, 8]]),
+                                                       "prod").tolist() == [[30, 2], [3, 224]]
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("inc", [True, False])
+def test_scatter_reduce_prod_matches_torch(inc):
+    rng = np.random.default_rng(3)
+    for trial in range(12):
+        dim = trial % 2
+        x = rng.choice([0., 1.5, -2., 0.5, 3.], size=(3, 5))
+        ishape = (3, 4) if dim == 1 else (4, 4)
+        src = rng.choice([0., 1.5, -2., 0.5, 1.25], size=ishape, p=[0.25, 0.2, 0.2, 0.2, 0.15])
+        idx = rng.integers(0, x.shape[dim], ishape)
+        for a, b in zip(_scatter_prod(gg, x, idx, src, inc, dim), _scatter_prod(torch, x, idx, src, inc, dim)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_scatter_reduce_prod_double_backward():
+    x, idx, src = [[2., 3.]], [[0, 0, 1]], [[5., 0.5, 4.]]
+    X, S = gg.tensor(x, requires_grad=True), gg.tensor(src, requires_grad=True)
+    y = gg.scatter_reduce(X, 1, gg.tensor(idx), S, "prod")
+    (gs,) = gg.autograd.grad(y.sum(), S, create_graph=True)
+    assert gs.tolist() == [[1., 10., 3.]]  # x0 * the other src of target 0; x1 for target 1
+    (h,) = gg.autograd.grad(gs[0, 0], S)
+    assert h.tolist() == [[0., 2., 0.]]  # d(x0 * s1)/ds1
+    S0 = gg.tensor([[0., 0., 4.]], requires_grad=True)
+    y = gg.scatter_reduce(X, 1, gg.tensor(idx), S0, "prod")
+    with pytest.raises(RuntimeError, match="Double backward is unsupported for src when >1 zeros"):
+        gg.autograd.grad(y.sum(), S0, create_graph=True)
+
+
+def test_blocked_scans_match_sequential():
+    # the NumPy fast paths along a long last axis (blocked cumsum / cumprod / prod), odd lengths, special values
+    rng = np.random.default_rng(5)
+    for n in (64, 333, 1024):
+        r = 1 + 1e-2 * rng.standard_normal((40, n))
+        x = gg.tensor(r.astype(np.float32))
+        np.testing.assert_allclose(x.cumsum(1).numpy(), np.cumsum(r, 1), rtol=2e-6)
+        np.testing.assert_allclose(x.cumprod(1).numpy(), np.cumprod(r, 1), rtol=2e-5)
+        np.testing.assert_allclose(x.prod(1).numpy(), np.prod(r, 1), rtol=2e-5)
+        np.testing.assert_allclose(gg.tensor(r).cumsum(-1).numpy(), np.cumsum(r, 1), rtol=1e-12)
+    z = np.ones((8, 200), np.float32)
+    z[0, 3], z[1, 150], z[2, 10], z[2, 70], z[3, 40], z[4, 199] = np.inf, np.nan, 0, np.inf, -np.inf, 0
+    with np.errstate(all="ignore"):
+        for got, want in ((gg.tensor(z).cumsum(1), np.cumsum(z, 1)), (gg.tensor(z).cumprod(1), np.cumprod(z, 1)),
+                          (gg.tensor(z).prod(1), np.prod(z, 1))):
+            np.testing.assert_array_equal(got.numpy(), want)
+    h = gg.tensor(np.full((16, 1024), 1.001, np.float32)).half()
+    assert h.cumsum(1).dtype == gg.float16 and float(h.cumsum(1)[0, -1]) == pytest.approx(1025, rel=1e-3)
+

@@ -322,3 +322,49 @@ def test_bool_add_with_alpha():
     assert gg.add(a, b, alpha=2).tolist() == [True, True] and gg.add(a, b, alpha=2).dtype == gg.bool_
     with pytest.raises(RuntimeError, match="Boolean alpha only supported for Boolean results."):
         gg.add(gg.tensor([1.0]), gg.tensor([1.0]), alpha=True)
+
+
+def test_float32_special_function_formulas():
+    # erfinv / lgamma / trigamma (digamma's derivative) have NumPy float32 formulas (ops/math.py): within a few
+    # float32 ulp of float64 references computed here without SciPy
+    x = np.linspace(-0.999, 0.999, 2001)
+    y = gg.erfinv(gg.tensor(x.astype(np.float32))).numpy().astype(np.float64)
+    np.testing.assert_allclose(M.np_erf(y), x.astype(np.float32), rtol=2e-6, atol=1e-7)  # erf(erfinv(x)) = x
+    e = gg.erfinv(gg.tensor([1.0, -1.0, 1.5, -0.0, NAN])).numpy()
+    assert e[0] == INF and e[1] == -INF and np.isnan(e[2]) and np.isnan(e[4]) and np.signbit(e[3])
+    pos = np.concatenate([np.linspace(0.01, 30, 500), 1 + np.arange(-50, 51) * 2.0 ** -23,
+                          2 + np.arange(-50, 51) * 2.0 ** -22]).astype(np.float32)
+    want = np.array([math.lgamma(v) for v in pos.astype(np.float64)])
+    got = gg.lgamma(gg.tensor(pos)).numpy().astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=3e-7, atol=1e-30)  # relative, also next to the zeros at 1 and 2
+    neg = np.array([-0.5, -1.5, -2.25, -7.7], np.float32)
+    np.testing.assert_allclose(gg.lgamma(gg.tensor(neg)).numpy(), [math.lgamma(v) for v in neg.astype(float)],
+                               rtol=1e-6)
+    assert gg.lgamma(gg.tensor([1.0, 2.0, 0.0, -3.0, INF, -INF])).tolist() == [0, 0, INF, INF, INF, INF]
+    # trigamma: the series sum_k 1/(x+k)^2 (50000 terms, Euler-Maclaurin tail) and the reflection formula
+    t = np.array([0.3, 1.0, 2.5, 7.0, 40.0, -0.5, -2.3], np.float32)
+
+    def series(v):
+        k = np.arange(50000)
+        a = v + 50000
+        return np.sum(1 / (v + k) ** 2) + 1 / a + 1 / (2 * a * a)
+    want = [series(v) if v > 0 else math.pi ** 2 / math.sin(math.pi * v) ** 2 - series(1 - v) for v in t.astype(float)]
+    np.testing.assert_allclose(gg.polygamma(1, gg.tensor(t)).numpy(), want, rtol=2e-6)
+    assert gg.polygamma(1, gg.tensor([1.0])).item() == pytest.approx(math.pi ** 2 / 6, rel=1e-7)
+    p = gg.polygamma(1, gg.tensor([0.0, -1.0, INF, -INF, NAN])).numpy()
+    assert p[0] == INF and p[1] == INF and p[2] == 0 and np.isnan(p[3]) and np.isnan(p[4])
+    z = gg.tensor([0.5, 3.0], dtype=gg.float16, requires_grad=True)
+    gg.digamma(z).sum().backward()  # digamma's gradient is trigamma, float16 computed in float32
+    assert z.grad.dtype == gg.float16
+    np.testing.assert_allclose(z.grad.numpy().astype(float), [math.pi ** 2 / 2, math.pi ** 2 / 6 - 1 - 0.25],
+                               rtol=1e-3)
+    if torch is not None:
+        # NOTE: positive x only for trigamma: below 0 PyTorch's float32 sin(pi x) is off by ~1e-3 near the poles
+        r = np.random.default_rng(0).uniform(-6, 12, 5000).astype(np.float32)
+        rp = np.abs(r) + np.float32(0.01)
+        np.testing.assert_allclose(gg.polygamma(1, gg.tensor(rp)).numpy(),
+                                   torch.polygamma(1, torch.tensor(rp)).numpy(), rtol=3e-6)
+        np.testing.assert_allclose(gg.lgamma(gg.tensor(r)).numpy(), torch.lgamma(torch.tensor(r)).numpy(),
+                                   rtol=2e-6, atol=1e-6)
+        u = np.random.default_rng(1).uniform(-1, 1, 5000).astype(np.float32)
+        np.testing.assert_allclose(gg.erfinv(gg.tensor(u)).numpy(), torch.erfinv(torch.tensor(u)).numpy(), rtol=2e-6)

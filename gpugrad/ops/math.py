@@ -268,6 +268,130 @@ def _np_erf32(x):
     return np.clip(p, -1, 1, out=p)  # NOTE: the rational form overshoots 1 by an ulp near |x| = 4
 
 
+_CHUNK = 1 << 16  # NOTE: multi-pass formulas run on chunks: their temporaries stay in cache
+
+
+def _np_chunked(fn, x, compute):
+    """fn over chunks of NumPy ``x`` cast to ``compute`` (float16 computes in float32), cast back to x's dtype."""
+    out = np.empty(x.shape, x.dtype)
+    xf, of = x.reshape(-1), out.reshape(-1)
+    for i in range(0, xf.size, _CHUNK):
+        of[i:i + _CHUNK] = fn(xf[i:i + _CHUNK].astype(compute))
+    return out
+
+
+def _fast32(x):
+    """The float32 NumPy formulas below apply (float16 computes in float32, float64 keeps SciPy's)."""
+    return type(x) is np.ndarray and x.ndim and x.dtype in (np.float32, np.float16)
+
+
+# Giles' single-precision erfinv ("Approximating the erfinv function", GPU Computing Gems, 2010): a polynomial
+# in w = -log(1 - x^2) - 2.5 for w < 5, else in sqrt(w) - 3; max 3.6 float32 ulp from the exact erfinv on
+# [-1, 1] (PyTorch's two Newton steps: 0.5), ~7x faster than SciPy's scalar loop.
+_ERFINV_P1 = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+              -0.00417768164, 0.246640727, 1.50140941)
+_ERFINV_P2 = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+              0.00943887047, 1.00167406, 2.83297682)
+
+
+def _horner32(w, cs):
+    p = np.multiply(w, np.float32(cs[0]))
+    p += np.float32(cs[1])
+    for c in cs[2:]:
+        p *= w
+        p += np.float32(c)
+    return p
+
+
+@quiet
+def _np_erfinv32(x):
+    """erfinv of a float32 NumPy chunk: +-inf at +-1, NaN outside [-1, 1] (w is NaN there), -0 gives -0."""
+    w = np.multiply(1 - x, 1 + x)  # NOTE: 1 - x is exact near 1 (Sterbenz), so w keeps its relative accuracy
+    np.log(w, out=w)
+    np.negative(w, out=w)
+    y = _horner32(w - np.float32(2.5), _ERFINV_P1)
+    tail = ~(w < 5)  # NOTE: also NaN (|x| > 1) and inf (|x| = 1): they take the tail formula
+    if tail.any():
+        wt = w[tail]
+        yt = _horner32(np.sqrt(wt) - np.float32(3), _ERFINV_P2)
+        yt[wt == np.inf] = np.inf  # NOTE: the polynomial of inf is -inf; erfinv(+-1) = +-inf after * x
+        y[tail] = yt
+    y *= x
+    return y
+
+
+# lgamma for float32: lgamma(x) = lgamma(x + 8) - log(x (x+1) ... (x+7)), Stirling's series at x + 8 >= 8, in
+# float64: < 1 float32 ulp from the exact value, also next to the zeros at 1 and 2 (absolute error ~3e-15 there
+# against |lgamma| >= 3.5e-8 at the float32 neighbours); reflection below 0. ~3x faster than SciPy's gammaln.
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360)  # B_2k / (2k (2k - 1))
+
+
+@quiet
+def _np_lgamma64(z):
+    """lgamma of a float64 NumPy chunk (PyTorch's values at the poles, 0 and +-inf: +inf)."""
+    neg = z < 0
+    anyneg = bool(neg.any())
+    a = np.where(neg, 1 - z, z) if anyneg else z
+    s = a * (a + 7)  # NOTE: x (x+7), (x+1)(x+6) = s + 6, (x+2)(x+5) = s + 10, (x+3)(x+4) = s + 12
+    w = a + 8
+    r = 1 / w
+    r2 = r * r
+    ser = np.multiply(r2, _STIRLING[-1])
+    for c in _STIRLING[-2:0:-1]:
+        ser += c
+        ser *= r2
+    ser += _STIRLING[0]
+    ser *= r
+    y = np.log(w)
+    y *= w - 0.5
+    y -= w
+    y += ser + _HALF_LOG_2PI
+    y -= np.log(s)  # NOTE: two logs: the product of all eight factors overflows float64 near float32's max
+    y -= np.log((s + 6) * (s + 10) * (s + 12))
+    if anyneg:  # lgamma(x) = log(pi / |sin(pi x)|) - lgamma(1 - x); sin(pi (x - round(x))) is exact in reduction
+        zn = z[neg]
+        y[neg] = np.log(np.pi / np.abs(np.sin(np.pi * (zn - np.round(zn))))) - y[neg]
+    y[(z == 1) | (z == 2)] = 0  # NOTE: exact zeros, as PyTorch
+    inf = np.isinf(z)
+    if inf.any():
+        y[inf] = np.inf  # NOTE: PyTorch's lgamma(+-inf) is inf (the formulas give NaN)
+    return y
+
+
+@quiet
+def _trigamma32(z):
+    """PyTorch's float32 trigamma (polygamma(1, x)): reflection below 0.5, 6 recurrence steps, the asymptotic
+    series; on a float32 array of any xp (modified in place). The poles (x <= 0 integer) give +inf (scipy's
+    value; PyTorch's float formula gives ~1e15 there, sin(pi x) not being 0 in float32)."""
+    xp = xp_of(z)
+    out = xp.zeros_like(z)
+    refl = z < 0.5
+    anyr = bool(refl.any())
+    if anyr:
+        zr = z[refl]
+        sr = xp.sin(np.float32(np.pi) * (zr - xp.round(zr)))  # NOTE: exact reduction: sin(pi n) is exactly 0
+        out[refl] = np.float32(-np.pi ** 2) / (sr * sr)
+        z[refl] = 1 - zr
+    for _ in range(6):
+        out += 1 / (z * z)
+        z += 1
+    ixx = 1 / (z * z)
+    t = ixx * np.float32(1 / 42)
+    t = ixx * (np.float32(1 / 30) - t)
+    t = ixx * (np.float32(1 / 6) - t)
+    out += (1 + 1 / (2 * z) + t) / z
+    if anyr:
+        out[refl] = -out[refl]
+    return out
+
+
+def _trigamma(x):
+    if xp_of(x) is np:
+        return _np_chunked(_trigamma32, x, np.float32)
+    return _trigamma32(x.astype(np.float32)).astype(x.dtype, copy=False)  # pragma: no cover  (cupy)
+
+
 class Erf(Primitive):
     def forward(self, x):
         if type(x) is np.ndarray and x.ndim and x.dtype in (np.float32, np.float16):
@@ -284,6 +408,8 @@ class Erfinv(Primitive):
     save_output = True
 
     def forward(self, x):
+        if _fast32(x):
+            return _np_chunked(_np_erfinv32, x, np.float32)
         return _special("erfinv", x, np_erfinv)
 
     def backward(self, g):
@@ -293,6 +419,8 @@ class Erfinv(Primitive):
 
 class Lgamma(Primitive):
     def forward(self, x):
+        if _fast32(x):
+            return _np_chunked(_np_lgamma64, x, np.float64)
         y = _special("gammaln", x, np_gammaln)
         return xp_of(x).where(x == -np.inf, np.inf, y)  # NOTE: PyTorch's lgamma(-inf) is inf (SciPy's -inf)
 
@@ -313,6 +441,8 @@ class Polygamma(Primitive):
         self.n = n
         if n == 0:
             return _special("digamma", x, np_digamma)
+        if n == 1 and x.dtype in (np.float32, np.float16):
+            return _trigamma(x)  # NOTE: PyTorch's float trigamma formula (SciPy's polygamma is ~50x slower)
         y = _special("polygamma", x, np_polygamma, n)
         return xp_of(x).where(x == -np.inf, np.nan, y)  # NOTE: PyTorch's polygamma(n, -inf) is nan (SciPy's inf)
 
