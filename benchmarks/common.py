@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# NOTE: results go to a folder ignored by git unless a run names another (run.py --out DIR): a local run never
+# writes over the recorded tables in results/
+RESULTS = Path(__file__).resolve().parent / "results" / "local"
 
 
 def median_time(fn, repeat=200, warmup=20, min_time=0.0):
@@ -86,7 +88,7 @@ def machine():
 
 
 def save(name, rows, extra=None):
-    """Write rows (list of dicts) and the machine description to results/<name>-<device>.json."""
+    """Write rows (list of dicts) and the machine description to RESULTS/<name>-<device>.json."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     m = machine()
     tag = "gpu" if "gpu" in m else "cpu"

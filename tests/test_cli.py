@@ -1,11 +1,42 @@
-"""The main job: `python -m gpugrad train` on the bundled digits, checkpoints and resume."""
+"""The main job: `python -m gpugrad train` on the bundled digits, checkpoints and resume.
+
+``cli`` runs the command line in a subprocess (used by the tests/test_cli_*.py files too)."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gpugrad as gg
 from gpugrad.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(**extra):
+    """The environment of a CLI subprocess: this checkout's gpugrad, unbuffered output."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def cli(*args, cwd, timeout=180, **env):
+    """``python -m gpugrad ARGS`` in ``cwd``: the CompletedProcess (text stdout and stderr)."""
+    return subprocess.run([sys.executable, "-m", "gpugrad", *map(str, args)], cwd=cwd, env=cli_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(r, *words):
+    """``r`` failed as a user mistake should: exit code 2, one line on stderr naming ``words``, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
 
 
 def _train(tmp_path, name, *extra):
@@ -46,8 +77,8 @@ def test_same_seed_same_numbers_and_interrupted_run_resumes_identically(tmp_path
             raise RuntimeError("interrupted")
         return real(*a, **k)
     monkeypatch.setattr(T, "evaluate", flaky)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        _train(tmp_path, "part", "--epochs", "4", "--seed", "3")
+    assert main(["train", "--device", "cpu", "--out", str(tmp_path / "part"), "--no-progress", "--epochs", "4",
+                 "--seed", "3"]) == 1  # an unexpected error: one line, exit code 1
     monkeypatch.setattr(T, "evaluate", real)
     ck = tmp_path / "part" / "checkpoint.ggt"
     assert gg.load(ck)["epoch"] == 2
@@ -66,6 +97,15 @@ def test_resume_with_more_epochs_follows_the_longer_schedule(tmp_path):
     assert lr == pytest.approx(3e-3 * (1 + np.cos(2 * np.pi / 3)) / 2)
 
 
+def test_resume_without_schedule_extends_to_the_longer_run(tmp_path):
+    _, long = _train(tmp_path, "long", "--epochs", "3", "--schedule", "none")
+    out, _ = _train(tmp_path, "ext", "--epochs", "2", "--schedule", "none")
+    _train(tmp_path, "ext", "--epochs", "3", "--schedule", "none", "--resume", str(out / "checkpoint.ggt"))
+    a, b = gg.load(tmp_path / "long" / "checkpoint.ggt"), gg.load(out / "checkpoint.ggt")
+    for k, v in a["model_state"].items():
+        np.testing.assert_array_equal(v.numpy(), b["model_state"][k].numpy())
+
+
 def test_explicit_zero_lr_and_weight_decay_are_kept():
     from gpugrad import nn
     from gpugrad.train import _make_optimizer
@@ -80,11 +120,16 @@ def test_train_cnn_two_epochs(tmp_path):
     assert m["history"][-1]["test_acc"] > 0.8
 
 
-def test_resume_with_other_model_is_refused(tmp_path):
+def test_resume_with_other_model_is_refused(tmp_path, capsys):
     out, _ = _train(tmp_path, "m", "--epochs", "1")
-    with pytest.raises(SystemExit, match="checkpoint holds model"):
-        main(["train", "--device", "cpu", "--model", "cnn", "--out", str(tmp_path / "x"), "--no-progress",
-              "--resume", str(out / "checkpoint.ggt")])
+    assert main(["train", "--device", "cpu", "--model", "cnn", "--out", str(tmp_path / "x"), "--no-progress",
+                 "--resume", str(out / "checkpoint.ggt")]) == 2
+    assert "--model mlp in the checkpoint, cnn now" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    # --resume-anyway cannot make the weights fit another model
+    assert main(["train", "--device", "cpu", "--model", "cnn", "--out", str(tmp_path / "x"), "--no-progress",
+                 "--resume", str(out / "checkpoint.ggt"), "--resume-anyway"]) == 2
+    assert "does not fit" in capsys.readouterr().err
 
 
 def test_info_runs(capsys):
@@ -92,8 +137,8 @@ def test_info_runs(capsys):
     assert "gpugrad" in capsys.readouterr().out
 
 
-def test_asking_for_cuda_without_it_is_one_clear_line():
+def test_asking_for_cuda_without_it_is_one_clear_line(capsys):
     if gg.cuda.is_available():
         pytest.skip("CUDA is usable here")
-    with pytest.raises(SystemExit, match='pip install "gpugrad\\[cuda12\\]"'):
-        main(["train", "--device", "cuda", "--no-progress"])
+    assert main(["train", "--device", "cuda", "--no-progress"]) == 2
+    assert 'pip install "gpugrad[cuda12]"' in capsys.readouterr().err

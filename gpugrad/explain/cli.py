@@ -6,9 +6,9 @@ an attribution for test image ``--index`` and writes the input with the heatmap 
 """
 from __future__ import annotations
 
-import sys
-
 METHODS = ("saliency", "smoothgrad", "ig", "gradcam", "lrp")
+# NOTE: the LRP rules and composites the command line offers (gg.explain.lrp also takes aliases and Rule objects)
+RULES = ("epsilon", "zero", "gamma", "alpha_beta", "zplus", "epsilon_plus", "epsilon_alpha2_beta1")
 
 
 def explain_main(checkpoint, method="saliency", index=0, out_png="explain.png", device="cpu", target=None,
@@ -44,8 +44,8 @@ def explain_main(checkpoint, method="saliency", index=0, out_png="explain.png", 
     model.eval()
     test = data.load_digits("test", normalize=True, flatten=False, device=dev)
     n = len(test)
-    if not -n <= int(index) < n:
-        raise IndexError(f"--index {index} is out of range: the bundled test set has {n} digits (0..{n - 1})")
+    if not 0 <= int(index) < n:
+        raise IndexError(f"--index {index} is out of range: the bundled test set has {n} digits, give 0..{n - 1}")
     img, label = test[int(index)]
     x = img.reshape((1,) + tuple(img.shape))
     from ..autograd.grad_mode import no_grad  # noqa: PLC0415
@@ -53,6 +53,9 @@ def explain_main(checkpoint, method="saliency", index=0, out_png="explain.png", 
         logits = model(x)
     pred = int(logits._data.argmax())
     tgt = pred if target is None else int(target)
+    k = int(logits.shape[1])
+    if not 0 <= tgt < k:
+        raise IndexError(f"--target {target} is out of range: the model has {k} classes, give 0..{k - 1}")
     if method == "saliency":
         att = saliency(model, x, tgt)
     elif method == "smoothgrad":
@@ -74,37 +77,41 @@ def explain_main(checkpoint, method="saliency", index=0, out_png="explain.png", 
             "attribution": a[0]}
 
 
-def add_parser(sub):
+def add_parser(sub, parents=()):
     """Register the ``explain`` sub-command on an argparse sub-parsers object."""
     import argparse  # noqa: PLC0415
+
+    from ..train import number  # noqa: PLC0415
     p = sub.add_parser("explain", help="explain one digit of the bundled test set with a trained model",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       parents=list(parents))
     p.add_argument("--checkpoint", required=True, help="checkpoint.ggt written by `gpugrad train`")
     p.add_argument("--method", choices=METHODS, default="saliency")
     p.add_argument("--index", type=int, default=0, help="index of the digit in the bundled test set (0..359)")
     p.add_argument("--out", default="explain.png", help="PNG file to write")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--target", type=int, default=None, help="class to explain (default: the prediction)")
+    p.add_argument("--target", type=int, default=None, help="class to explain, 0..9 (default: the prediction)")
     p.add_argument("--layer", default=None, help="Grad-CAM layer name (default: the last Conv2d)")
-    p.add_argument("--rule", default="epsilon_plus",
-                   help="LRP rule or composite: epsilon, zero, gamma, alpha_beta, zplus, epsilon_plus, "
-                        "epsilon_alpha2_beta1 (default epsilon_plus)")
-    p.add_argument("--n-steps", type=int, default=50, help="integrated gradients steps")
-    p.add_argument("--n-samples", type=int, default=50, help="SmoothGrad samples")
-    p.add_argument("--noise-level", type=float, default=0.15, help="SmoothGrad noise (fraction of the input range)")
+    p.add_argument("--rule", choices=RULES, default="epsilon_plus", help="LRP rule or composite (default epsilon_plus)")
+    p.add_argument("--n-steps", type=number(int, 1, example="--n-steps 50"), default=50,
+                   help="integrated gradients steps")
+    p.add_argument("--n-samples", type=number(int, 1, example="--n-samples 50"), default=50, help="SmoothGrad samples")
+    p.add_argument("--noise-level", type=number(float, 0, example="--noise-level 0.15"), default=0.15,
+                   help="SmoothGrad noise (fraction of the input range)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args):
+    from ..train import UsageError, load_checkpoint, resolve_device  # noqa: PLC0415
+    dev = resolve_device(args.device)
+    load_checkpoint(args.checkpoint, "--checkpoint", dev)  # NOTE: one-line errors for a missing or wrong file
     try:
-        info = explain_main(args.checkpoint, args.method, args.index, args.out, args.device, target=args.target,
+        info = explain_main(args.checkpoint, args.method, args.index, args.out, dev, target=args.target,
                             layer=args.layer, rule=args.rule, n_steps=args.n_steps, n_samples=args.n_samples,
                             noise_level=args.noise_level)
     except (ImportError, ValueError, IndexError, OSError) as e:
-        # NOTE: gg.load raises CheckpointError (a ValueError) for a file that is not a checkpoint
-        print(f"gpugrad explain: error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
     print(f"{info['method']}: digit {args.index} (label {info['label']}, predicted {info['prediction']}, "
           f"target {info['target']}) -> {info['path']}")
     return 0

@@ -74,6 +74,9 @@ class GradientMonitor:
             self.layers.setdefault(layer, []).append((pname, p))
         if not self.layers:
             raise ValueError("GradientMonitor: the model has no parameters that require gradients")
+        # NOTE: each layer's module type, for labels such as "0 Conv2d" or "features.3 Linear"
+        modules = dict(model.named_modules())
+        self.layer_types = {k: type(modules.get("" if k == "(model)" else k, model)).__name__ for k in self.layers}
         self.grad_norm = {k: [] for k in self.layers}
         self.param_norm = {k: [] for k in self.layers}
         self.update_ratio = {k: [] for k in self.layers}
@@ -205,7 +208,7 @@ class GradientMonitor:
         return {
             "format": "gpugrad.gradient_history", "version": 1,
             "vanish_threshold": self.vanish_threshold, "explode_threshold": self.explode_threshold,
-            "steps": list(self.steps), "layers": list(self.layers),
+            "steps": list(self.steps), "layers": list(self.layers), "layer_types": dict(self.layer_types),
             "params": {k: [n for n, _ in v] for k, v in self.layers.items()},
             "grad_norm": {k: list(v) for k, v in self.grad_norm.items()},
             "param_norm": {k: list(v) for k, v in self.param_norm.items()},

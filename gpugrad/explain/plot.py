@@ -90,18 +90,25 @@ def plot_attribution(image, attribution, path, title=None, signed=None, alpha=0.
     return _save(fig, Canvas, path)
 
 
+def layer_labels(history):
+    """The legend label of each layer in a :class:`GradientMonitor` history: its module path and type
+    (``"0 Conv2d"``, ``"features.3 Linear"``; the bare path for a history without types)."""
+    types = history.get("layer_types", {})
+    return [f"{layer} {types[layer]}" if layer in types else layer for layer in history["layers"]]
+
+
 def plot_gradient_norms(history, path, log=True, title="gradient norm per layer"):
     """Per-layer gradient norms over the steps (a :class:`GradientMonitor` history), with flagged
-    steps marked, as a PNG. Returns ``path``."""
+    steps marked, as a PNG; layers are labelled by module path and type. Returns ``path``."""
     Figure, Canvas = _mpl()
     if hasattr(history, "history"):
         history = history.history
     steps = np.asarray(history["steps"])
     fig = Figure(figsize=(7, 4), dpi=100)
     ax = fig.subplots()
-    for layer in history["layers"]:
+    for layer, label in zip(history["layers"], layer_labels(history)):
         v = np.array([np.nan if x is None else float(x) for x in history["grad_norm"][layer]])
-        ax.plot(steps, v, label=layer)
+        ax.plot(steps, v, label=label)
     bad = [e for e in history.get("events", [])]
     if bad:
         ys = [float(e["grad_norm"]) if math.isfinite(float(e["grad_norm"])) else np.nan for e in bad]
