@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -259,3 +260,30 @@ def patched_function(module, func, old, new):
     exec(compile(src.replace(old, new), f"<mutated {module.__name__}.{func}>", "exec"), ns)  # noqa: S102
     with patched(module, **{func: ns[func]}):
         yield
+
+
+def assert_every_kernel_ran(emu, module, module_globals, sources, dtypes, exclude=()):
+    """The coverage check of an emulated test module: every __global__ kernel of ``sources`` (found by the
+    build's scan, registered or not) was launched for every dtype by the module's ``case_*`` functions
+    (pytest-skipped when a -k selection ran only some of them). Writes the launch configurations to
+    .cache/cudaemu/coverage-<module>.json."""
+    import pytest  # noqa: PLC0415
+    from gpugrad.fused import cuda as loader  # noqa: PLC0415
+    cases = {case for mod, case, _ in TIMINGS.get("cases", []) if mod == module}
+    wanted = {n for n, v in module_globals.items() if n.startswith("case_") and callable(v)} - set(exclude)
+    if not wanted <= cases:
+        pytest.skip(f"not all cases ran in this session (missing {sorted(wanted - cases)[:3]} ...)")
+    expected = set()
+    for src in sources:
+        for dt in dtypes:
+            code, opts, exprs = module_args(src, dt)
+            meta = json.loads((build.build_module(code, opts, exprs) / "meta.json").read_text())
+            expected |= {loader.name_expression(k, np.dtype(dt)) for k in meta["kernels"]}
+    ran = {}
+    for name, grid, block, shm, policy in emu.launches:
+        ran.setdefault(name, set()).add((tuple(grid), tuple(block), policy))
+    missing = sorted(expected - set(ran))
+    (build.cache_root() / f"coverage-{module}.json").write_text(json.dumps(
+        {k: sorted(map(list, v)) for k, v in sorted(ran.items())}, indent=0))
+    assert not missing, f"{len(missing)} kernels never ran: {missing[:10]}"
+
