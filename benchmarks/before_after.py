@@ -69,14 +69,55 @@ def small_train_step(gg, batch=64, sizes=(64, 128, 10)):
     return step
 
 
+def fused_act(name, n):
+    """fwd + bwd of a fused activation on n float32 elements (the public API: both versions have it)."""
+    def make(gg):
+        rng = np.random.default_rng(0)
+        x = gg.tensor(rng.standard_normal(n).astype(np.float32), requires_grad=True)
+        g = gg.tensor(rng.standard_normal(n).astype(np.float32))
+        f = getattr(gg.nn.functional, name)
+
+        def step():
+            x.grad = None
+            f(x).backward(g)
+        return step
+    return make
+
+
+def softmax_ce(gg, rows=256, ncls=1000):
+    rng = np.random.default_rng(0)
+    x = gg.tensor(rng.standard_normal((rows, ncls)).astype(np.float32), requires_grad=True)
+    t = gg.tensor(rng.integers(0, ncls, rows))
+
+    def step():
+        x.grad = None
+        (gg.nn.functional.cross_entropy(x, t) + gg.nn.functional.log_softmax(x, 1).mean()).backward()
+    return step
+
+
+def adam_step(gg, n=1 << 20):
+    p = gg.nn.Parameter(gg.tensor(np.random.default_rng(0).standard_normal(n).astype(np.float32)))
+    p.grad = gg.tensor(np.random.default_rng(1).standard_normal(n).astype(np.float32))
+    opt = gg.optim.Adam([p], lr=1e-3)
+    return opt.step
+
+
+CASES = (("tanh chain (us/op)", tanh_chain, 50), ("train step 64-128-10 (us)", small_train_step, 1),
+         ("relu fwd+bwd 2^16 (us)", fused_act("relu", 1 << 16), 1), ("silu fwd+bwd 2^16 (us)", fused_act("silu", 1 << 16), 1),
+         ("gelu fwd+bwd 2^20 (us)", fused_act("gelu", 1 << 20), 1), ("mish fwd+bwd 2^20 (us)", fused_act("mish", 1 << 20), 1),
+         ("ce + log_softmax fwd+bwd 256x1000 (us)", softmax_ce, 1), ("adam step 2^20 (us)", adam_step, 1))
+
+
 def main(argv):
     rev = argv[0] if argv else "HEAD~1"
     before = load_before(rev)
     import gpugrad as after
     rows = []
-    for name, make, per in (("tanh chain (us/op)", tanh_chain, 50), ("train step 64-128-10 (us)", small_train_step, 1)):
+    for name, make, per in CASES:
+        fb, fa = make(before), make(after)
+        big = "2^20" in name
         for _ in range(3):
-            tb, ta = interleaved([make(before), make(after)], repeat=300, warmup=30)
+            tb, ta = interleaved([fb, fa], repeat=30 if big else 300, warmup=3 if big else 30)
             rows.append({"bench": name, "before": tb / per * 1e6, "after": ta / per * 1e6, "after/before": ta / tb})
     print(table(rows, ["bench", "before", "after", "after/before"], title=f"before = {rev}, after = working tree"))
 
