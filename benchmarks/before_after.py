@@ -31,6 +31,10 @@ def load_before(rev):
     with tarfile.open(tar) as f:
         f.extractall(tmp, filter="data")
     (tmp / "gpugrad").rename(tmp / "gpugrad_before")
+    for f in (tmp / "gpugrad_before").rglob("*.py"):  # NOTE: modules that look themselves up by package name
+        src = f.read_text()
+        if 'modules["gpugrad.' in src:
+            f.write_text(src.replace('modules["gpugrad.', 'modules["gpugrad_before.'))
     sys.path.insert(0, str(tmp))
     return importlib.import_module("gpugrad_before")
 

@@ -12,7 +12,7 @@ import sys as _sys
 
 import numpy as np
 
-_tensor = __import__("sys").modules["gpugrad.tensor"]  # NOTE: gpugrad.tensor (the package rebinds the name to the function)
+_tensor = __import__("sys").modules[__package__.rsplit(".", 1)[0] + ".tensor"]  # NOTE: the module (the package rebinds `tensor` to the function)
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from . import elementwise as _ew
