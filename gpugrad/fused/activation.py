@@ -693,8 +693,8 @@ def fwd(op, x, p=()):
         # NOTE: fast path (float32/float64, ndim >= 1): nothing to convert or check, so the small
         # arrays of an autograd loop pay little more than the ufunc calls themselves.
         if (dt is F32 or dt is F64) and x.ndim:
-            if op.quiet:
-                return _run(op.np_fwd, op.chunked, (x,), p)
+            if op.quiet and not op.chunked:  # NOTE: relu, tanh: the ufunc calls alone (the autograd loop's hot path)
+                return op.np_fwd(x, None, *p)
             with np.errstate(all="ignore"):
                 return _run(op.np_fwd, op.chunked, (x,), p)
     dt = check_float("input", x)
@@ -712,8 +712,8 @@ def bwd(op, g, s, p=()):
     if type(g) is _ND and type(s) is _ND:
         dt = g.dtype
         if (dt is F32 or dt is F64) and s.dtype is dt and g.ndim and g.shape == s.shape:  # fast path
-            if op.quiet:
-                return _run(op.np_bwd, op.chunked, (g, s), p)
+            if op.quiet and not op.chunked:
+                return op.np_bwd(g, s, None, *p)
             with np.errstate(all="ignore"):
                 return _run(op.np_bwd, op.chunked, (g, s), p)
     dt = check_float("grad", g)
