@@ -74,20 +74,58 @@ _ERFC_CHEB = np.array([
     5.003005559445909e-20, 2.3281042579529253e-18])
 
 
-_erfc_impl = None
+# erfc(z) for z >= 0 in float32: t exp(P(t) - z^2) with t = 2 / (2 + z) and P of degree 9 in t, in the power
+# basis (Horner: two in-place passes per coefficient). P is the least-squares Chebyshev fit of log(erfcx(z) / t)
+# on 4000 Chebyshev nodes of t in [0, 1] (float64, SciPy's erfcx as the reference), converted to powers of t and
+# rounded to float32 (the same construction as Numerical Recipes' erfcc, whose coefficients these nearly are).
+# Measured relative error of the float32 evaluation against float64 erfc: < 1.6e-6 for z < 4, 2e-5 in the far
+# tail (z > 9: erfc is a float32 subnormal there), the accuracy of the 15-term series below; ~23 passes
+# instead of ~50.
+_ERFC32_P = np.array([-1.265512228012085, 1.0000237226486206, 0.3740922510623932, 0.09678171575069427,
+                      -0.18627680838108063, 0.27883806824684143, -1.1351556777954102, 1.4884698390960693,
+                      -0.8221282362937927, 0.17086751759052277], dtype=np.float32)
+
+
+def erfc_nonneg32(z):
+    """erfc of a float32 NumPy array of z >= 0 (NaN gives NaN, +inf gives 0); z is not written."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.add(z, np.float32(2))
+        np.divide(np.float32(2), t, out=t)
+        p = np.multiply(t, _ERFC32_P[-1])
+        for c in _ERFC32_P[-2:0:-1]:
+            p += c
+            p *= t
+        p += _ERFC32_P[0]
+        p -= np.multiply(z, z)
+        np.exp(p, out=p)
+        p *= t
+        return p
+
+
+_erfc64 = None
 
 
 def erfc(z):
-    """erfc of a float32/float64 NumPy array: ``scipy.special.erfc`` when SciPy is installed
-    (one fast pass), else :func:`np_erfc`. Both are accurate to a few ulp in float64."""
-    global _erfc_impl
-    if _erfc_impl is None:
+    """erfc of a float32/float64 NumPy array: float32 by :func:`erfc_nonneg32` (and 2 - erfc(-z) below 0);
+    float64 by ``scipy.special.erfc`` when SciPy is installed, else :func:`np_erfc` (a few ulp)."""
+    global _erfc64
+    if z.dtype == F32:
+        a = np.abs(z)
+        r = erfc_nonneg32(a)
+        np.subtract(np.float32(2), r, out=r, where=np.signbit(z))  # NOTE: erfc(-a) = 2 - erfc(a); NaN stays
+        return r
+    if _erfc64 is None:
         try:
             from scipy.special import erfc as impl  # noqa: PLC0415
         except ImportError:
             impl = np_erfc
-        _erfc_impl = impl
-    return _erfc_impl(z)
+        _erfc64 = impl
+    return _erfc64(z)
+
+
+def erfc_nonneg(z):
+    """erfc of a float32/float64 NumPy array of z >= 0 (the sign-free part of :func:`erfc`)."""
+    return erfc_nonneg32(z) if z.dtype == F32 else erfc(z)
 
 
 def np_erfc(z):

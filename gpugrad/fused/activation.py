@@ -31,7 +31,7 @@ from .. import tensor as _tensor
 from ..backend import xp_of
 from ..ops.elementwise import Erfc
 from . import cuda
-from ._common import F32, F64, FusedOp, as_compute, check_float, erfc, np_sigmoid, same_device, table
+from ._common import F32, F64, FusedOp, as_compute, check_float, erfc_nonneg, np_sigmoid, same_device, table
 
 _SOURCE = "activation.cu"
 __all__ = ["Act", "ACTIVATIONS", "resolve", "activation_saves", "activation_fwd", "activation_bwd", "fwd", "bwd"]
@@ -192,7 +192,7 @@ def _gelu_cdf(x):
     that costs ~8 ns/element in mispredictions, more than the 4 cheap passes of the fix-up."""
     h = np.multiply(x, _SQRT1_2)
     np.abs(h, out=h)
-    h = erfc(h)
+    h = erfc_nonneg(h)
     h *= 0.5
     np.copysign(h, x, out=h)
     pos = np.signbit(x)
