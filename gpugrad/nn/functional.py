@@ -21,6 +21,7 @@ from ..ops import loss as _loss
 from ..ops import softmax as _softmax
 from ..ops.activation import *  # noqa: F403  (the fused ops are re-exported)
 from ..ops.linalg import Linear as _Linear
+from ..ops import nnops as _nnops
 from ..ops.nnops import BinaryCrossEntropy as _BCE
 from ..ops.loss import *  # noqa: F403
 from ..ops.reduce import MaxMin as _MaxMin
@@ -258,6 +259,20 @@ def adaptive_avg_pool2d(input, output_size):  # noqa: A002
 
 
 # -- normalisation ----------------------------------------------------------------------------------
+def _standardized(input, axes, eps):  # noqa: A002
+    """(input - mean) / sqrt(var + eps) over ``axes`` as one node (ops.nnops.Standardize), with the batch
+    mean and biased variance arrays (size-1 dims kept) for the running statistics."""
+    with np.errstate(invalid="ignore", divide="ignore"):  # NOTE: an empty group: NaN statistics, quietly
+        if input.numel() == 0:
+            import warnings  # noqa: PLC0415
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # NOTE: numpy's "mean of empty slice"
+                mean, var = _nnops.moments(input._data, axes)
+        else:
+            mean, var = _nnops.moments(input._data, axes)
+    return _nnops.Standardize.apply(input, axes=axes, eps=float(eps), mean=mean, var=var), mean, var
+
+
 def _norm_dtypes(input, *params):  # noqa: A002
     """PyTorch's dtype rule for the normalization layers: the parameters (and running stats) have the
     input's dtype, or are float32 with a float16 input (mixed precision: the result is float16).
@@ -296,20 +311,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         count = input.numel() // c
         if training and count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(input.shape)}")
-        mean = input.mean(axes, keepdim=True)
-        xc = input - mean
-        var = (xc * xc).mean(axes, keepdim=True)
+        y, mean, var = _standardized(input, axes, eps)
         if training and running_mean is not None:
             with no_grad():
                 m = float(momentum)
                 rm, rv = running_mean._data, running_var._data
-                rm[...] = (1 - m) * rm + m * mean._data.reshape(c).astype(rm.dtype, copy=False)
-                unb = var._data.reshape(c) * (count / max(count - 1, 1))
+                rm[...] = (1 - m) * rm + m * mean.reshape(c).astype(rm.dtype, copy=False)
+                unb = var.reshape(c) * (count / max(count - 1, 1))
                 rv[...] = (1 - m) * rv + m * unb.astype(rv.dtype, copy=False)
-        scale = (var + eps).rsqrt()
         if weight is not None:
-            scale = scale * weight.reshape(bshape)
-        y = xc * scale
+            y = y * weight.reshape(bshape)
     else:
         inv = Tensor((running_var._data.astype(input.dtype, copy=False) + eps) ** -0.5)
         rm = Tensor(running_mean._data.astype(input.dtype, copy=False))
@@ -328,10 +339,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
         raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with normalized_shape {shape}")
     mixed = _norm_dtypes(input, weight, bias)
     axes = tuple(range(input.ndim - k, input.ndim))
-    mean = input.mean(axes, keepdim=True)
-    xc = input - mean
-    var = (xc * xc).mean(axes, keepdim=True)
-    y = xc * (var + eps).rsqrt()
+    y = _standardized(input, axes, eps)[0]
     if weight is not None:
         y = y * weight
     if bias is not None:
@@ -345,10 +353,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
     if c % num_groups:
         raise ValueError(f"group_norm: {c} channels are not divisible into {num_groups} groups")
     mixed = _norm_dtypes(input, weight, bias)
-    g = input.reshape(n, num_groups, -1)
-    mean = g.mean(2, keepdim=True)
-    xc = g - mean
-    y = (xc * ((xc * xc).mean(2, keepdim=True) + eps).rsqrt()).reshape(input.shape)
+    y = _standardized(input.reshape(n, num_groups, -1), (2,), eps)[0].reshape(input.shape)
     bshape = (1, c) + (1,) * (input.ndim - 2)
     if weight is not None:
         y = y * weight.reshape(bshape)
@@ -1065,18 +1070,15 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     axes = tuple(range(2, input.ndim))
     bshape = (1, c) + (1,) * (input.ndim - 2)
     if use_input_stats:
-        mean = input.mean(axes, keepdim=True)
-        xc = input - mean
-        var = (xc * xc).mean(axes, keepdim=True)
+        y, mean, var = _standardized(input, axes, eps)
         if running_mean is not None and running_var is not None:
             with no_grad():
                 m = float(momentum)
                 rm, rv = running_mean._data, running_var._data
-                bm = mean._data.reshape(n, c).mean(0)
-                bv = (var._data * (spatial / max(spatial - 1, 1))).reshape(n, c).mean(0)
+                bm = mean.reshape(n, c).mean(0)
+                bv = (var * (spatial / max(spatial - 1, 1))).reshape(n, c).mean(0)
                 rm[...] = (1 - m) * rm + m * bm.astype(rm.dtype, copy=False)
                 rv[...] = (1 - m) * rv + m * bv.astype(rv.dtype, copy=False)
-        y = xc * (var + eps).rsqrt()
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
