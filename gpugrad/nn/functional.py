@@ -259,18 +259,22 @@ def adaptive_avg_pool2d(input, output_size):  # noqa: A002
 
 
 # -- normalisation ----------------------------------------------------------------------------------
-def _standardized(input, axes, eps):  # noqa: A002
-    """(input - mean) / sqrt(var + eps) over ``axes`` as one node (ops.nnops.Standardize), with the batch
-    mean and biased variance arrays (size-1 dims kept) for the running statistics."""
+def _standardized(input, axes, eps, weight=None, bias=None):  # noqa: A002
+    """(input - mean) / sqrt(var + eps) over ``axes`` [* weight] [+ bias] as one node (ops.nnops.Standardize;
+    weight and bias already shaped to broadcast), with the batch mean and biased variance arrays (size-1 dims
+    kept) for the running statistics."""
     with np.errstate(invalid="ignore", divide="ignore"):  # NOTE: an empty group: NaN statistics, quietly
         if input.numel() == 0:
             import warnings  # noqa: PLC0415
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # NOTE: numpy's "mean of empty slice"
-                mean, var = _nnops.moments(input._data, axes)
+                d, mean, var = _nnops.moments(input._data, axes)
         else:
-            mean, var = _nnops.moments(input._data, axes)
-    return _nnops.Standardize.apply(input, axes=axes, eps=float(eps), mean=mean, var=var), mean, var
+            d, mean, var = _nnops.moments(input._data, axes)
+    wb = [t for t in (weight, bias) if t is not None]
+    affine = ("w" if weight is not None else "") + ("b" if bias is not None else "")
+    y = _nnops.Standardize.apply(input, *wb, axes=axes, eps=float(eps), mean=mean, var=var, work=[d], affine=affine)
+    return y, mean, var
 
 
 def _norm_dtypes(input, *params):  # noqa: A002
@@ -311,7 +315,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         count = input.numel() // c
         if training and count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(input.shape)}")
-        y, mean, var = _standardized(input, axes, eps)
+        y, mean, var = _standardized(input, axes, eps, None if weight is None else weight.reshape(bshape),
+                                     None if bias is None else bias.reshape(bshape))
         if training and running_mean is not None:
             with no_grad():
                 m = float(momentum)
@@ -319,8 +324,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                 rm[...] = (1 - m) * rm + m * mean.reshape(c).astype(rm.dtype, copy=False)
                 unb = var.reshape(c) * (count / max(count - 1, 1))
                 rv[...] = (1 - m) * rv + m * unb.astype(rv.dtype, copy=False)
-        if weight is not None:
-            y = y * weight.reshape(bshape)
+        return y.type(input.dtype) if mixed else y
     else:
         inv = Tensor((running_var._data.astype(input.dtype, copy=False) + eps) ** -0.5)
         rm = Tensor(running_mean._data.astype(input.dtype, copy=False))
@@ -339,11 +343,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
         raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with normalized_shape {shape}")
     mixed = _norm_dtypes(input, weight, bias)
     axes = tuple(range(input.ndim - k, input.ndim))
-    y = _standardized(input, axes, eps)[0]
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
+    y = _standardized(input, axes, eps, weight, bias)[0]
     return y.type(input.dtype) if mixed else y
 
 
@@ -353,12 +353,10 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
     if c % num_groups:
         raise ValueError(f"group_norm: {c} channels are not divisible into {num_groups} groups")
     mixed = _norm_dtypes(input, weight, bias)
-    y = _standardized(input.reshape(n, num_groups, -1), (2,), eps)[0].reshape(input.shape)
-    bshape = (1, c) + (1,) * (input.ndim - 2)
-    if weight is not None:
-        y = y * weight.reshape(bshape)
-    if bias is not None:
-        y = y + bias.reshape(bshape)
+    gshape = (n, num_groups, c // num_groups, -1)  # NOTE: groups and their channels apart: w, b broadcast per channel
+    wshape = (1, num_groups, c // num_groups, 1)
+    y = _standardized(input.reshape(gshape), (2, 3), eps, None if weight is None else weight.reshape(wshape),
+                      None if bias is None else bias.reshape(wshape))[0].reshape(input.shape)
     return y.type(input.dtype) if mixed else y
 
 
@@ -1070,7 +1068,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     axes = tuple(range(2, input.ndim))
     bshape = (1, c) + (1,) * (input.ndim - 2)
     if use_input_stats:
-        y, mean, var = _standardized(input, axes, eps)
+        y, mean, var = _standardized(input, axes, eps, None if weight is None else weight.reshape(bshape),
+                                     None if bias is None else bias.reshape(bshape))
         if running_mean is not None and running_var is not None:
             with no_grad():
                 m = float(momentum)
@@ -1085,10 +1084,10 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         rm = Tensor(running_mean._data.astype(input.dtype, copy=False)).reshape(bshape)
         inv = Tensor((running_var._data.astype(input.dtype, copy=False) + eps) ** -0.5).reshape(bshape)
         y = (input - rm) * inv
-    if weight is not None:
-        y = y * weight.reshape(bshape)
-    if bias is not None:
-        y = y + bias.reshape(bshape)
+        if weight is not None:
+            y = y * weight.reshape(bshape)
+        if bias is not None:
+            y = y + bias.reshape(bshape)
     return y.type(input.dtype) if mixed else y
 
 
