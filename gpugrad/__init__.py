@@ -338,7 +338,7 @@ def _lazy(name):
 
 def __getattr__(name):
     # nn, optim, data, explain and fused are imported on first use (keeps `import gpugrad` light)
-    if name in ("nn", "optim", "data", "explain", "fused"):
+    if name in ("nn", "optim", "data", "explain", "fused", "utils", "amp"):
         return _lazy(name)
     if name in ("save", "load"):
         return getattr(_lazy("serialization"), name)
@@ -348,7 +348,15 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_BUILTIN_NAMED) | {"nn", "optim", "data", "explain", "kernels", "save", "load"})
+    return sorted(set(globals()) | set(_BUILTIN_NAMED) | {"nn", "optim", "data", "explain", "kernels", "save", "load",
+                                                          "utils", "amp"})
+
+
+def from_dlpack(ext_tensor):
+    """A Tensor sharing memory with a NumPy/CuPy/PyTorch/JAX array (anything with ``__dlpack__``) or a
+    DLPack capsule (torch.from_dlpack); a leaf without gradient history. See gpugrad/utils/dlpack.py."""
+    from .utils.dlpack import from_dlpack as f  # noqa: PLC0415
+    return f(ext_tensor)
 
 
 # NOTE: the public names that are also Python builtins (the dtype aliases gg.float / gg.int / gg.bool and the
@@ -411,3 +419,12 @@ from .ops.linalg2 import (addmm, addmv, baddbmm, diag, diag_embed, dot, einsum, 
                           outer, tensordot, trace, tril, triu, vdot)
 det, inverse, slogdet = linalg.det, linalg.inv, linalg.slogdet
 from .nn.functional import cdist  # noqa: E402,F401  (issue "The everyday PyTorch ops": torch.cdist)
+
+# -- [issue 18: mixed precision] -------------------------------------------------------------------------------
+from . import amp  # noqa: E402  (light: no CUDA)
+from .amp import autocast  # noqa: E402
+from .amp.autocast_mode import install as _autocast_install  # noqa: E402
+
+for _ns, _prefix in ((Tensor, ""), (globals(), ""), (_BUILTIN_NAMED, ""), (vars(linalg), "linalg.")):
+    _autocast_install(_ns, prefix=_prefix)  # NOTE: PyTorch's autocast op lists; outside autocast one check per call
+del _ns, _prefix

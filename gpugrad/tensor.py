@@ -210,6 +210,14 @@ class Tensor:
             raise TypeError(f"can't convert a {self.device} tensor to numpy; use tensor.cpu() first")
         return self._data if dtype is None else self._data.astype(dtype)
 
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        """DLPack export (zero-copy; see gpugrad/utils/dlpack.py for read-only, strides and streams)."""
+        return _dlpack_export(self._data, self._rg, stream, max_version, dl_device, copy)
+
+    def __dlpack_device__(self):
+        """(DLPack device type, device id): (1, 0) on the CPU, (2, N) on cuda:N."""
+        return tuple(int(v) for v in self._data.__dlpack_device__())
+
     def item(self):
         if self._data.size != 1:
             # NOTE: PyTorch raises RuntimeError here, and ValueError from float()/int() (below)
@@ -1788,6 +1796,22 @@ def _check_same_device(a, b, what):
 
 
 from . import _promotion as _promo  # noqa: E402
+
+
+def _dlpack_export(data, requires_grad, stream=None, max_version=None, dl_device=None, copy=None):
+    """``Tensor.__dlpack__`` (gpugrad/utils/dlpack.py has the semantics) on the tensor's array ``data``: the array's own export, with only the
+    arguments the caller gave (so a NumPy older than 2.1, whose ``__dlpack__`` takes only
+    ``stream``, still serves legacy consumers, and a newer one reports the keywords it lacks)."""
+    if requires_grad:
+        raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
+    if isinstance(data, np.ndarray) and data.dtype.kind not in "biuf":
+        raise BufferError(f"a {data.dtype} tensor on the CPU cannot be exported through DLPack (NumPy has no "
+                          "DLPack bfloat16); convert it first, e.g. t.float()")
+    kw = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device), ("copy", copy))
+          if v is not None}
+    if stream is not None:
+        kw["stream"] = stream
+    return data.__dlpack__(**kw)
 
 
 def _wrap(o, like):

@@ -1641,3 +1641,9 @@ for _n in __all__:
     if _n not in ("embedding", "one_hot"):  # NOTE: these take integer arrays too (an extension)
         globals()[_n] = _guarded(globals()[_n])
 del _n
+
+# NOTE: autocast (gpugrad/amp/autocast_mode.py): the ops of PyTorch's autocast lists are wrapped here, last,
+#       so that nn modules calling F.<op> get the wrapped function
+from ..amp.autocast_mode import install as _autocast_install  # noqa: E402
+
+_autocast_install(globals())
