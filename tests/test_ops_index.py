@@ -268,3 +268,26 @@ def test_blocked_scans_match_sequential():
     h = gg.tensor(np.full((16, 1024), 1.001, np.float32)).half()
     assert h.cumsum(1).dtype == gg.float16 and float(h.cumsum(1)[0, -1]) == pytest.approx(1025, rel=1e-3)
 
+
+
+def test_flat_index_is_writable_and_gather_matches():
+    # flat_index hands numpy a writable index (a read-only broadcast view made take/add.at copy it first)
+    from gpugrad.ops.shape import Trusted, flat_index
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 9, (6, 9))
+    lin = flat_index(Trusted((idx.reshape(-1),)), (54,))
+    assert lin.flags.writeable and np.array_equal(lin, idx.reshape(-1))
+    cols = rng.integers(0, 4, (1, 5))
+    b = flat_index(Trusted((np.arange(3)[:, None], cols)), (3, 4))  # broadcast pair: (3, 5) linear indices
+    assert np.array_equal(b, (np.arange(3)[:, None] * 4 + cols).reshape(-1))
+    x = rng.standard_normal((6, 9)).astype(np.float32)
+    a = gg.tensor(x, requires_grad=True)
+    y = gg.gather(a, 1, gg.tensor(idx))
+    assert np.array_equal(y.detach().numpy(), np.take_along_axis(x, idx, 1))
+    g = rng.standard_normal((6, 9)).astype(np.float32)
+    y.backward(gg.tensor(g))
+    want = np.zeros_like(x)
+    for i in range(6):
+        for j in range(9):
+            want[i, idx[i, j]] += g[i, j]
+    np.testing.assert_allclose(a.grad.numpy(), want, rtol=1e-6, atol=1e-6)

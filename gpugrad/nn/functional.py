@@ -17,6 +17,7 @@ from ..autograd.grad_mode import is_grad_enabled as _grad_enabled
 from ..autograd.grad_mode import no_grad
 from ..ops import activation as _act
 from ..ops import conv as _conv
+from ..ops import index as _index
 from ..ops import loss as _loss
 from ..ops import softmax as _softmax
 from ..ops.activation import *  # noqa: F403  (the fused ops are re-exported)
@@ -722,48 +723,35 @@ def _cubic_weights(t, A=-0.75):
 
 
 def _interp_axis(x, axis, n_in, n_out, mode, align_corners, scale):
-    """Resample ``x`` along ``axis`` from n_in to n_out (PyTorch's source-index rules, one axis at a time)."""
-    xp = x.xp
+    """Resample ``x`` along ``axis`` from n_in to n_out (PyTorch's source-index rules, one axis at a time): the
+    taps (source indices and weights per output position) go to ``index.resample`` (strided slices where they
+    repeat with the scale's period, as for integer factors)."""
     dst = np.arange(n_out, dtype=np.float64)
-    lead = (slice(None),) * axis
-
-    def take(i):
-        return x[lead + (Tensor(xp.asarray(i.astype(np.int64))),)]
-
-    def wshape(v):
-        return Tensor(xp.asarray(v.astype(x.dtype)).reshape((n_out,) + (1,) * (x.ndim - axis - 1)))
     if mode in ("nearest", "nearest-exact"):
         # NOTE: PyTorch computes the nearest source index in float32 whatever the dtype (floorf(dst * scale))
         s = np.float32((1.0 / scale) if scale is not None and scale > 0 else n_in / n_out)
         src = np.floor((dst.astype(np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0.0)) * s)
-        src = np.minimum(src, n_in - 1).astype(np.int64)
-        # NOTE: an integer downsampling ratio reads every r-th source: a strided slice (copied: the result is
-        # never a view of the input), whose backward needs no add.at. (Upsampling as an expand was tried: its
-        # backward, a sum over the size-r axis in reduce_to, is ~2x slower than the add.at.)
-        if n_in % n_out == 0 and np.array_equal(src, dst.astype(np.int64) * (n_in // n_out)):
-            return x[lead + (slice(0, n_in, n_in // n_out),)].clone()
-        return take(src)
+        return _index.resample(x, axis, n_out, [(np.minimum(src, n_in - 1).astype(np.int64), None)])
+    # NOTE: source indices and weights in PyTorch's opmath type (float32 unless the input is float64), as its
+    # kernels: a float64 computation rounds some weights differently (a 0 weight where PyTorch's is 1e-8 turns
+    # inf * w into NaN instead of inf)
+    ot = np.float64 if x.dtype == np.float64 else np.float32
+    dst = dst.astype(ot)
     if align_corners:
-        s = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        s = ot(n_in - 1) / ot(n_out - 1) if n_out > 1 else ot(0.0)
         src = dst * s
     else:
-        s = (1.0 / scale) if scale is not None and scale > 0 else n_in / n_out
-        src = s * (dst + 0.5) - 0.5
+        s = ot(1.0 / scale) if scale is not None and scale > 0 else ot(n_in) / ot(n_out)
+        src = s * (dst + ot(0.5)) - ot(0.5)
     if mode == "linear":
-        src = np.maximum(src, 0.0)
-        i0 = np.floor(src).astype(np.int64)
-        i0 = np.minimum(i0, n_in - 1)
+        src = np.maximum(src, ot(0.0))
+        i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
         i1 = np.minimum(i0 + 1, n_in - 1)
-        lam = src - i0
-        return take(i0) * wshape(1.0 - lam) + take(i1) * wshape(lam)
+        lam = np.clip(src - i0.astype(ot), ot(0.0), ot(1.0))
+        return _index.resample(x, axis, n_out, [(i0, ot(1.0) - lam), (i1, lam)])
     i0 = np.floor(src).astype(np.int64)
-    t = src - i0
-    ws = _cubic_weights(t)
-    y = None
-    for k, wk in zip(range(-1, 3), ws):
-        term = take(np.clip(i0 + k, 0, n_in - 1)) * wshape(wk)
-        y = term if y is None else y + term
-    return y
+    ws = _cubic_weights(src - i0.astype(ot))
+    return _index.resample(x, axis, n_out, [(np.clip(i0 + k, 0, n_in - 1), wk) for k, wk in zip(range(-1, 3), ws)])
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,  # noqa: A002
@@ -830,8 +818,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise NotImplementedError("interpolate: mode='area' supports 3-D and 4-D input only")
     kind = "cubic" if mode == "bicubic" else ("linear" if mode in _INTERP_DIMS else mode)
     y = input
-    for i, (n_in, n_out, sc) in enumerate(zip(in_sizes, out, scales)):
-        y = _interp_axis(y, 2 + i, n_in, n_out, kind, align_corners, sc)
+    # NOTE: the last axis first: PyTorch's kernels weight the rows of the innermost interpolation first
+    # (h0 * (w0 x00 + w1 x01) + h1 * (...)), so this order rounds as they do; and the widening pass on the
+    # contiguous axis runs on the smaller array
+    for i in reversed(range(dim)):
+        y = _interp_axis(y, 2 + i, in_sizes[i], out[i], kind, align_corners, scales[i])
     return y
 
 

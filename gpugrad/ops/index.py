@@ -8,6 +8,7 @@ size of the dimension, never a NumPy traceback.
 """
 from __future__ import annotations
 
+import math
 import sys as _sys
 
 import numpy as np
@@ -16,13 +17,13 @@ _tensor = __import__("sys").modules[__package__.rsplit(".", 1)[0] + ".tensor"]  
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from . import elementwise as _ew
-from ._util import one_dim
+from ._util import one_dim, quiet_family
 from .shape import Expand, GetItem, Trusted, flat_index
 
 Tensor = _tensor.Tensor
 
 __all__ = ["gather", "index_select", "take", "take_along_dim", "masked_select", "nonzero", "argwhere", "where",
-           "scatter_reduce", "along"]
+           "scatter_reduce", "along", "resample"]
 
 
 def _need(fname, x, arg="input", pos=1):
@@ -217,6 +218,139 @@ def where(condition, input=None, other=None):  # noqa: A002
     if input is None or other is None:
         raise TypeError("where() takes 1 or 3 arguments: where(condition) or where(condition, input, other)")
     return _tensor.where(condition, input, other)
+
+
+# -- weighted taps along one axis (interpolate's separable passes) --------------------------------------
+class _Taps:
+    """A linear map along ``axis`` from n_in to n_out positions: y[j] = sum_k w_k[j] * x[i_k[j]] (k in order;
+    w_k None: weight 1, no multiply). Output rows are split into a periodic interior, where row j = m*P + p
+    reads x[m*Q + off[p][k]] with the weight W[p][k] for every m in [a, b) (integer and rational scales: strided
+    slices, no index arrays), and the loose rows (edges, clamping, irregular sizes: takes and add.at)."""
+
+    def __init__(self, axis, n_in, n_out, taps, dtype, xp):
+        self.axis, self.n_in, self.n_out, self.K = axis, n_in, n_out, len(taps)
+        taps = [(np.asarray(i, np.int64), None if w is None else np.asarray(w).astype(dtype)) for i, w in taps]
+        g = math.gcd(n_in, n_out)
+        P, Q = n_out // g, n_in // g
+        self.P, self.Q = P, Q
+        a = b = 0
+        if g >= 4:
+            base = (np.arange(g, dtype=np.int64) * Q)[:, None]
+            same = np.ones(g, bool)
+            ref = g // 2
+            for i, w in taps:
+                off = i.reshape(g, P) - base
+                same &= (off == off[ref]).all(axis=1)
+                if w is not None:
+                    # NOTE: compared as the dtype's values that multiply (bit patterns: -0.0 and NaN safe)
+                    wv = w.reshape(g, P).view(np.dtype(f"u{w.itemsize}"))
+                    same &= (wv == wv[ref]).all(axis=1)
+            bad = np.flatnonzero(~same)
+            a = int(bad[bad < ref].max()) + 1 if (bad < ref).any() else 0
+            b = int(bad[bad > ref].min()) if (bad > ref).any() else g
+            if b - a < 2:
+                a = b = 0
+        self.a, self.b = a, b
+        # per phase p: [(offset, weight scalar or None)] for the interior slices
+        self.phase = [[(int(i[ref * P + p] - ref * Q), None if w is None else w[ref * P + p])
+                       for i, w in taps] for p in range(P)] if b > a else []
+        rows = np.arange(n_out)
+        loose = rows[(rows < a * P) | (rows >= b * P)]
+        self.loose = xp.asarray(loose)
+        self.ltaps = [(xp.asarray(i[loose]), None if w is None else xp.asarray(w[loose])) for i, w in taps]
+
+    def _lead(self, *more):
+        return (slice(None),) * self.axis + more
+
+    def _src(self, off):
+        """The strided source slice of the interior rows for one tap offset."""
+        Q = self.Q
+        return self._lead(slice(self.a * Q + off, (self.b - 1) * Q + off + 1, Q))
+
+    def _bw(self, w, nd):
+        return w if w is None else w.reshape(w.shape + (1,) * (nd - self.axis - 1))
+
+    def apply(self, x):
+        xp = xp_of(x)
+        shape = x.shape[:self.axis] + (self.n_out,) + x.shape[self.axis + 1:]
+        y = xp.empty(shape, dtype=x.dtype)
+        if self.phase:
+            yv = y.reshape(x.shape[:self.axis] + (self.n_out // self.P, self.P) + x.shape[self.axis + 1:])
+            for p, taps in enumerate(self.phase):
+                dst = yv[self._lead(slice(self.a, self.b), p)]
+                for k, (off, w) in enumerate(taps):
+                    src = x[self._src(off)]
+                    if k == 0:
+                        if w is None:
+                            dst[...] = src
+                        else:
+                            xp.multiply(src, w, out=dst)
+                    else:
+                        # NOTE: left to right, (w0 x0 + w1 x1) + w2 x2 ..., as the take-based sum (same rounding)
+                        dst += src if w is None else src * w
+        if self.loose.size:
+            acc = None
+            for i, w in self.ltaps:
+                t = xp.take(x, i, axis=self.axis)
+                if w is not None:
+                    t *= self._bw(w, x.ndim)
+                acc = t if acc is None else acc + t
+            y[self._lead(self.loose)] = acc
+        return y
+
+    def adjoint(self, g):
+        """gx[i_k[j]] += w_k[j] * g[j] (the transpose of ``apply``)."""
+        xp = xp_of(g)
+        shape = g.shape[:self.axis] + (self.n_in,) + g.shape[self.axis + 1:]
+        z = xp.zeros(shape, dtype=g.dtype)
+        if self.phase:
+            gv = g.reshape(g.shape[:self.axis] + (self.n_out // self.P, self.P) + g.shape[self.axis + 1:])
+            for p, taps in enumerate(self.phase):
+                src = gv[self._lead(slice(self.a, self.b), p)]
+                for off, w in taps:
+                    # NOTE: one phase and tap hit distinct rows (step Q >= 1): a plain += on the strided view
+                    dst = z[self._src(off)]
+                    dst += src if w is None else src * w
+        if self.loose.size:
+            gl = xp.take(g, self.loose, axis=self.axis)
+            for i, w in self.ltaps:
+                v = gl if w is None else gl * self._bw(w, g.ndim)
+                idx = Trusted(self._lead(i))
+                _add_at(z, idx, xp.ascontiguousarray(v), flat_index(idx, z.shape))
+        return z
+
+
+class Resample(Primitive):
+    """y = taps.apply(x): a fixed linear map along one axis (interpolate); the backward is its adjoint."""
+    saves = ()
+
+    def forward(self, x, taps):
+        self.taps = taps
+        return taps.apply(x)
+
+    def backward(self, g):
+        return self.call(ResampleT, g, taps=self.taps)
+
+
+class ResampleT(Primitive):
+    """The adjoint of Resample (its backward is Resample again: both are linear)."""
+    saves = ()
+
+    def forward(self, g, taps):
+        self.taps = taps
+        return taps.adjoint(g)
+
+    def backward(self, gz):
+        return self.call(Resample, gz, taps=self.taps)
+
+
+quiet_family(Resample, ResampleT, backward=False)  # NOTE: inf * 0 weights and inf - inf are NaN quietly, as PyTorch
+
+
+def resample(x, axis, n_out, taps):
+    """Differentiable y[..., j, ...] = sum_k w_k[j] * x[..., i_k[j], ...] along ``axis`` for taps = [(i_k, w_k)]
+    (int index arrays in range, weights float or None), numpy arrays of length n_out."""
+    return Resample.apply(x, taps=_Taps(axis, x.shape[axis], n_out, taps, x._data.dtype, x.xp))
 
 
 # -- scatter_reduce -------------------------------------------------------------------------------------

@@ -493,10 +493,16 @@ class NanToNum(Primitive):
         xp = xp_of(x)
         if xp is np and x.ndim and posinf == float(np.finfo(x.dtype).max) and neginf == float(np.finfo(x.dtype).min):
             # NOTE: the default bounds are the finite extremes: clip maps +-inf onto them and leaves every finite
-            # value (and NaN) as is, one pass; the NaN fix-up only when min() (NaN-propagating) finds one
+            # value (and NaN) as is, one pass; the NaN fix-up only when there is one
             y = np.clip(x, neginf, posinf)
-            if np.isnan(y.min()):
-                np.copyto(y, nan, where=np.isnan(y))  # NOTE: a boolean-index assignment is ~5x slower
+            keep = np.equal(y, y)  # NOTE: False exactly at NaN
+            if not keep.all():
+                u = y.view(np.dtype(f"i{y.itemsize}"))
+                # NOTE: NaN -> +0.0 as integer bits times the mask, one branch-free pass; copyto/putmask/boolean
+                # assignment with a scattered mask run per mask run (~3x slower at 1.6% NaN)
+                np.multiply(u, keep, out=u)
+                if nan != 0.0 or math.copysign(1.0, nan) < 0:  # other fill values (and -0.0): a masked copy
+                    np.copyto(y, nan, where=~keep)
             return y
         return xp.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
 
