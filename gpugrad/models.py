@@ -32,4 +32,63 @@ def build_model(cfg: dict) -> nn.Module:
             nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(c2 * (size // 2) * (size // 2), hidden), nn.ReLU(),
             nn.Linear(hidden, ncls))
+    if kind in SEQUENCE_MODELS:
+        return SEQUENCE_MODELS[kind](cfg)
     raise ValueError(f"unknown model {kind!r}: choose one of {', '.join(MODEL_NAMES)}")
+
+
+# -- sequence models for the addition task (gpugrad.data.addition): a registry, one entry per model ----------------
+class LSTMAdder(nn.Module):
+    """Embedding -> LSTM -> a linear digit head on the last ``digits + 1`` positions (where the sum is written).
+    Input (B, L) int64 tokens; output (B, 10, digits + 1) logits (cross_entropy's (N, C, d) layout)."""
+
+    def __init__(self, vocab=13, digits=3, embed=32, hidden=128, layers=1):
+        super().__init__()
+        self.digits = digits
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        out, _ = self.lstm(self.embed(x))
+        return self.head(out[:, -(self.digits + 1):]).permute(0, 2, 1)
+
+
+def _lstm(cfg):
+    return LSTMAdder(int(cfg.get("vocab", 13)), int(cfg.get("digits", 3)), int(cfg.get("embed", 32)),
+                     int(cfg.get("hidden", 128)), int(cfg.get("layers", 1)))
+
+
+SEQUENCE_MODELS = {"lstm": _lstm}  # name -> builder(cfg); the models `train --data addition` can use
+MODEL_NAMES += tuple(SEQUENCE_MODELS)
+
+
+class TransformerAdder(nn.Module):
+    """Token + learned position embeddings -> a pre-norm TransformerEncoder (every position sees the whole
+    query) -> the linear digit head on the last ``digits + 1`` positions. Input (B, L) int64 tokens; output
+    (B, 10, digits + 1) logits, as LSTMAdder."""
+
+    def __init__(self, vocab=13, digits=3, d_model=64, nhead=4, layers=2, ff=128, dropout=0.0):
+        super().__init__()
+        from .tensor import arange  # noqa: PLC0415
+        self.digits, self.length = digits, 3 * digits + 3
+        self.embed = nn.Embedding(vocab, d_model)
+        self.pos = nn.Embedding(self.length, d_model)
+        self.register_buffer("positions", arange(self.length), persistent=False)
+        layer = nn.TransformerEncoderLayer(d_model, nhead, ff, dropout=dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d_model))
+        self.head = nn.Linear(d_model, 10)
+
+    def forward(self, x):
+        h = self.encoder(self.embed(x) + self.pos(self.positions[:x.shape[1]]))
+        return self.head(h[:, -(self.digits + 1):]).permute(0, 2, 1)
+
+
+def _transformer(cfg):
+    return TransformerAdder(int(cfg.get("vocab", 13)), int(cfg.get("digits", 3)), int(cfg.get("d_model", 64)),
+                            int(cfg.get("nhead", 4)), int(cfg.get("layers", 2)), int(cfg.get("ff", 128)),
+                            float(cfg.get("dropout", 0.0)))
+
+
+SEQUENCE_MODELS["transformer"] = _transformer  # issue 16 (attention)
+MODEL_NAMES += ("transformer",)

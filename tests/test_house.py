@@ -9,9 +9,12 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "gpugrad"
 
-# NOTE: the ceiling is the count after the fused-wing renovation (issue 10: 17,358 code lines) plus 10%. A
-# feature that needs more raises it in the same commit, saying why; a refactor should bring the count down.
-CEILING = 19_094
+# NOTE: the ceiling is a count plus 10%. A feature that needs more raises it in the same commit, saying why; a
+# refactor should bring the count down. History: 17,358 code lines after the fused-wing renovation (issue 10),
+# ceiling 19,094; 19,428 once the sequence models (issue 16: RNN/LSTM/GRU with a fused cell, fused attention,
+# Transformer layers, ~1,350 lines), mixed precision and DLPack (issue 18, ~500) and the interpolate resampler
+# (issue 11, ~100) landed: ceiling 21,370.
+CEILING = 21_370
 
 
 def _modules():

@@ -1,5 +1,6 @@
 """``gg.data``: datasets, samplers, the DataLoader, the bundled 8x8 digits and MNIST-format IDX files."""
 from ._worker import get_worker_info
+from .addition import addition_dataset
 from .dataloader import DataLoader, default_collate, default_convert
 from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
 from .digits import load_digits
@@ -20,6 +21,7 @@ __all__ = [
            "SubsetRandomSampler",
            "TensorDataset",
            "WeightedRandomSampler",
+           "addition_dataset",
            "default_collate",
            "default_convert",
            "get_worker_info",

@@ -34,6 +34,15 @@ from .loss import (
 from .module import Module, RemovableHandle
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .parameter import Buffer, Parameter
+from .transformer import (  # issue 16
+    MultiheadAttention,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 from . import utils  # noqa: F401  (clip_grad_norm_, clip_grad_value_)
 
@@ -46,3 +55,6 @@ __all__ = ["Module", "Parameter", "Buffer", "RemovableHandle", "functional", "in
            "Softmax", "LogSoftmax",
            "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss"]
 __all__ += _extra_all
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
+            "TransformerDecoder", "Transformer"]
+__all__ += ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

@@ -27,6 +27,7 @@ from ..ops.nnops import BinaryCrossEntropy as _BCE
 from ..ops.loss import *  # noqa: F403
 from ..ops.reduce import MaxMin as _MaxMin
 from ..ops.softmax import *  # noqa: F403
+from ..ops.attention import scaled_dot_product_attention  # fused attention (issue 16)
 from ..tensor import Tensor, matmul, stack, where
 from ..tensor import one_hot as _one_hot
 from ..tensor import pad as _core_pad
@@ -34,6 +35,7 @@ from ..tensor import pad as _core_pad
 __all__ = ["linear", "conv2d", "unfold", "fold", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
            "layer_norm", "group_norm", "dropout", "embedding", "pad", "one_hot", "flatten", "normalize"]
 __all__ += _act.__all__ + _softmax.__all__ + _loss.__all__  # the re-exported fused ops
+__all__ += ["scaled_dot_product_attention"]
 
 
 # -- argument helpers -------------------------------------------------------------------------------

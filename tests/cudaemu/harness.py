@@ -41,7 +41,7 @@ def module_args(source, dtype, kdir=KDIR):
     import importlib  # noqa: PLC0415
 
     from gpugrad.fused import cuda as loader  # noqa: PLC0415
-    for fam in ("activation", "loss", "optim", "softmax"):
+    for fam in ("activation", "amp", "attention", "loss", "optim", "rnn", "softmax"):
         importlib.import_module(f"gpugrad.fused.{fam}")  # NOTE: importing a family registers its kernels
     saved, loader._opts = loader._opts, None
     try:
