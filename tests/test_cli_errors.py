@@ -111,3 +111,13 @@ def test_tracebacks_only_with_debug(tmp_path):
     one_line_error(r, "no such file")
     r = cli("train", "--resume", "missing.ggt", "--debug", cwd=tmp_path)
     assert r.returncode != 0 and "Traceback" in r.stderr and "UsageError" in r.stderr
+
+
+def test_explain_refuses_a_sequence_model_checkpoint(tmp_path):
+    """A checkpoint of the addition task (an LSTM or a Transformer) is not an image model: one line, exit 2."""
+    out = tmp_path / "add"
+    assert main(["train", "--device", "cpu", "--data", "addition", "--epochs", "1", "--train-size", "64",
+                 "--out", str(out), "--no-progress"]) == 0
+    r = cli("explain", "--checkpoint", out / "checkpoint.ggt", "--index", "3", "--out", tmp_path / "e.png", cwd=tmp_path)
+    one_line_error(r, "gpugrad explain: error:", "a --model lstm checkpoint (--data addition)", "--model mlp or cnn")
+    assert not (tmp_path / "e.png").exists()

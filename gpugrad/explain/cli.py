@@ -34,6 +34,9 @@ def explain_main(checkpoint, method="saliency", index=0, out_png="explain.png", 
         raise ValueError(f"{checkpoint}: not a checkpoint written by `gpugrad train` "
                          "(expected the keys 'model_config' and 'model_state')")
     cfg = ck["model_config"]
+    if cfg.get("model") in models.SEQUENCE_MODELS:
+        raise ValueError(f"{checkpoint}: a --model {cfg['model']} checkpoint (--data addition); `explain` explains the digits "
+                         "image models (--model mlp or cnn checkpoints)")
     if int(cfg.get("in_size", 8)) != 8 or int(cfg.get("in_channels", 1)) != 1:
         raise ValueError(f"{checkpoint}: this model takes {cfg.get('in_channels', 1)}x{cfg.get('in_size')}x"
                          f"{cfg.get('in_size')} inputs (trained with --data mnist?), but `explain` uses the bundled "
