@@ -1,5 +1,5 @@
 // gpugrad fused kernels: losses. Per-row / per-element values only: the reduction
-// ('none' | 'mean' | 'sum') and the 'mean' denominators live in gpugrad/kernels/loss.py.
+// ('none' | 'mean' | 'sum') and the 'mean' denominators live in gpugrad/fused/loss.py.
 //
 // Cross-entropy with class-index targets (logits x: (rows, ncls) contiguous, target: int64):
 //   gpugrad_cross_entropy_fwd<T>(x, target, w, wsum, loss, lse, err, rows, ncls, ignore_index, eps)

@@ -1,7 +1,7 @@
 // Fused optimizer updates for gpugrad.optim.
 //
 // One elementwise pass per parameter and step: the parameter, its gradient and the optimizer
-// state are each read once and written once. The bridge is gpugrad/kernels/optim.py, which also
+// state are each read once and written once. The bridge is gpugrad/fused/optim.py, which also
 // holds the NumPy fallback with the same semantics (PyTorch's single-tensor algorithms).
 //
 //   gg::<opt>_update<C>(...)     per-element math on the compute type C (host and device)

@@ -2,7 +2,7 @@
 
 SGD, Adam/AdamW, RMSprop and Adagrad step with one fused CUDA kernel per parameter on the GPU
 (kernels/optim.cu) and an in-place NumPy update with the same formulas on the CPU
-(gpugrad/kernels/optim.py). NAdam, RAdam, Adamax, Adadelta, ASGD and LBFGS are in-place array
+(gpugrad/fused/optim.py). NAdam, RAdam, Adamax, Adadelta, ASGD and LBFGS are in-place array
 updates on whichever array module holds the parameter (gpugrad/optim/_composite.py).
 """
 from . import lr_scheduler
