@@ -71,7 +71,7 @@ def numpy_step(ws, x, y):
     return step
 
 
-def gpugrad_step(ws, x, y, device="cpu"):
+def gpugrad_step(ws, x, y, device="cpu", compiled=False):
     import gpugrad as gg
     from gpugrad import nn
     from gpugrad.nn import functional as F
@@ -93,9 +93,14 @@ def gpugrad_step(ws, x, y, device="cpu"):
         loss = F.cross_entropy(model(xt), yt)
         loss.backward()
         opt.step()
+        return loss
+    run = gg.compile(step) if compiled else step
+
+    def timed():
+        loss = run()
         sync()
         return loss
-    return step
+    return timed
 
 
 def torch_step(torch, ws, x, y, device="cpu"):
@@ -140,8 +145,8 @@ def cnn_steps(device, torch):
         opt.zero_grad()
         F.cross_entropy(model(xt), yt).backward()
         opt.step()
-        sync()
-    out = [("gpugrad", g_step)]
+    c_step = gg.compile(g_step)
+    out = [("gpugrad", lambda: (g_step(), sync())), ("gpugrad compiled", lambda: (c_step(), sync()))]
     if torch is not None:
         tn = torch.nn
         tm = tn.Sequential(tn.Conv2d(1, 16, 3, padding=1), tn.ReLU(), tn.Conv2d(16, 32, 3, padding=1), tn.ReLU(),
@@ -175,6 +180,7 @@ def main(argv=None):
         if args.device == "cpu":
             impls.append(("numpy by hand", numpy_step(ws, x, y)))
         impls.append(("gpugrad", gpugrad_step(ws, x, y, args.device)))
+        impls.append(("gpugrad compiled", gpugrad_step(ws, x, y, args.device, compiled=True)))
         if torch is not None:
             impls.append((f"pytorch {torch.__version__}", torch_step(torch, ws, x, y, args.device)))
         rep = args.repeat if name == "small" else max(args.repeat // 4, 10)

@@ -338,7 +338,7 @@ def _lazy(name):
 
 def __getattr__(name):
     # nn, optim, data, explain and fused are imported on first use (keeps `import gpugrad` light)
-    if name in ("nn", "optim", "data", "explain", "fused", "utils", "amp"):
+    if name in ("nn", "optim", "data", "explain", "fused", "utils", "amp", "distributed"):
         return _lazy(name)
     if name in ("save", "load"):
         return getattr(_lazy("serialization"), name)
@@ -349,7 +349,7 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_BUILTIN_NAMED) | {"nn", "optim", "data", "explain", "kernels", "save", "load",
-                                                          "utils", "amp"})
+                                                          "utils", "amp", "distributed"})
 
 
 def from_dlpack(ext_tensor):
@@ -428,3 +428,9 @@ from .amp.autocast_mode import install as _autocast_install  # noqa: E402
 for _ns, _prefix in ((Tensor, ""), (globals(), ""), (_BUILTIN_NAMED, ""), (vars(linalg), "linalg.")):
     _autocast_install(_ns, prefix=_prefix)  # NOTE: PyTorch's autocast op lists; outside autocast one check per call
 del _ns, _prefix
+from .compile import CompileError  # noqa: E402  (issue 13: record a step once, replay it)
+from . import compile as _compile_mod  # noqa: E402
+# NOTE: a builtin's name, served by __getattr__ as gg.abs is (the import bound the submodule under it: unbind)
+_BUILTIN_NAMED["compile"] = _compile_mod.compile
+del globals()["compile"]
+

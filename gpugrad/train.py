@@ -130,6 +130,10 @@ def add_parser(sub, parents=()):
     add("--monitor-gradients", action="store_true",
         help="record per-layer gradient norms every step (gradients.json, gradients.png)")
     add("--no-progress", action="store_true", help="no progress bar: one line per epoch")
+    add("--compile", action="store_true", help="record the training step once and replay it (gg.compile)")
+    add("--nproc", type=number(int, 1, example="--nproc 2"), default=1,
+        help="data-parallel processes started with mpiexec (needs the mpi extra); --batch-size is the global batch, "
+             "split among them; only process 0 prints and writes files")
     p.set_defaults(func=run)
     return p
 
@@ -338,6 +342,13 @@ def run(args):
     from . import models  # noqa: PLC0415
     from .nn import functional as F  # noqa: PLC0415
 
+    from .distributed import launch as _dl  # noqa: PLC0415  (issue 15: --nproc)
+    try:  # NOTE: the exit status of mpiexec -n N (this command on N ranks), or this rank's Job (dp.* below)
+        dp = _dl.start(args.nproc, args.batch_size, getattr(args, "argv", None) or shlex.split(command_line(args))[3:])
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if isinstance(dp, int):
+        return dp
     device = resolve_device(args.device)
     if args.model is None:
         args.model = default_model(args.data)
@@ -399,10 +410,11 @@ def run(args):
             print(f"nothing to do: the checkpoint already has {start} epoch(s) and --epochs is {epochs}")
             return 0
 
-    out = _prepare_out(args, args.resume)
+    out = dp.on_main(lambda: _prepare_out(args, args.resume))
     # NOTE: the plots (and, with --overwrite, everything) of an earlier run go now: what sits beside the new
     # checkpoint always belongs to it. The plots are drawn again at the end.
-    _clear(out, RUN_FILES if args.overwrite else ("curves.png", "gradients.json", "gradients.png"))
+    if dp.main:
+        _clear(out, RUN_FILES if args.overwrite else ("curves.png", "gradients.json", "gradients.png"))
     metrics = {"model": args.model, "data": args.data, "device": str(device), "optimizer": args.optimizer,
                "epochs": 0, "seconds": 0.0, "final": {}, "history": history,
                "config": {**{a.dest: getattr(args, a.dest) for a in _OPTIONS}, **run_cfg, "out": str(out)},
@@ -415,6 +427,16 @@ def run(args):
 
     print(f"training {args.model} on {args.data} ({len(train_ds)} train / {len(test_ds)} test) on {device} "
           f"with {args.optimizer}, {epochs} epochs, batch {args.batch_size}", flush=True)
+    ddp_model = dp.wrap(model)
+    def train_step(xb, yb):
+        opt.zero_grad()
+        logits = ddp_model(xb)
+        loss = F.cross_entropy(logits, yb)
+        loss.backward()
+        opt.step()
+        return loss, logits
+    compiled = gg.compile(train_step) if args.compile and monitor is None else None  # NOTE: hooks read on the host
+
     t0 = time.perf_counter()
     epoch, bar = start, None
     try:
@@ -422,16 +444,14 @@ def run(args):
             set_lr(epoch)
             model.train()
             # NOTE: one loader per epoch, seeded by (seed, epoch): a resumed run sees the same batches.
-            loader = gg.data.DataLoader(train_ds, batch_size=args.batch_size, shuffle=True,
-                                        seed=args.seed * 100003 + epoch)
+            loader = dp.loader(train_ds, seed=args.seed * 100003 + epoch)
             bar = _progress(len(loader), f"epoch {epoch + 1}/{epochs}", args.no_progress)
             seen, run_loss, run_correct = 0, 0.0, 0
             for xb, yb in loader:
-                opt.zero_grad()
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
-                loss.backward()
-                opt.step()
+                if compiled is not None:
+                    loss, logits = compiled(xb, yb)
+                else:
+                    loss, logits = train_step(xb, yb)
                 if monitor is not None:
                     monitor.step()  # NOTE: after the update, so the update ratio sees this step's change
                 n = len(yb)
@@ -446,6 +466,7 @@ def run(args):
                 if bar is not None:
                     bar.set_postfix(loss=f"{run_loss / seen:.4f}", acc=f"{run_correct / seen:.3f}", refresh=False)
                     bar.update(1)
+            seen, run_loss, run_correct = dp.sum(seen, run_loss, run_correct)
             test_loss, test_acc = evaluate(model, test_ds)
             rec = {"epoch": epoch + 1, "train_loss": run_loss / seen, "train_acc": run_correct / seen,
                    "test_loss": test_loss, "test_acc": test_acc}
@@ -454,9 +475,10 @@ def run(args):
                   "args": {a.dest: getattr(args, a.dest) for a in _OPTIONS}, "rng_state": gg.get_rng_state()}
             if device.type == "cuda":
                 ck["cuda_rng_state"] = gg.cuda.get_rng_state(device)
-            gg.save(ck, out / "checkpoint.ggt")
             history.append(rec)
-            _write_metrics(metrics, history, time.perf_counter() - t0, out)
+            if dp.main:
+                gg.save(ck, out / "checkpoint.ggt")
+                _write_metrics(metrics, history, time.perf_counter() - t0, out)
             if bar is not None:
                 bar.set_postfix(loss=f"{rec['train_loss']:.4f}", acc=f"{rec['train_acc']:.3f}",
                                 test_acc=f"{test_acc:.3f}")
@@ -468,9 +490,10 @@ def run(args):
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        return _interrupted(args, out, epoch, epochs, metrics, history, monitor, t0)
+        return _interrupted(args, out, epoch, epochs, metrics, history, monitor, t0) if dp.main else 130
     elapsed = time.perf_counter() - t0
-    _finish(out, history, monitor)
+    if dp.main:
+        _finish(out, history, monitor)
     if history:
         what = "exact-match accuracy on held-out sums" if args.data == "addition" else "accuracy"
         print(f"final test {what}: {history[-1]['test_acc'] * 100:.2f}%  ({elapsed:.1f} s; outputs in {out})")

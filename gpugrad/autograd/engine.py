@@ -7,6 +7,7 @@ case they are Tensors and every backward formula records its own graph (double b
 """
 from __future__ import annotations
 
+import operator
 from heapq import heappop, heappush
 
 import numpy as np
@@ -86,6 +87,16 @@ def _as_grad(x, like, create_graph, what):
 
 def _ones_like(a):
     return xp_of(a).ones_like(a)
+
+
+# NOTE: every array operation of the sweep's own bookkeeping (gradient sums, copies, the seed gradient
+# above, the store into .grad below) goes through a module global, which gg.compile swaps for a
+# recording version while it records a step: nothing to check, and nothing to pay, when not recording.
+_add = operator.add
+
+
+def _copy(a):
+    return a.copy()
 
 
 def _check_finite(node, i, gi):
@@ -199,26 +210,31 @@ def _results(inputs, leaf, captured, allow_unused):
 
 def _accumulate(leaf, create_graph):
     """backward(): add this pass's gradients into the leaves' .grad (hooks see the pass's total first)."""
-    T = _fn._Tensor
     del leaf[None]
     for t, g in leaf.values():
         if t._hooks:
             g = _run_hooks(t._hooks, g, create_graph)
-        if not isinstance(g, T):
-            if g.base is not None:
-                g = g.copy()  # NOTE: never let .grad alias a view or another tensor's gradient
-            g = T(g)
-        if t.grad is None:
-            t.grad = g
-        elif create_graph or t.grad._rg:
-            t.grad = t.grad + g
+        _store_grad(t, g, create_graph)
+
+
+def _store_grad(t, g, create_graph):
+    """Set or add one leaf's gradient of this pass into its ``.grad``."""
+    T = _fn._Tensor
+    if not isinstance(g, T):
+        if g.base is not None:
+            g = g.copy()  # NOTE: never let .grad alias a view or another tensor's gradient
+        g = T(g)
+    if t.grad is None:
+        t.grad = g
+    elif create_graph or t.grad._rg:
+        t.grad = t.grad + g
+    else:
+        gd = t.grad._data
+        if type(gd) is np.ndarray and not gd.flags.writeable:
+            t.grad._data = gd + g._data
         else:
-            gd = t.grad._data
-            if type(gd) is np.ndarray and not gd.flags.writeable:
-                t.grad._data = gd + g._data
-            else:
-                gd += g._data  # NOTE: accumulated in place, as PyTorch's AccumulateGrad (arrays holding it see it)
-                _fn.bump(t.grad)
+            gd += g._data  # NOTE: accumulated in place, as PyTorch's AccumulateGrad (arrays holding it see it)
+            _fn.bump(t.grad)
 
 
 def _bad_shape(node, i, gi, t):
@@ -234,11 +250,11 @@ def _acc_leaf(leaf, t, g):
     if e is None:
         owned = leaf[None]
         if id(g) in owned and not isinstance(g, _fn._Tensor):
-            g = g.copy()
+            g = _copy(g)
         owned.add(id(g))
         leaf[id(t)] = [t, g]
     else:
-        e[1] = e[1] + g
+        e[1] = _add(e[1], g)
 
 
 def _run_hooks(hooks, g, create_graph):
@@ -251,7 +267,7 @@ def _run_hooks(hooks, g, create_graph):
                 raise TypeError(f"a gradient hook must return a Tensor or None, got {type(r).__name__}")
             if tuple(r.shape) != tuple(gt.shape):
                 raise RuntimeError(f"hook returned a gradient of shape {tuple(r.shape)}, expected {tuple(gt.shape)}")
-            g = r if isinstance(g, T) else r._data.copy()  # NOTE: a copy: r may be a tensor the user keeps
+            g = r if isinstance(g, T) else _copy(r._data)  # NOTE: a copy: r may be a tensor the user keeps
     return g
 
 
@@ -308,7 +324,7 @@ def _sweep(heap, grads, leaf, targets, tnodes, needed, stop, captured, retain_gr
                         grads[n] = gi
                         heappush(heap, (-n.seq, n))
                     else:
-                        grads[n] = prev + gi
+                        grads[n] = _add(prev, gi)
             if not retain_graph:
                 node.release()
             elif create_graph:

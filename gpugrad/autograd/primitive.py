@@ -22,6 +22,9 @@ _seq = itertools.count()  # creation order of graph nodes (the backward sweep ru
 # NOTE: in-place writes also draw a number from _seq; last_write[0] is the latest, so the sweep
 # checks saved versions only on nodes recorded before some write (all others cannot be stale).
 last_write = [0]
+# NOTE: gg.compile's recorder while it records a step (None otherwise): read only by calls that happen
+# once per step (optimizer step, zero_grad); per-op hooks are swapped in by the recorder instead.
+tape = None
 def bump(t, _last=last_write, _next=_seq.__next__):
     """An in-place write happened to t's memory: bump the version its views share."""
     t._ver[0] += 1

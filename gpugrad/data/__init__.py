@@ -4,6 +4,7 @@ from .addition import addition_dataset
 from .dataloader import DataLoader, default_collate, default_convert
 from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
 from .digits import load_digits
+from .distributed import DistributedSampler
 from .idx import load_mnist, read_idx, write_idx
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
                       WeightedRandomSampler)
@@ -13,6 +14,7 @@ __all__ = [
            "ConcatDataset",
            "DataLoader",
            "Dataset",
+           "DistributedSampler",
            "IterableDataset",
            "RandomSampler",
            "Sampler",

@@ -45,6 +45,7 @@ from .transformer import (  # issue 16
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 from . import utils  # noqa: F401  (clip_grad_norm_, clip_grad_value_)
+from . import parallel  # noqa: F401,E402  (issue 15: DistributedDataParallel)
 
 __all__ = ["Module", "Parameter", "Buffer", "RemovableHandle", "functional", "init",
            "Sequential", "ModuleList", "ModuleDict", "ParameterList",

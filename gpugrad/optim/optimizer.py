@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from ..autograd import primitive as _prim
 from ..backend import to_device
 from ..fused.optim import state_dtype
 from ..tensor import Tensor
@@ -52,6 +53,8 @@ class Optimizer:
             #       PyTorch's do; every subclass's step records that it ran.
             @functools.wraps(step)
             def recorded_step(self, *args, **kwargs):
+                if _prim.tape is not None:  # NOTE: gg.compile records the update as one call, replayed as is
+                    return _prim.tape.opaque(recorded_step, self, args, kwargs)
                 self._opt_called = True
                 return step(self, *args, **kwargs)
             recorded_step._records_call = True
@@ -130,6 +133,8 @@ class Optimizer:
     # -- gradients ---------------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True):
         """Reset the gradients of all parameters: to None (default), or to zeros in place."""
+        if _prim.tape is not None:
+            return _prim.tape.opaque(Optimizer.zero_grad, self, (set_to_none,), {})
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:

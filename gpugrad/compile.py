@@ -1,0 +1,671 @@
+"""``gg.compile``: record a step once, replay it as a flat list of array calls.
+
+A call with a new signature runs the function eagerly while a recorder (:class:`_Tape`) notes, at the
+array level, every Primitive forward, every node backward and gradient sum/copy of the sweep, every
+store into a leaf's ``.grad``, every in-place write, every dropout mask, and each optimizer
+``step``/``zero_grad`` as one call. Values are numbered "slots"; a replay runs the noted calls on
+the new input arrays with no Tensor, graph or engine bookkeeping. What varies between calls is read
+when the replay runs: the inputs, parameters' arrays, ``param_groups`` and optimizer state (the
+update is replayed as the optimizer's own ``step``), dropout masks (drawn from the generator), and
+the modules' train/eval flags are a guard of each specialization.
+
+NOTE: a signature is recorded twice (its first two calls run eagerly) and replayed only when both
+recordings agree: same calls, same Python numbers, same constants bit for bit. That is what catches
+values computed outside the recorded calls (which a replay would bake in) and steps that run other
+ops from one call to the next.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import linecache
+import os
+import sys
+import types
+import warnings
+
+import numpy as np
+
+from . import random as _random
+
+from .autograd import engine as _eng
+from .autograd import primitive as _prim
+from .autograd.grad_mode import state as _state
+from .backend import quiet_begin, quiet_end
+from .tensor import Tensor
+
+_tm = sys.modules[Tensor.__module__]  # NOTE: the module (gpugrad.tensor the attribute is the function)
+
+__all__ = ["compile", "CompileError"]
+
+
+class CompileError(RuntimeError):
+    """The function cannot be recorded and replayed with the same result as eager execution."""
+
+
+_PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_line():
+    """'file:line in fn: code' of the innermost frame outside gpugrad (the user's line)."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PKG):
+        f = f.f_back
+    if f is None:
+        return "<unknown>"
+    code = linecache.getline(f.f_code.co_filename, f.f_lineno).strip()
+    return f"{f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}: {code}"
+
+
+def _is_array(v):
+    return type(v) is np.ndarray or type(v).__module__.startswith("cupy")
+
+
+class _Ref:
+    """A slot reference inside a recorded call's parameters (an array argument)."""
+    __slots__ = ("s",)
+
+    def __init__(self, s):
+        self.s = s
+
+    def __eq__(self, o):
+        return type(o) is _Ref and o.s == self.s
+
+    def __hash__(self):
+        return hash(self.s)
+
+
+def _fill(v, S):
+    if type(v) is _Ref:
+        return S[v.s]
+    if type(v) in (tuple, list):
+        return type(v)(_fill(x, S) for x in v)
+    if type(v) is dict:
+        return {k: _fill(x, S) for k, x in v.items()}
+    return v
+
+
+def _dropout_mask(dev, shape, dt, p, out_dtype):
+    # NOTE: the same draws and formula as nn.functional.dropout (the eager == compiled tests check it bit for bit)
+    keep = _random.generator(dev).random(shape, dtype=dt) >= p
+    return (keep * (1.0 / (1.0 - p))).astype(out_dtype, copy=False)
+
+
+_HOST_READS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__", "__array__")
+
+
+class _Tape:
+    """What one eager call did, in slots (see the module docstring)."""
+
+    def __init__(self, fallback):
+        self.fallback, self.dead = fallback, None
+        self.slot, self.keep, self.n = {}, [], 0       # id(array) -> slot; kept alive so ids stay unique
+        self.ext, self.consts, self.born = {}, [], {}  # id(tensor) -> (tensor, slot); (slot, array); id -> where
+        self.ops, self.ctxs, self.mods = [], {}, {}    # (sig, where, make); id(ctx) -> op index; id(module) -> ...
+        self.inputs, self.out = [], None
+        self.literal = set()                           # ids of tensors made from Python numbers (tensor._scalar_tensor)
+        self.born_data = set()                         # ids of the arrays of tensors made during the call
+
+    # -- slots ------------------------------------------------------------------------------------
+    def new(self, a):
+        s = self.n
+        self.n += 1
+        self.slot[id(a)] = s
+        self.keep.append(a)
+        return s
+
+    def const(self, a):
+        s = self.new(a)
+        self.consts.append((s, a))
+        return s
+
+    def ref_a(self, a):
+        s = self.slot.get(id(a))
+        if s is None and id(a) in self.born_data:
+            self._computed_outside()  # NOTE: the array of such a tensor passed as a parameter (where's mask, ...)
+        return self.const(a) if s is None else s
+
+    def _computed_outside(self):
+        # NOTE: a tensor made during the call from an array computed outside the recorded calls (a comparison, a
+        # mask, argmax, ...) may depend on the inputs: baked in, a replay would keep the first call's value even
+        # where the second recording happened to agree with it. Refused.
+        self.unrecordable("a tensor computed outside the recorded ops (a comparison, a mask, an argmax, ...) feeds "
+                          "the step, and a replay would keep its first value")
+
+    def ref_t(self, t):
+        s = self.slot.get(id(t._data))
+        if s is not None:
+            return s
+        if id(t) in self.born:
+            if id(t) not in self.literal:
+                self._computed_outside()
+            return self.const(t._data)  # NOTE: a Python number's tensor: a constant, checked by the 2nd recording
+        e = self.ext.get(id(t))
+        if e is None:  # NOTE: a tensor from before the call (parameter, buffer): its array is read at replay start
+            e = self.ext[id(t)] = (t, self.new(t._data))
+        return e[1]
+
+    def sub(self, v):
+        if _is_array(v):
+            return _Ref(self.ref_a(v))
+        if type(v) in (tuple, list):
+            return type(v)(self.sub(x) for x in v)
+        if type(v) is dict:
+            return {k: self.sub(x) for k, x in v.items()}
+        if isinstance(v, Tensor):
+            raise CompileError(f"a tensor passed as a parameter of a recorded op cannot be replayed ({_user_line()})")
+        return v
+
+    def add(self, sig, make):
+        self.ops.append((sig, _user_line(), make))
+
+    # -- what the hooks note -------------------------------------------------------------------------
+    def fwd(self, cls, inputs, params, out):
+        ins = tuple(self.ref_t(t) for t in inputs)
+        pp = self.sub(params)
+        dyn = pp != params
+        o = self.new(out._data)
+        ctx = out._node
+        if ctx is not None:  # a graph node: its backward is noted too, and replayed on the same object
+            self.ctxs[id(ctx)] = len(self.ops)
+            ctx.backward = functools.partial(self.bwd, ctx)
+        rgs = tuple(t._rg for t in inputs)
+        self.add(("f", cls, ins, pp, o, out._data.shape, out._data.dtype, ctx is not None),
+                 lambda: _make_fwd(cls, ctx, ins, pp, dyn, o, rgs))
+
+    def bwd(self, ctx, g):
+        tape, _prim.tape = _prim.tape, None  # NOTE: ops inside a backward (custom Functions) are part of it
+        try:
+            gin = type(ctx).backward(ctx, g)
+        finally:
+            _prim.tape = tape
+        if tape is None or self.dead:
+            return gin
+        gs = self.ref_a(g)
+        tup = gin if type(gin) is tuple else (gin,)
+        outs = tuple((i, self.new(a)) for i, a in enumerate(tup) if a is not None)
+        k = self.ctxs[id(ctx)]
+        self.add(("b", k, gs, outs), lambda: _make_bwd(self.ops[k][3], gs, outs))
+        return gin
+
+    def pure(self, fn, *args):
+        """``fn(*args)`` of arrays and constants, noted as one call (the sweep's sums and copies, the seed
+        gradient, array helpers that Tensor-level code calls, such as max pooling's argmax)."""
+        out = fn(*args)
+        ins = self.sub(args)
+        o = self.new(out)
+        fast = all(type(i) is _Ref for i in ins) and len(ins) <= 2
+        self.add(("p", fn, ins, o), lambda: _make_pure(fn, tuple(i.s for i in ins), o) if fast else
+                 (lambda S: S.__setitem__(o, fn(*_fill(ins, S)))))
+        return out
+
+    def opaque(self, fn, obj, args, kwargs):
+        """A method with effects only (optimizer step, zero_grad): run now and again on every replay."""
+        if getattr(fn, "_records_call", False) and (any(a is not None for a in args) or kwargs.get("closure") is not None):
+            raise CompileError(f"optimizer.step(closure) cannot be compiled ({_user_line()})")
+        tape, _prim.tape = _prim.tape, None
+        try:
+            r = fn(obj, *args, **kwargs)
+        finally:
+            _prim.tape = tape
+        self.add(("o", fn, id(obj), args, tuple(sorted(kwargs.items()))), lambda: lambda S: fn(obj, *args, **kwargs))
+        return r
+
+    def host_read(self, name):
+        self.unrecordable(f"Tensor.{name}() reads a tensor's value on the host while the step is recorded, "
+                          "which a replay cannot repeat")
+
+    def unrecordable(self, what):
+        """Raise (or, with fallback=True, stop recording: the function then runs eagerly) for ``what``."""
+        msg = (f"gg.compile: {what}; at {_user_line()}. Move it out of the compiled function, "
+               "or pass fallback=True to run this function eagerly")
+        if not self.fallback:
+            raise CompileError(msg)
+        self.dead = msg
+        _prim.tape = None  # NOTE: the rest of this call runs plainly eagerly
+
+    def refuse(self, what):
+        raise CompileError(f"gg.compile: {what} cannot be recorded ({_user_line()})")
+
+    # -- the end of a recording ---------------------------------------------------------------------
+    def finish(self, result):
+        def flat(v):
+            if isinstance(v, Tensor):
+                n = v._node
+                if n is not None and n.inputs is not None:
+                    raise CompileError("gg.compile: the function returns a tensor whose graph has not been "
+                                       "backpropagated inside it; a replay records no graph (run backward inside "
+                                       "the compiled function, or call it under gg.no_grad() for inference)")
+                return ("t", self.ref_t(v))
+            if type(v) in (tuple, list):
+                return (type(v), tuple(flat(x) for x in v))
+            if v is None or isinstance(v, (bool, int, float, str)):
+                return ("v", v)
+            raise CompileError(f"gg.compile: cannot return a {type(v).__name__} from a compiled function")
+        self.out = flat(result)
+        cs = {s for s, _ in self.consts}
+        self.const_out = any(s in cs for s in _slots(self.out))
+
+    def signature(self):
+        return ([op[0] for op in self.ops], self.out, sorted((id(t), s) for t, s in self.ext.values()),
+                [s for s, _ in self.consts], self.modes())
+
+    def modes(self):
+        return tuple((id(m), tr) for m, tr in self.mods.values())
+
+    def differs(self, other):
+        """Why two recordings of one signature disagree, or None."""
+        a, b = self.signature(), other.signature()
+        for i, (x, y) in enumerate(zip(a[0], b[0])):
+            if x != y:
+                return f"the calls differ at {other.ops[i][1]} (a Python number, an op or a shape changed)"
+        if len(a[0]) != len(b[0]):
+            return "the two calls ran a different number of ops"
+        if a[1:] != b[1:]:
+            return "the two calls used different tensors, outputs or train/eval modes"
+        for (s, x), (_, y) in zip(self.consts, other.consts):
+            if x.shape != y.shape or x.dtype != y.dtype or x.tobytes() != y.tobytes():
+                where = next((op[1] for op in other.ops if s in _op_slots(op[0])), "<unknown>")
+                return (f"a value computed outside the recorded ops changed between calls (used at {where}); "
+                        "a replay would keep the first one")
+        return None
+
+
+def _slots(out):
+    if out[0] == "t":
+        yield out[1]
+    elif out[0] in (tuple, list):
+        for x in out[1]:
+            yield from _slots(x)
+
+
+def _op_slots(sig):
+    for v in (sig[2:] if sig[0] == "b" else sig[1:]):  # NOTE: a backward's first number is its node, not a slot
+        if type(v) is _Ref:
+            yield v.s
+        elif type(v) is int:
+            yield v
+        elif type(v) in (tuple, list, dict):
+            yield from _op_slots(("", *(v.values() if type(v) is dict else v)))
+
+
+# -- replay closures: each takes S, the list of slots -----------------------------------------------
+
+def _make_fwd(cls, ctx, ins, pp, dyn, o, rgs):
+    if ctx is None:
+        fw = cls.__new__(cls).forward
+        if len(ins) == 1 and not dyn:
+            i0 = ins[0]
+
+            def f(S):
+                S[o] = fw(S[i0], **pp)
+        else:
+            def f(S):
+                S[o] = fw(*[S[i] for i in ins], **(_fill(pp, S) if dyn else pp))
+        return f, None
+    boxes = tuple(Tensor(None, requires_grad=rg) for rg in rgs)
+    d = ctx.__dict__
+    d.clear()
+    d["inputs"] = boxes
+    pairs = tuple(zip(boxes, ins))
+    fw, save = ctx.forward, cls.save_output
+
+    def f(S):
+        arrs = []
+        for b, i in pairs:
+            a = b._data = S[i]
+            arrs.append(a)
+        y = fw(*arrs, **(_fill(pp, S) if dyn else pp))
+        if save:
+            ctx.y = y
+        S[o] = y
+    return f, (ctx, boxes)
+
+
+def _make_bwd(node, gs, outs):
+    ctx, boxes = node
+    bw = type(ctx).backward
+
+    def f(S):
+        gin = bw(ctx, S[gs])
+        if type(gin) is not tuple:
+            gin = (gin,)
+        for i, s in outs:
+            S[s] = gin[i]
+        d = ctx.__dict__  # NOTE: what backward saved is freed as eager's release() does
+        d.clear()
+        d["inputs"] = boxes
+    return f
+
+
+def _make_pure(fn, ins, o):
+    if len(ins) == 1:
+        i0 = ins[0]
+
+        def f(S):
+            S[o] = fn(S[i0])
+    else:
+        i0, i1 = ins
+
+        def f(S):
+            S[o] = fn(S[i0], S[i1])
+    return f
+
+
+class _Spec:
+    """One replayable specialization."""
+
+    def __init__(self, tape):
+        self.fns = []
+        made = []
+        for i, (sig, where, make) in enumerate(tape.ops):
+            m = make()
+            if sig[0] == "f":  # NOTE: forward makers return (closure, node); backward makers read the node
+                tape.ops[i] = (sig, where, m[0], m[1])
+                m = m[0]
+            else:
+                tape.ops[i] = (sig, where, m, None)
+            made.append(m)
+        self.fns = made
+        self.n = tape.n
+        self.template = [None] * tape.n
+        for s, a in tape.consts:
+            self.template[s] = a
+        self.ext = [(t, s) for t, s in tape.ext.values()]
+        self.inputs = tape.inputs
+        self.out = tape.out
+        self.const_out = tape.const_out
+        self.mods = [(m, tr) for m, tr in tape.mods.values()]
+
+    def guard(self):
+        for m, tr in self.mods:
+            if m.training is not tr:
+                return False
+        return True
+
+    def replay(self, tensors):
+        S = self.template.copy()
+        for t, s in self.ext:
+            S[s] = t._data
+        for t, s in zip(tensors, self.inputs):
+            S[s] = t._data
+        q = quiet_begin()  # NOTE: NumPy's warnings off for the replay, as for eager's backward
+        try:
+            for f in self.fns:
+                f(S)
+        finally:
+            quiet_end(q)
+        return _build(self.out, S, self.const_out)
+
+
+def _build(out, S, copy):
+    k = out[0]
+    if k == "t":
+        a = S[out[1]]
+        # NOTE: returned tensors carry no graph (the backward already ran inside the step)
+        return Tensor(a.copy() if copy else a)
+    if k == "v":
+        return out[1]
+    return k(_build(x, S, copy) for x in out[1])
+
+
+# -- the recording hooks: swapped in while a call records, restored after (eager pays nothing) ----------
+
+def _hooks(tape):
+    from .nn import functional as _F  # noqa: PLC0415  (NOTE: nn loads on first use, as `import gpugrad` keeps it)
+    from .nn.module import Module  # noqa: PLC0415
+    from .ops import conv as _conv  # noqa: PLC0415
+    orig_apply = _prim.Primitive.__dict__["apply"].__func__
+    orig_write, orig_store, orig_run = _tm._write, _eng._store_grad, _eng.run
+    orig_init, orig_clone = Tensor.__init__, Tensor.clone
+    orig_call, orig_mzero, orig_drop = Module.__call__, Module.zero_grad, _F.dropout
+
+    def live():
+        t = _prim.tape
+        return t if t is not None and not t.dead else None
+
+    def apply(cls, *inputs, **params):
+        t = live()
+        if t is None:
+            return orig_apply(cls, *inputs, **params)
+        _prim.tape = None  # NOTE: nested primitives (custom Functions) run inside this one call
+        try:
+            out = orig_apply(cls, *inputs, **params)
+        finally:
+            _prim.tape = t
+        t.fwd(cls, inputs, params, out)
+        return out
+
+    def init(self, data, requires_grad=False):
+        orig_init(self, data, requires_grad)
+        t = live()
+        if t is not None and id(data) not in t.slot:
+            t.born[id(self)] = True
+            t.born_data.add(id(self._data))
+            t.keep.append(self)
+
+    def clone(self):
+        t = live()
+        if t is None:
+            return orig_clone(self)
+        out = orig_clone(self)  # NOTE: its Alias forward is noted; the copy that follows is noted here
+        o = t.new(out._data)
+        i = t.ref_t(self)
+        t.add(("p", "copy", (_Ref(i),), o), lambda: _make_pure(_eng._copy, (i,), o))
+        return out
+
+    def write(target, idx, value, overlap_ok=False):
+        t = live()
+        if t is None:
+            return orig_write(target, idx, value, overlap_ok)
+        n = target._node if target._view is None else target._view[0]._node
+        if n is not None and n.cow and id(n) in t.ctxs:
+            k = t.ctxs[id(n)]
+            t.add(("c", k), lambda: (lambda S, node=t.ops[k][3]: node[0].own_output()))
+        orig_write(target, idx, value, overlap_ok)
+        ts, ii, vv = t.ref_t(target), t.sub(idx), t.sub(value)
+        box = Tensor(None)
+
+        def make():
+            def f(S):
+                box._data = S[ts]
+                box._view = None
+                orig_write(box, _fill(ii, S), _fill(vv, S), overlap_ok)
+            return f
+        t.add(("w", ts, ii, vv, overlap_ok), make)
+
+    def store(leaf, g, create_graph):
+        t = live()
+        if t is None:
+            return orig_store(leaf, g, create_graph)
+        was_none = leaf.grad is None
+        orig_store(leaf, g, create_graph)
+        if id(leaf) in t.born or any(leaf is x for x in t.input_tensors):
+            t.refuse("a gradient of an input tensor or of a tensor made inside the step")
+        gs = t.ref_a(g._data if isinstance(g, Tensor) else g)
+        o = t.new(leaf.grad._data)
+
+        def make():
+            def f(S):
+                if (leaf.grad is None) is not was_none:
+                    raise CompileError("gg.compile: a parameter's .grad was None when the step was recorded and "
+                                       "is not now (or the other way round); set_to_none by code the recording "
+                                       "could not see (call zero_grad inside the compiled step)")
+                orig_store(leaf, S[gs], False)
+                S[o] = leaf.grad._data
+            return f
+        t.add(("g", id(leaf), gs), make)
+
+    def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False, allow_unused=False, stop=None):
+        t = live()
+        if t is not None and (inputs is not None or create_graph):
+            t.refuse("autograd.grad, backward(inputs=...) or create_graph=True")
+        return orig_run(out_list, grad_list, inputs, retain_graph, create_graph, allow_unused, stop)
+
+    def call(self, *args, **kwargs):
+        t = live()
+        if t is not None:
+            t.mods.setdefault(id(self), (self, self.training))
+        return orig_call(self, *args, **kwargs)
+
+    def mzero(self, set_to_none=True):
+        t = live()
+        if t is None:
+            return orig_mzero(self, set_to_none)
+        return t.opaque(orig_mzero, self, (set_to_none,), {})
+
+    def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
+        t = live()
+        if t is None or not training or not 0.0 < p < 1.0:
+            return orig_drop(input, p, training, inplace)
+        dt = input.dtype if input.dtype in (np.float32, np.float64) else np.float32
+        args = (input.device, tuple(input.shape), dt, p, input.dtype)
+        mask = _dropout_mask(*args)
+        o = t.new(mask)
+
+        def make():
+            def f(S):
+                S[o] = _dropout_mask(*args)
+            return f
+        t.add(("r", str(args[0]), args[1:], o), make)
+        m = Tensor(mask)
+        return input.mul_(m) if inplace else input * m
+
+    def host(name):
+        orig = getattr(Tensor, name)
+
+        def read(self, *a, **k):
+            t = live()
+            if t is not None:
+                t.host_read(name)
+            return orig(self, *a, **k)
+        return orig, read
+
+    def pure(name, fn):
+        def w(*arrays):
+            t = live()
+            return fn(*arrays) if t is None else t.pure(fn, *arrays)
+        return w
+
+    orig_scalar = _tm._scalar_tensor
+
+    def scalar(o, dt, like_data):
+        out = orig_scalar(o, dt, like_data)
+        t = live()
+        if t is not None:
+            t.literal.add(id(out))
+            t.born_data.discard(id(out._data))
+        return out
+
+    patches = [(_tm, "_scalar_tensor", scalar), (_prim.Primitive, "apply", classmethod(apply)), (_tm, "_write", write), (_eng, "_store_grad", store),
+               (_eng, "run", run), (Tensor, "__init__", init), (Tensor, "clone", clone), (Module, "__call__", call),
+               (Module, "zero_grad", mzero), (_F, "dropout", dropout)]
+    # NOTE: array functions called outside any Primitive whose results feed recorded calls
+    patches += [(mod, n, pure(n, getattr(mod, n))) for mod, names in ((_eng, ("_add", "_copy", "_ones_like")),
+                (_conv, ("window_argmax", "flat_argmax_index"))) for n in names]
+    patches += [(Tensor, n, host(n)[1]) for n in _HOST_READS if n in Tensor.__dict__]
+    return patches
+
+
+def _record(fn, args, kwargs, tensors, fallback):
+    tape = _Tape(fallback)
+    tape.input_tensors = tensors
+    tape.inputs = [tape.new(t._data) for t in tensors]
+    patches = _hooks(tape)
+    saved = [(obj, name, obj.__dict__[name]) for obj, name, _ in patches]
+    for obj, name, new in patches:
+        setattr(obj, name, new)
+    _prim.tape = tape
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        _prim.tape = None
+        for obj, name, old in saved:
+            setattr(obj, name, old)
+    if tape.dead is None:
+        tape.finish(result)
+    return tape, result
+
+
+def _key(args, kwargs):
+    def one(v):
+        if isinstance(v, Tensor):
+            d = v._data
+            return ("T", d.shape, d.dtype.str, str(v.device), v._rg)
+        try:
+            hash(v)
+        except TypeError:
+            raise CompileError(f"gg.compile: an argument of type {type(v).__name__} is not hashable; pass tensors, "
+                               "numbers or other hashable values") from None
+        return ("v", type(v), v)
+    return (tuple(one(a) for a in args), tuple((k, one(v)) for k, v in sorted(kwargs.items())), _state.grad_enabled)
+
+
+class Compiled:
+    """A compiled function: ``__call__`` replays a matching specialization or records one."""
+
+    def __init__(self, fn, fallback=False, max_cache=8):
+        self.fn, self.fallback, self.max_cache = fn, fallback, int(max_cache)
+        self.cache = collections.OrderedDict()  # key -> [_Spec, ...] (one per train/eval combination)
+        self.pending = {}                        # (key, modes) -> the first recording
+        self.eager = None                        # the reason this function now runs eagerly
+        if isinstance(fn, types.FunctionType):
+            functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        if self.eager is not None or _prim.tape is not None or _state.anomaly:
+            return self.fn(*args, **kwargs)  # NOTE: inside another recording the call is part of that one
+        key = _key(args, kwargs)
+        tensors = [a for a in args if isinstance(a, Tensor)] + [v for _, v in sorted(kwargs.items())
+                                                                if isinstance(v, Tensor)]
+        specs = self.cache.get(key)
+        if specs:
+            for sp in specs:
+                if sp.guard():
+                    self.cache.move_to_end(key)
+                    return sp.replay(tensors)
+        if any(t._rg for t in tensors):
+            raise CompileError("gg.compile: inputs that require grad are not supported (their .grad would belong "
+                               "to the first call's tensor)")
+        tape, result = _record(self.fn, args, kwargs, tensors, self.fallback)
+        if tape.dead is not None:
+            self._go_eager(tape.dead)
+            return result
+        pk = (key, tape.modes())
+        first = self.pending.pop(pk, None)
+        if first is None:
+            self.pending[pk] = tape
+            return result
+        why = first.differs(tape)
+        if why is not None:
+            msg = f"gg.compile: two calls with the same input shapes did not record the same step: {why}"
+            if not self.fallback:
+                raise CompileError(msg)
+            self._go_eager(msg)
+            return result
+        self.cache.setdefault(key, []).append(_Spec(tape))
+        self.cache.move_to_end(key)
+        while sum(len(v) for v in self.cache.values()) > self.max_cache:
+            k0 = next(iter(self.cache))
+            self.cache[k0].pop(0)  # NOTE: the least recently used specialization goes first
+            if not self.cache[k0]:
+                del self.cache[k0]
+        return result
+
+    def _go_eager(self, msg):
+        warnings.warn(msg + "; running it eagerly from now on", RuntimeWarning, stacklevel=3)
+        self.eager = msg
+
+
+def compile(fn=None, *, fallback=False, max_cache=8):  # noqa: A001
+    """Compile ``fn`` (a training step, any function of tensors, or a Module for inference).
+
+    The first two calls with a given signature (input shapes, dtypes, devices, other arguments, grad
+    mode; and the modules' train/eval flags) run eagerly and record; later calls replay. A host read
+    of a tensor value while recording raises :class:`CompileError` naming the line (``fallback=True``:
+    warn once and run eagerly from then on). ``max_cache`` specializations are kept (least recently
+    used dropped first).
+    """
+    if fn is None:
+        return lambda f: Compiled(f, fallback, max_cache)
+    return Compiled(fn, fallback, max_cache)
