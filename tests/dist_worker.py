@@ -177,6 +177,13 @@ def unused(rank, world, res):
         ddp(gg.tensor(xs[0]), True)
     except RuntimeError as e:
         res["un_error"] = str(e)
+    # a gradient hook on a parameter would not run under DDP (the reducer writes .grad): refused
+    ddp = DDP(mlp())
+    next(ddp.module.parameters()).register_hook(lambda g: g * 2)
+    try:
+        ddp(gg.tensor(xs[0]))
+    except NotImplementedError as e:
+        res["hook_error"] = str(e)
 
 
 def fail(rank, world):

@@ -141,6 +141,7 @@ def test_unused_parameters(ranks):
         assert d["un_ddp"][4] is None and d["un_ddp"][5] is None
         msg = d["un_error"]
         assert "find_unused_parameters=True" in msg and "c.weight" in msg and "c.bias" in msg
+        assert "gradient hooks" in d["hook_error"] and "would not run" in d["hook_error"]
 
 
 @needs_mpi

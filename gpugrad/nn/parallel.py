@@ -114,6 +114,12 @@ class DistributedDataParallel(Module):
                 dist.broadcast(b.detach(), 0)
         if not (self.require_backward_grad_sync and _grad_state.grad_enabled and self._params):
             return self.module(*inputs, **kwargs)
+        hooked = [t for t in self._params if t._hooks]
+        if hooked:
+            # NOTE: the reducer writes .grad itself, so hooks on parameters would never run: PyTorch runs them
+            raise NotImplementedError(f"DistributedDataParallel: {len(hooked)} parameter(s) have gradient hooks "
+                                      "(register_hook), which would not run under it; remove them and process the "
+                                      "averaged .grad after backward() instead")
         self._pass = p = _Pass(self)
         alias = {}
         for i, t in enumerate(self._params):
