@@ -547,7 +547,15 @@ def _hooks(tape):
             return fn(*arrays) if t is None else t.pure(fn, *arrays)
         return w
 
-    orig_scalar = _tm._scalar_tensor
+    orig_scalar, orig_cmp = _tm._scalar_tensor, Tensor._cmp
+
+    def cmp(self, o, op):
+        t = live()
+        if t is not None:  # NOTE: tensors from before the call get their slots here, so _cmp_arrays reads them
+            t.ref_t(self)
+            if isinstance(o, Tensor):
+                t.ref_t(o)
+        return orig_cmp(self, o, op)
 
     def scalar(o, dt, like_data):
         out = orig_scalar(o, dt, like_data)
@@ -557,7 +565,7 @@ def _hooks(tape):
             t.born_data.discard(id(out._data))
         return out
 
-    patches = [(_tm, "_scalar_tensor", scalar), (_prim.Primitive, "apply", classmethod(apply)), (_tm, "_write", write), (_eng, "_store_grad", store),
+    patches = [(_tm, "_scalar_tensor", scalar), (Tensor, "_cmp", cmp), (_tm, "_cmp_arrays", pure("_cmp_arrays", _tm._cmp_arrays)), (_prim.Primitive, "apply", classmethod(apply)), (_tm, "_write", write), (_eng, "_store_grad", store),
                (_eng, "run", run), (Tensor, "__init__", init), (Tensor, "clone", clone), (Module, "__call__", call),
                (Module, "zero_grad", mzero), (_F, "dropout", dropout)]
     # NOTE: array functions called outside any Primitive whose results feed recorded calls

@@ -884,19 +884,17 @@ class Tensor:
 
     # -- comparisons (no gradient) -------------------------------------------------------------------
     def _cmp(self, o, op):
-        a = self._data
+        a, dt, both = self._data, None, False
         if isinstance(o, Tensor):
             _check_same_device(self, o, op.__name__)
-            od = o._data
+            od, both = o._data, True
             if od.dtype != a.dtype:  # NOTE: compared in the promoted dtype, as PyTorch (float16 [0.1] == 0-d 0.1)
                 dt = _result_type(self, o)
-                a, od = a.astype(dt, copy=False), od.astype(dt, copy=False)
         else:
             od = o
             if a.dtype.kind != "f" and isinstance(o, numbers.Number):
                 dt = _result_type(self, o)  # NOTE: an int tensor against a float is compared in the default float
-                a = a.astype(dt, copy=False)
-        return Tensor(op(a, od))
+        return Tensor(_cmp_arrays(a, od, op, dt, both))
 
     def __lt__(self, o):
         return self._cmp(o, _op_lt)
@@ -1812,6 +1810,16 @@ def _dlpack_export(data, requires_grad, stream=None, max_version=None, dl_device
     if stream is not None:
         kw["stream"] = stream
     return data.__dlpack__(**kw)
+
+
+def _cmp_arrays(a, b, op, dt, both):
+    """op(a, b) of a comparison, a (and b when ``both``) cast to ``dt`` first (None: as they are). A module-level
+    array function, so that gg.compile records it as one call."""
+    if dt is not None:
+        a = a.astype(dt, copy=False)
+        if both:
+            b = b.astype(dt, copy=False)
+    return op(a, b)
 
 
 def _wrap(o, like):
