@@ -26,7 +26,6 @@ import warnings
 
 import numpy as np
 
-from . import random as _random
 
 from .autograd import engine as _eng
 from .autograd import primitive as _prim
@@ -83,12 +82,6 @@ def _fill(v, S):
     if type(v) is dict:
         return {k: _fill(x, S) for k, x in v.items()}
     return v
-
-
-def _dropout_mask(dev, shape, dt, p, out_dtype):
-    # NOTE: the same draws and formula as nn.functional.dropout (the eager == compiled tests check it bit for bit)
-    keep = _random.generator(dev).random(shape, dtype=dt) >= p
-    return (keep * (1.0 / (1.0 - p))).astype(out_dtype, copy=False)
 
 
 _HOST_READS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__", "__array__")
@@ -418,7 +411,7 @@ def _hooks(tape):
     orig_apply = _prim.Primitive.__dict__["apply"].__func__
     orig_write, orig_store, orig_run = _tm._write, _eng._store_grad, _eng.run
     orig_init, orig_clone = Tensor.__init__, Tensor.clone
-    orig_call, orig_mzero, orig_drop = Module.__call__, Module.zero_grad, _F.dropout
+    orig_call, orig_mzero, orig_mask = Module.__call__, Module.zero_grad, _F._dropout_mask
 
     def live():
         t = _prim.tape
@@ -514,22 +507,19 @@ def _hooks(tape):
             return orig_mzero(self, set_to_none)
         return t.opaque(orig_mzero, self, (set_to_none,), {})
 
-    def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
+    def mask(device, shape, dtype, p):
+        out = orig_mask(device, shape, dtype, p)
         t = live()
-        if t is None or not training or not 0.0 < p < 1.0:
-            return orig_drop(input, p, training, inplace)
-        dt = input.dtype if input.dtype in (np.float32, np.float64) else np.float32
-        args = (input.device, tuple(input.shape), dt, p, input.dtype)
-        mask = _dropout_mask(*args)
-        o = t.new(mask)
+        if t is not None:  # NOTE: a fresh draw from the generator on every replay, as eager dropout
+            args = (device, shape, dtype, p)
+            o = t.new(out)
 
-        def make():
-            def f(S):
-                S[o] = _dropout_mask(*args)
-            return f
-        t.add(("r", str(args[0]), args[1:], o), make)
-        m = Tensor(mask)
-        return input.mul_(m) if inplace else input * m
+            def make():
+                def f(S):
+                    S[o] = orig_mask(*args)
+                return f
+            t.add(("r", str(device), args[1:], o), make)
+        return out
 
     def host(name):
         orig = getattr(Tensor, name)
@@ -567,7 +557,7 @@ def _hooks(tape):
 
     patches = [(_tm, "_scalar_tensor", scalar), (Tensor, "_cmp", cmp), (_tm, "_cmp_arrays", pure("_cmp_arrays", _tm._cmp_arrays)), (_prim.Primitive, "apply", classmethod(apply)), (_tm, "_write", write), (_eng, "_store_grad", store),
                (_eng, "run", run), (Tensor, "__init__", init), (Tensor, "clone", clone), (Module, "__call__", call),
-               (Module, "zero_grad", mzero), (_F, "dropout", dropout)]
+               (Module, "zero_grad", mzero), (_F, "_dropout_mask", mask)]
     # NOTE: array functions called outside any Primitive whose results feed recorded calls
     patches += [(mod, n, pure(n, getattr(mod, n))) for mod, names in ((_eng, ("_add", "_copy", "_ones_like")),
                 (_conv, ("window_argmax", "flat_argmax_index"))) for n in names]

@@ -380,11 +380,16 @@ def dropout(input, p=0.5, training=True, inplace=False):  # noqa: A002
         return input
     if p == 1.0:
         return input.mul_(0.0) if inplace else input * 0.0
-    g = _random.generator(input.device)
-    dt = input.dtype if input.dtype in (np.float32, np.float64) else np.float32
-    keep = g.random(input.shape, dtype=dt) >= p
-    mask = (keep * (1.0 / (1.0 - p))).astype(input.dtype, copy=False)
-    return input.mul_(Tensor(mask)) if inplace else input * Tensor(mask)
+    mask = Tensor(_dropout_mask(input.device, tuple(input.shape), input.dtype, p))
+    return input.mul_(mask) if inplace else input * mask
+
+
+def _dropout_mask(device, shape, dtype, p):
+    """The scaled keep-mask of dropout: uniform draws from the device's generator >= p, times 1/(1-p), in ``dtype``
+    (drawn in float32 for float16). A module function, so that gg.compile records the draw and repeats it."""
+    dt = dtype if dtype in (np.float32, np.float64) else np.float32
+    keep = _random.generator(device).random(shape, dtype=dt) >= p
+    return (keep * (1.0 / (1.0 - p))).astype(dtype, copy=False)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,  # noqa: A002
