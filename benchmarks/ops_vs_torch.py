@@ -239,14 +239,15 @@ def _time_pair(fg, ft, budget, min_repeat, max_repeat):
     return tg, tt, repeat
 
 
-def _flag(r):
-    return "  <-- >3x" if r is not None and r > LIMIT else ""
+def _flag(r, limit=LIMIT):
+    return f"  <-- >{limit:g}x" if r is not None and r > limit else ""
 
 
-def bench_ops(gg, torch, budget, min_repeat, max_repeat, only):
+def bench_ops(gg, torch, budget, min_repeat, max_repeat, only, case_list=None, limit=LIMIT):
+    """One row per case of ``case_list`` (default: this module's cases()) whose name contains an ``only``."""
     eg, et = _Engine(gg, "gpugrad"), _Engine(torch, "torch")
     rows = []
-    for c in cases():
+    for c in cases() if case_list is None else case_list:
         if only and not any(o in c.name for o in only):
             continue
         try:
@@ -266,8 +267,8 @@ def bench_ops(gg, torch, budget, min_repeat, max_repeat, only):
             except Exception as e:
                 r["error"] = f"backward: {type(e).__name__}: {e}"[:200]
         rows.append(r)
-        fb = f"{r['fb_ratio']:6.2f}x{_flag(r['fb_ratio'])}" if "fb_ratio" in r else "     -"
-        print(f"{c.name:24s} fwd {r['fwd_ratio']:6.2f}x{_flag(r['fwd_ratio'])}   fwd+bwd {fb}   {r['check']}",
+        fb = f"{r['fb_ratio']:6.2f}x{_flag(r['fb_ratio'], limit)}" if "fb_ratio" in r else "     -"
+        print(f"{c.name:24s} fwd {r['fwd_ratio']:6.2f}x{_flag(r['fwd_ratio'], limit)}   fwd+bwd {fb}   {r['check']}",
               flush=True)
     return rows
 
@@ -294,19 +295,27 @@ def bench_optimizers(gg, torch, budget, min_repeat, max_repeat, only):
     return rows
 
 
-def main(argv=()):
-    ap = argparse.ArgumentParser(prog="run.py ops")
+def setup(prog, argv, what):
+    """(args, gpugrad, torch, the --only substrings) of a comparison run, or None without PyTorch."""
+    ap = argparse.ArgumentParser(prog=prog)
     ap.add_argument("--budget", type=float, default=2.0, help="seconds of timed calls per case (both engines)")
     ap.add_argument("--min-repeat", type=int, default=7)
     ap.add_argument("--max-repeat", type=int, default=200)
-    ap.add_argument("--only", default="", help="comma-separated substrings of op names")
+    ap.add_argument("--only", default="", help="comma-separated substrings of case names")
     args = ap.parse_args(list(argv))
     torch = try_torch()
     if torch is None:
-        print("ops_vs_torch: PyTorch is not installed: nothing to compare against (skipped)")
-        return []
+        print(f"{what}: PyTorch is not installed: nothing to compare against (skipped)")
+        return None
     import gpugrad as gg
-    only = [s for s in args.only.split(",") if s]
+    return args, gg, torch, [s for s in args.only.split(",") if s]
+
+
+def main(argv=()):
+    run = setup("run.py ops", argv, "ops_vs_torch")
+    if run is None:
+        return []
+    args, gg, torch, only = run
     t0 = time.perf_counter()
     rows = bench_ops(gg, torch, args.budget, args.min_repeat, args.max_repeat, only)
     rows += bench_optimizers(gg, torch, args.budget, args.min_repeat, args.max_repeat, only)

@@ -1,5 +1,5 @@
 """Run the benchmark suite:
-``python benchmarks/run.py [overhead] [train] [kernels] [ops] [--device cuda] [--out DIR] [--overwrite]``.
+``python benchmarks/run.py [overhead] [train] [kernels] [ops] [cpu] [amp] [--device cuda] [--out DIR] [--overwrite]``.
 
 Each benchmark prints a short table and writes JSON (with the machine, date and library
 versions) to ``--out`` (default benchmarks/results/local/, ignored by git). A folder holding
@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (sets the thread counts before NumPy is imported)
 
-ALL = ("overhead", "train", "kernels", "ops")
+ALL = ("overhead", "train", "kernels", "ops", "cpu", "amp")
 
 
 def _fail(prog, message):
@@ -79,6 +79,12 @@ def main(argv, prog="run.py"):
         elif n == "ops":
             import ops_vs_torch
             ops_vs_torch.main(rest)
+        elif n == "cpu":
+            import cpu_kernels
+            cpu_kernels.main(rest)
+        elif n == "amp":
+            import amp as amp_bench
+            amp_bench.main(rest)
         print()
 
 

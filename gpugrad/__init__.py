@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import numpy as _np
 
+from ._dtypes import is_float as _isf
 from . import backend as _backend
 # NOTE: before the names below: `from .tensor import tensor` rebinds gpugrad.tensor to the function, and the
 # fused families (which import this module's submodule gpugrad.tensor) must see the module
 from .ops import activation as _activation, loss as _loss, softmax as _softmax  # noqa: F401
 from .ops import linalg2 as _linalg2  # noqa: F401,E402
 from .ops import math as _math_ops  # noqa: E402  (issue 11: elementwise math, shape)
+from .autograd.primitive import recorded as _recorded
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                        set_grad_enabled)
 from .backend import CudaUnavailableError, Device, cuda, get_default_device, set_default_device
@@ -23,7 +25,9 @@ from .tensor import (Tensor, arange, as_tensor, bool_, cat, chunk, concat, empty
                      linspace, matmul, maximum, minimum, one_hot, ones, ones_like, pad, set_default_dtype, split,
                      stack, tensor, uint8, where, zeros, zeros_like)
 from . import _promotion
+from .tensor import bfloat16 as _bf16
 from ._promotion import can_cast, promote_types
+from ._finfo import finfo, iinfo
 from . import autograd, func  # noqa: E402
 
 __version__ = "0.1.0"
@@ -31,6 +35,8 @@ __version__ = "0.1.0"
 # PyTorch's dtype aliases (gg.float, gg.int, gg.bool: see the end of this file)
 half, double = float16, float64
 short, long = int16, int64
+if _bf16 is not None:
+    bfloat16 = _bf16  # NOTE: ml_dtypes' numpy dtype (the bf16 extra); absent without it
 _BUILTIN_NAMED = {"float": float32, "int": int32, "bool": bool_}
 
 
@@ -53,7 +59,7 @@ def _rand(fn_name):
     make.__name__ = fn_name
     make.__doc__ = (f"Tensor of the given size filled from {'N(0, 1)' if fn_name == 'randn' else 'U[0, 1)'}, drawn "
                     "from ``generator`` (a gg.Generator) or the device's default one (seed with gg.manual_seed).")
-    return make
+    return _recorded(make)  # NOTE: gg.compile draws anew on every replay, as eager
 
 
 randn = _rand("randn")
@@ -84,6 +90,7 @@ def _int_arg(v, name, pos):
         raise TypeError(f"randint(): argument '{name}' (position {pos}) must be int, not {type(v).__name__}") from None
 
 
+@_recorded
 def _randint(low, high, size, generator, dtype, device, requires_grad, fname="randint"):
     from . import random as _r  # noqa: PLC0415
     from .tensor import as_dtype  # noqa: PLC0415
@@ -147,6 +154,7 @@ def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=
                     dtype or input.dtype, device or input.device, requires_grad)
 
 
+@_recorded
 def randperm(n, *, generator=None, dtype=int64, device=None, requires_grad=False):
     """A random permutation of 0..n-1 (int64 unless ``dtype``), as torch.randperm."""
     from . import random as _r  # noqa: PLC0415
@@ -179,7 +187,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         raise TypeError("normal(): size, dtype, device and requires_grad go with a number mean and std only; "
                         "with a Tensor mean or std the result takes its shape, dtype and device")
     ref = mean if tm else std
-    if ref.dtype.kind != "f" or (tm and ts and mean.dtype != std.dtype):
+    if not _isf(ref.dtype) or (tm and ts and mean.dtype != std.dtype):
         raise NotImplementedError(f"normal: mean and std must be floating point tensors of one dtype, got "
                                   f"{mean.dtype if tm else type(mean).__name__} and "
                                   f"{std.dtype if ts else type(std).__name__}")
@@ -344,6 +352,8 @@ def __getattr__(name):
         return getattr(_lazy("serialization"), name)
     if name in _BUILTIN_NAMED:
         return _BUILTIN_NAMED[name]
+    if name == "bfloat16":
+        raise AttributeError("gpugrad.bfloat16 needs the ml_dtypes package: pip install 'gpugrad[bf16]'")
     raise AttributeError(f"module 'gpugrad' has no attribute {name!r}")
 
 
@@ -419,6 +429,193 @@ from .ops.linalg2 import (addmm, addmv, baddbmm, diag, diag_embed, dot, einsum, 
                           outer, tensordot, trace, tril, triu, vdot)
 det, inverse, slogdet = linalg.det, linalg.inv, linalg.slogdet
 from .nn.functional import cdist  # noqa: E402,F401  (issue "The everyday PyTorch ops": torch.cdist)
+
+# -- [issue 11: the torch.* forms of Tensor methods, nn.functional ops and the deprecated linalg functions] ---------
+from .nn import functional as _nnf  # noqa: E402
+from .nn.functional import (adaptive_avg_pool1d, avg_pool1d, conv1d, conv2d, conv3d, conv_transpose1d,  # noqa: E402
+                            conv_transpose2d, cosine_similarity, pairwise_distance, pixel_shuffle, pixel_unshuffle,
+                            prelu, rms_norm)
+
+for _n in ("scatter", "scatter_add", "index_add", "index_copy", "index_fill", "masked_scatter", "fliplr", "flipud",
+           "diagonal", "movedim", "moveaxis", "narrow", "unbind", "select", "swapdims", "unflatten", "broadcast_to",
+           "clone", "detach", "detach_", "is_inference", "fill_", "zero_", "abs_", "clamp_", "clamp_max_",
+           "clamp_min_", "clip_", "cos_", "exp_", "log_", "neg_", "relu_", "sigmoid_", "sin_", "sqrt_", "square_",
+           "tanh_"):
+    globals()[_n] = _method(_n)
+
+
+def _compare(name):
+    def f(input, other):  # noqa: A002
+        _need_tensor(name, input)
+        return getattr(input, name)(other)
+    f.__name__ = name
+    return f
+
+
+for _n in ("eq", "ne", "lt", "le", "gt", "ge"):
+    globals()[_n] = _compare(_n)
+del _n
+
+
+def flip(input, dims):  # noqa: A002
+    _need_tensor("flip", input)
+    if not isinstance(dims, (tuple, list)):  # NOTE: torch.flip(x, 0) is a TypeError (x.flip(0) is not)
+        raise TypeError(f"flip(): argument 'dims' (position 2) must be tuple of ints, not {type(dims).__name__}")
+    return input.flip(dims)
+
+
+def threshold(input, threshold, value):  # noqa: A002
+    return _nnf.threshold(input, threshold, value)
+
+
+def celu(input, alpha=1.0):  # noqa: A002
+    return _nnf.celu(input, alpha)
+
+
+def alpha_dropout(input, p, train):  # noqa: A002
+    return _nnf.alpha_dropout(input, p, train)
+
+
+def selu(input):  # noqa: A002
+    return _nnf.selu(input)
+
+
+def dropout(input, p, train):  # noqa: A002
+    return _nnf.dropout(input, p, train)
+
+
+def max_pool1d(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):  # noqa: A002
+    """torch.max_pool1d (no return_indices: that is torch.max_pool1d_with_indices); stride () or None = kernel_size."""
+    return _nnf.max_pool1d(input, kernel_size, stride if stride not in ((), []) else None, padding, dilation, ceil_mode)
+
+
+def max_pool2d(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):  # noqa: A002
+    return _nnf.max_pool2d(input, kernel_size, stride if stride not in ((), []) else None, padding, dilation, ceil_mode)
+
+
+def adaptive_max_pool1d(input, output_size):  # noqa: A002
+    """torch.adaptive_max_pool1d: (values, indices), always."""
+    return _nnf.adaptive_max_pool1d(input, output_size, return_indices=True)
+
+
+def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    """torch.embedding: ATen's form (weight first; a negative padding_idx means none)."""
+    return _nnf.embedding(indices, weight, padding_idx if padding_idx >= 0 else None,
+                          scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05, cudnn_enable=True):  # noqa: A002
+    return _nnf.layer_norm(input, normalized_shape, weight, bias, eps)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05, cudnn_enabled=True):  # noqa: A002
+    return _nnf.group_norm(input, num_groups, weight, bias, eps)
+
+
+def batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):  # noqa: A002
+    """torch.batch_norm: ATen's argument order (F.batch_norm takes the running stats first)."""
+    return _nnf.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def instance_norm(input, weight, bias, running_mean, running_var, use_input_stats, momentum, eps,  # noqa: A002
+                  cudnn_enabled):
+    """torch.instance_norm: ATen's argument order (F.instance_norm takes the running stats first)."""
+    return _nnf.instance_norm(input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
+
+
+def _reduction(fname, r, pos):
+    """The torch.* losses take ATen's int reduction: 1 mean, 2 sum, any other int none (as ATen). NOTE: their
+    default is none (0), as torch 2.13 really does, although ATen's schemas say 1 (mean)."""
+    if isinstance(r, bool) or not isinstance(r, int):
+        raise TypeError(f"{fname}(): argument 'reduction' (position {pos}) must be int, not {type(r).__name__}")
+    return {1: "mean", 2: "sum"}.get(r, "none")
+
+
+def kl_div(input, target, reduction=0, *, log_target=False):  # noqa: A002
+    return _nnf.kl_div(input, target, reduction=_reduction("kl_div", reduction, 3), log_target=log_target)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction=0):  # noqa: A002
+    return _nnf.binary_cross_entropy_with_logits(input, target, weight, pos_weight=pos_weight, reduction=_reduction(
+        "binary_cross_entropy_with_logits", reduction, 5))
+
+
+def poisson_nll_loss(input, target, log_input, full, eps, reduction):  # noqa: A002
+    return _nnf.poisson_nll_loss(input, target, log_input, full, eps=eps,
+                                 reduction=_reduction("poisson_nll_loss", reduction, 6))
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, reduction=0):
+    return _nnf.margin_ranking_loss(input1, input2, target, margin,
+                                    reduction=_reduction("margin_ranking_loss", reduction, 5))
+
+
+def hinge_embedding_loss(input, target, margin=1.0, reduction=0):  # noqa: A002
+    return _nnf.hinge_embedding_loss(input, target, margin, reduction=_reduction("hinge_embedding_loss", reduction, 4))
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction=0):
+    return _nnf.cosine_embedding_loss(input1, input2, target, margin,
+                                      reduction=_reduction("cosine_embedding_loss", reduction, 5))
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-06, swap=False, reduction=0):
+    return _nnf.triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap,
+                                    reduction=_reduction("triplet_margin_loss", reduction, 8))
+
+
+def embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
+                  per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """torch.embedding_bag (ATen's form: weight first, int mode 0 sum / 1 mean / 2 max) -> (output, offset2bag,
+    bag_size, max_indices). NOTE: the last three are the CPU kernel's: offset2bag is empty on its fast path (sum
+    mode, no padding_idx, float32/float16/bfloat16 weight); bag_size counts the non-padding indices per bag (zeros in sum mode); max_indices is the argmax row
+    of each bag and column in max mode (0 for an empty bag), else a copy of bag_size."""
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise TypeError(f"embedding_bag(): argument 'mode' (position 5) must be int, not {type(mode).__name__}")
+    name = {0: "sum", 1: "mean", 2: "max"}.get(mode, mode)
+    out = _nnf.embedding_bag(indices, weight, offsets, scale_grad_by_freq=scale_grad_by_freq, mode=name, sparse=sparse,
+                             per_sample_weights=per_sample_weights, include_last_offset=include_last_offset,
+                             padding_idx=padding_idx)
+    xp, idx, off = weight.xp, indices._data.reshape(-1), offsets._data.astype(_np.int64)
+    nb, d = out.shape
+    bag = xp.minimum(xp.searchsorted(off, xp.arange(idx.size), side="right") - 1, nb - 1)
+    keep = idx != padding_idx % weight.shape[0] if padding_idx is not None else xp.ones(idx.size, bool)
+    size = xp.bincount(bag[keep], minlength=nb)[:nb].astype(_np.int64) if mode else xp.zeros(nb, _np.int64)
+    fast = mode == 0 and padding_idx is None and weight.dtype in (float16, float32, _bf16)
+    o2b = xp.zeros(0, _np.int64) if fast else bag
+    mx = size.copy()
+    if mode == 2:  # the first index (in order) holding each bag's maximum, per column
+        hit = (weight._data[idx] == out._data[bag]) & keep[:, None]
+        pos = Tensor(xp.where(hit, xp.arange(idx.size)[:, None], idx.size))
+        first = zeros((nb, d), dtype=int64, device=weight.device).fill_(idx.size)
+        first = first.scatter_reduce(0, Tensor(xp.broadcast_to(bag[:, None], (idx.size, d)).copy()), pos, "amin")._data
+        mx = xp.where(first < idx.size, xp.concatenate([idx, xp.zeros(1, idx.dtype)])[first], 0).astype(_np.int64)
+    return out, Tensor(o2b), Tensor(size), Tensor(mx)
+
+
+def cholesky(input, upper=False):  # noqa: A002
+    """Deprecated torch.cholesky: the lower factor L (A = L L^H), or U = L^H with upper=True."""
+    return linalg.cholesky(input, upper=upper)
+
+
+def qr(input, some=True):  # noqa: A002
+    """Deprecated torch.qr: linalg.qr in mode 'reduced' (some=True) or 'complete'."""
+    return linalg.qr(input, "reduced" if some else "complete")
+
+
+_SVD = __import__("collections").namedtuple("svd", ["U", "S", "V"])
+
+
+def svd(input, some=True, compute_uv=True):  # noqa: A002
+    """Deprecated torch.svd: (U, S, V) with A = U diag(S) V^H (V, not Vh); compute_uv=False gives zero U (m x m)
+    and V (n x n), as PyTorch."""
+    if not compute_uv:
+        m, n = input.shape[-2:]
+        z = lambda k: zeros(tuple(input.shape[:-2]) + (k, k), dtype=input.dtype, device=input.device)  # noqa: E731
+        return _SVD(z(m), linalg.svdvals(input), z(n))
+    u, s, vh = linalg.svd(input, full_matrices=not some)
+    return _SVD(u, s, vh.mT)  # NOTE: real dtypes only (gpugrad has no complex tensors): V = Vh^T
+
 
 # -- [issue 18: mixed precision] -------------------------------------------------------------------------------
 from . import amp  # noqa: E402  (light: no CUDA)

@@ -1,7 +1,7 @@
 """PyTorch's type promotion (``torch.result_type`` / ``promote_types`` / ``can_cast``) on numpy dtypes,
 and the dtype names PyTorch prints in its error messages.
 
-A leaf module (no gpugrad imports): a Tensor is recognised by its ``_data`` attribute, dtypes are numpy
+A leaf module (only gpugrad._dtypes, itself a leaf): a Tensor is recognised by its ``_data`` attribute, dtypes are numpy
 dtype objects (gpugrad/__init__.py normalizes user spellings first) and the default float dtype is an
 argument.
 
@@ -21,19 +21,21 @@ import numbers
 
 import numpy as np
 
+from ._dtypes import BF16, is_float
+
 __all__ = ["result_type", "promote_types", "can_cast", "short_name", "cpp_name", "tensor_type_name"]
 
 _BOOL = np.dtype(bool)
-_SUPPORTED = frozenset(np.dtype(d) for d in ("bool", "uint8", "int8", "int16", "int32", "int64",
-                                             "float16", "float32", "float64"))
+_SUPPORTED = frozenset([np.dtype(d) for d in ("bool", "uint8", "int8", "int16", "int32", "int64",
+                                              "float16", "float32", "float64")] + ([BF16] if BF16 is not None else []))
 _BAREBONES_UNSIGNED = frozenset(np.dtype(d) for d in ("uint16", "uint32", "uint64"))
 
 # names as PyTorch prints them: ScalarType ("Float"), C++ type ("float"), legacy tensor type ("FloatTensor")
 _SHORT = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long",
-          "float16": "Half", "float32": "Float", "float64": "Double", "uint16": "UInt16", "uint32": "UInt32",
+          "float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double", "uint16": "UInt16", "uint32": "UInt32",
           "uint64": "UInt64"}
 _CPP = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int", "int32": "int",
-        "int64": "long int", "float16": "c10::Half", "float32": "float", "float64": "double"}
+        "int64": "long int", "float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double"}
 
 
 def short_name(dt):
@@ -57,12 +59,12 @@ def _dtype(dt):
     dt = np.dtype(dt)
     if dt not in _SUPPORTED and dt not in _BAREBONES_UNSIGNED:
         raise TypeError(f"gpugrad has no dtype {dt} (supported: bool, uint8, int8, int16, int32, int64, "
-                        "float16, float32, float64)")
+                        "float16, bfloat16, float32, float64)")
     return dt
 
 
 def _cat(dt):
-    return 0 if dt == _BOOL else (2 if dt.kind == "f" else 1)
+    return 0 if dt == _BOOL else (2 if is_float(dt) else 1)
 
 
 def promote_types(type1, type2):
@@ -75,16 +77,17 @@ def _promote(a, b):
     if a == b:
         return a
     if a in _BAREBONES_UNSIGNED or b in _BAREBONES_UNSIGNED:
-        if a.kind == "f":
+        if is_float(a):
             return a
-        if b.kind == "f":
+        if is_float(b):
             return b
         raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
                            f"{short_name(a)} and {short_name(b)}")
     ca, cb = _cat(a), _cat(b)
     if ca != cb:
         return a if ca > cb else b
-    # NOTE: within one category numpy's table equals PyTorch's for these dtypes (uint8 + int8 -> int16)
+    # NOTE: within one category numpy's table equals PyTorch's for these dtypes (uint8 + int8 -> int16;
+    # with ml_dtypes bfloat16 + float16 -> float32, bfloat16 + float32 -> float32, as PyTorch)
     return np.promote_types(a, b)
 
 
@@ -117,9 +120,9 @@ def _combine(higher, lower):
     # c10's combine_categories: a lower rank only matters when its category is higher
     if higher is None:
         return lower
-    if lower is None or higher.kind == "f":
+    if lower is None or is_float(higher):
         return higher
-    if higher == _BOOL or lower.kind == "f":
+    if higher == _BOOL or is_float(lower):
         return _promote(higher, lower)
     return higher
 

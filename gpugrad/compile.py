@@ -26,11 +26,12 @@ import warnings
 
 import numpy as np
 
-
+from ._dtypes import LOWP
 from .autograd import engine as _eng
 from .autograd import primitive as _prim
 from .autograd.grad_mode import state as _state
 from .backend import quiet_begin, quiet_end
+from .ops.shape import GetItem as _GetItem
 from .tensor import Tensor
 
 _tm = sys.modules[Tensor.__module__]  # NOTE: the module (gpugrad.tensor the attribute is the function)
@@ -68,15 +69,26 @@ class _Ref:
         self.s = s
 
     def __eq__(self, o):
-        return type(o) is _Ref and o.s == self.s
+        return type(o) is type(self) and o.s == self.s
 
     def __hash__(self):
         return hash(self.s)
 
 
+class _TRef(_Ref):
+    """A slot reference standing for a Tensor argument (of a ``recorded`` function): a Tensor over it on replay."""
+    __slots__ = ()
+
+
+def _flat(v):
+    return v if type(v) in (tuple, list) else (v,)
+
+
 def _fill(v, S):
     if type(v) is _Ref:
         return S[v.s]
+    if type(v) is _TRef:
+        return Tensor(S[v.s])
     if type(v) in (tuple, list):
         return type(v)(_fill(x, S) for x in v)
     if type(v) is dict:
@@ -98,6 +110,7 @@ class _Tape:
         self.inputs, self.out = [], None
         self.literal = set()                           # ids of tensors made from Python numbers (tensor._scalar_tensor)
         self.born_data = set()                         # ids of the arrays of tensors made during the call
+        self.made = set()                              # ids of the recorded ops' output tensors
 
     # -- slots ------------------------------------------------------------------------------------
     def new(self, a):
@@ -129,8 +142,8 @@ class _Tape:
         s = self.slot.get(id(t._data))
         if s is not None:
             return s
-        if id(t) in self.born:
-            if id(t) not in self.literal:
+        if id(t) in self.born or id(t) in self.made:
+            if id(t) not in self.literal:  # NOTE: made: an op's output whose array was replaced by unrecorded code
                 self._computed_outside()
             return self.const(t._data)  # NOTE: a Python number's tensor: a constant, checked by the 2nd recording
         e = self.ext.get(id(t))
@@ -138,14 +151,16 @@ class _Tape:
             e = self.ext[id(t)] = (t, self.new(t._data))
         return e[1]
 
-    def sub(self, v):
+    def sub(self, v, tensors=False):
         if _is_array(v):
             return _Ref(self.ref_a(v))
         if type(v) in (tuple, list):
-            return type(v)(self.sub(x) for x in v)
+            return type(v)(self.sub(x, tensors) for x in v)
         if type(v) is dict:
-            return {k: self.sub(x) for k, x in v.items()}
+            return {k: self.sub(x, tensors) for k, x in v.items()}
         if isinstance(v, Tensor):
+            if tensors:
+                return _TRef(self.ref_t(v))
             raise CompileError(f"a tensor passed as a parameter of a recorded op cannot be replayed ({_user_line()})")
         return v
 
@@ -157,19 +172,27 @@ class _Tape:
         ins = tuple(self.ref_t(t) for t in inputs)
         pp = self.sub(params)
         dyn = pp != params
+        if cls is _GetItem and any(getattr(i, "dtype", None) == np.bool_ for i in _flat(params.get("idx"))):
+            self.unrecordable("indexing with a boolean mask (x[mask], masked_select) gives a shape that depends on "
+                              "the mask's values")
         o = self.new(out._data)
+        self.made.add(id(out))
+        self.keep.append(out)
         ctx = out._node
+        # NOTE: float16/bfloat16 inputs: eager computed this node through Primitive's float32 choke point
+        # (_lowp_forward, and an instance backward _lowp_backward); the replay does the same
+        low = cls.lowp != "native" and any(t._data.dtype in LOWP for t in inputs)
         if ctx is not None:  # a graph node: its backward is noted too, and replayed on the same object
             self.ctxs[id(ctx)] = len(self.ops)
-            ctx.backward = functools.partial(self.bwd, ctx)
+            ctx.backward = functools.partial(self.bwd, ctx, ctx.__dict__.get("backward"))
         rgs = tuple(t._rg for t in inputs)
         self.add(("f", cls, ins, pp, o, out._data.shape, out._data.dtype, ctx is not None),
-                 lambda: _make_fwd(cls, ctx, ins, pp, dyn, o, rgs))
+                 lambda: _make_fwd(cls, ctx, ins, pp, dyn, o, rgs, low))
 
-    def bwd(self, ctx, g):
+    def bwd(self, ctx, own, g):
         tape, _prim.tape = _prim.tape, None  # NOTE: ops inside a backward (custom Functions) are part of it
         try:
-            gin = type(ctx).backward(ctx, g)
+            gin = own(g) if own is not None else type(ctx).backward(ctx, g)
         finally:
             _prim.tape = tape
         if tape is None or self.dead:
@@ -178,7 +201,7 @@ class _Tape:
         tup = gin if type(gin) is tuple else (gin,)
         outs = tuple((i, self.new(a)) for i, a in enumerate(tup) if a is not None)
         k = self.ctxs[id(ctx)]
-        self.add(("b", k, gs, outs), lambda: _make_bwd(self.ops[k][3], gs, outs))
+        self.add(("b", k, gs, outs), lambda last: _make_bwd(self.ops[k][3], gs, outs, last, own is not None))
         return gin
 
     def pure(self, fn, *args):
@@ -190,6 +213,32 @@ class _Tape:
         fast = all(type(i) is _Ref for i in ins) and len(ins) <= 2
         self.add(("p", fn, ins, o), lambda: _make_pure(fn, tuple(i.s for i in ins), o) if fast else
                  (lambda S: S.__setitem__(o, fn(*_fill(ins, S)))))
+        return out
+
+    def call(self, fn, args, kwargs, dynamic):
+        """A ``recorded`` function's call (autograd.primitive.recorded): run now, noted as one call."""
+        if dynamic is True or (dynamic is not None and dynamic(*args, **kwargs)):
+            self.unrecordable(f"{fn.__name__}() gives a shape that depends on the tensor values")
+            return fn(*args, **kwargs)
+        spec = self.sub((args, kwargs), True)
+        _prim.tape = None
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            _prim.tape = self
+        outs = out if isinstance(out, tuple) else (out,)
+        if any(t._rg for t in outs):
+            self.refuse("a tensor that requires grad made inside the step")
+        os_ = tuple(self.new(t._data) for t in outs)
+
+        def make():
+            def f(S):
+                a, k = _fill(spec, S)
+                r = fn(*a, **k)
+                for s, t in zip(os_, r if isinstance(r, tuple) else (r,)):
+                    S[s] = t._data
+            return f
+        self.add(("t", fn, spec, os_), make)
         return out
 
     def opaque(self, fn, obj, args, kwargs):
@@ -274,7 +323,7 @@ def _slots(out):
 
 def _op_slots(sig):
     for v in (sig[2:] if sig[0] == "b" else sig[1:]):  # NOTE: a backward's first number is its node, not a slot
-        if type(v) is _Ref:
+        if isinstance(v, _Ref):
             yield v.s
         elif type(v) is int:
             yield v
@@ -284,9 +333,10 @@ def _op_slots(sig):
 
 # -- replay closures: each takes S, the list of slots -----------------------------------------------
 
-def _make_fwd(cls, ctx, ins, pp, dyn, o, rgs):
+def _make_fwd(cls, ctx, ins, pp, dyn, o, rgs, low=False):
     if ctx is None:
-        fw = cls.__new__(cls).forward
+        obj = cls.__new__(cls)
+        fw = obj.forward if not low else (lambda *a, **k: _prim._lowp_forward(obj, a, k))
         if len(ins) == 1 and not dyn:
             i0 = ins[0]
 
@@ -302,6 +352,8 @@ def _make_fwd(cls, ctx, ins, pp, dyn, o, rgs):
     d["inputs"] = boxes
     pairs = tuple(zip(boxes, ins))
     fw, save = ctx.forward, cls.save_output
+    if low:
+        fw = lambda *a, **k: _prim._lowp_forward(ctx, a, k)  # noqa: E731
 
     def f(S):
         arrs = []
@@ -315,9 +367,9 @@ def _make_fwd(cls, ctx, ins, pp, dyn, o, rgs):
     return f, (ctx, boxes)
 
 
-def _make_bwd(node, gs, outs):
+def _make_bwd(node, gs, outs, last, low=False):
     ctx, boxes = node
-    bw = type(ctx).backward
+    bw = _prim._lowp_backward if low else type(ctx).backward
 
     def f(S):
         gin = bw(ctx, S[gs])
@@ -325,9 +377,12 @@ def _make_bwd(node, gs, outs):
             gin = (gin,)
         for i, s in outs:
             S[s] = gin[i]
-        d = ctx.__dict__  # NOTE: what backward saved is freed as eager's release() does
-        d.clear()
-        d["inputs"] = boxes
+        if last:  # NOTE: the node's last backward (retain_graph runs more) frees what it kept, as eager's release()
+            d = ctx.__dict__
+            d.clear()
+            d["inputs"] = boxes
+            for b in boxes:
+                b._data = None
     return f
 
 
@@ -349,17 +404,28 @@ class _Spec:
     """One replayable specialization."""
 
     def __init__(self, tape):
-        self.fns = []
+        ops, lastb, last = tape.ops, {}, {}
+        for i, (sig, _, _) in enumerate(ops):
+            if sig[0] == "b":
+                lastb[sig[1]] = i
+            for s in _op_slots(sig):  # NOTE: a superset of the slots op i reads (shapes' ints too): safe to free after
+                last[s] = i
+        keep = set(_slots(tape.out))
+        frees = [[] for _ in ops]
+        for s, i in last.items():
+            if 0 <= s < tape.n and s not in keep:
+                frees[i].append(s)
         made = []
-        for i, (sig, where, make) in enumerate(tape.ops):
-            m = make()
+        for i, (sig, where, make) in enumerate(ops):
+            m = make(lastb[sig[1]] == i) if sig[0] == "b" else make()
             if sig[0] == "f":  # NOTE: forward makers return (closure, node); backward makers read the node
                 tape.ops[i] = (sig, where, m[0], m[1])
                 m = m[0]
             else:
                 tape.ops[i] = (sig, where, m, None)
             made.append(m)
-        self.fns = made
+        # NOTE: each slot is dropped after its last use, so a replay holds no more arrays than eager's graph does
+        self.plan = [(f, tuple(fr)) for f, fr in zip(made, frees)]
         self.n = tape.n
         self.template = [None] * tape.n
         for s, a in tape.consts:
@@ -384,8 +450,10 @@ class _Spec:
             S[s] = t._data
         q = quiet_begin()  # NOTE: NumPy's warnings off for the replay, as for eager's backward
         try:
-            for f in self.fns:
+            for f, fr in self.plan:
                 f(S)
+                for s in fr:
+                    S[s] = None
         finally:
             quiet_end(q)
         return _build(self.out, S, self.const_out)
@@ -472,7 +540,11 @@ def _hooks(tape):
         if t is None:
             return orig_store(leaf, g, create_graph)
         was_none = leaf.grad is None
-        orig_store(leaf, g, create_graph)
+        _prim.tape = None  # NOTE: its own .grad = ... is this op, not a user's assignment
+        try:
+            orig_store(leaf, g, create_graph)
+        finally:
+            _prim.tape = t
         if id(leaf) in t.born or any(leaf is x for x in t.input_tensors):
             t.refuse("a gradient of an input tensor or of a tensor made inside the step")
         gs = t.ref_a(g._data if isinstance(g, Tensor) else g)
@@ -537,7 +609,7 @@ def _hooks(tape):
             return fn(*arrays) if t is None else t.pure(fn, *arrays)
         return w
 
-    orig_scalar, orig_cmp = _tm._scalar_tensor, Tensor._cmp
+    orig_scalar, orig_cmp, orig_detach, orig_data = _tm._scalar_tensor, Tensor._cmp, Tensor.detach, Tensor.data
 
     def cmp(self, o, op):
         t = live()
@@ -547,6 +619,35 @@ def _hooks(tape):
                 t.ref_t(o)
         return orig_cmp(self, o, op)
 
+    def detach(self):
+        t = live()
+        if t is not None:  # NOTE: as cmp: the detached tensor shares a slot with self
+            t.ref_t(self)
+        return orig_detach(self)
+
+    def get_data(self):
+        t = live()
+        if t is not None:
+            t.ref_t(self)
+        return orig_data.fget(self)
+
+    def set_data(self, value):
+        orig_data.fset(self, value)
+        t = live()
+        if t is not None and id(self) not in t.born and id(self) not in t.made:  # NOTE: p.data = ... on a parameter
+            s = t.ref_t(value)
+            t.add(("d", id(self), s), lambda: (lambda S: setattr(self, "_data", S[s])))
+
+    orig_grad = Tensor.__dict__["grad"]
+
+    def set_grad(self, value):
+        orig_grad.__set__(self, value)
+        t = live()
+        if t is not None and id(self) not in t.born and id(self) not in t.made and hasattr(self, "_hooks"):
+            # NOTE: p.grad = None (or a tensor) in the step; Tensor.__init__'s own (before _hooks is set) is not one
+            s = None if value is None else t.ref_t(value)
+            t.add(("n", id(self), s), lambda: (lambda S: orig_grad.__set__(self, None if s is None else Tensor(S[s]))))
+
     def scalar(o, dt, like_data):
         out = orig_scalar(o, dt, like_data)
         t = live()
@@ -555,7 +656,8 @@ def _hooks(tape):
             t.born_data.discard(id(out._data))
         return out
 
-    patches = [(_tm, "_scalar_tensor", scalar), (Tensor, "_cmp", cmp), (_tm, "_cmp_arrays", pure("_cmp_arrays", _tm._cmp_arrays)), (_prim.Primitive, "apply", classmethod(apply)), (_tm, "_write", write), (_eng, "_store_grad", store),
+    patches = [(_tm, "_scalar_tensor", scalar), (Tensor, "_cmp", cmp), (Tensor, "detach", detach),
+               (Tensor, "data", property(get_data, set_data)), (Tensor, "grad", property(orig_grad.__get__, set_grad)), (_tm, "_cmp_arrays", pure("_cmp_arrays", _tm._cmp_arrays)), (_prim.Primitive, "apply", classmethod(apply)), (_tm, "_write", write), (_eng, "_store_grad", store),
                (_eng, "run", run), (Tensor, "__init__", init), (Tensor, "clone", clone), (Module, "__call__", call),
                (Module, "zero_grad", mzero), (_F, "_dropout_mask", mask)]
     # NOTE: array functions called outside any Primitive whose results feed recorded calls

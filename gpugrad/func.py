@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 
+from ._dtypes import is_float as _isf
 from .autograd import grad as _grad
 from .autograd.grad_mode import enable_grad
 from .tensor import Tensor, stack, zeros_like
@@ -164,7 +165,7 @@ def _prep(args, argnums):
         a = args[i]
         if not isinstance(a, Tensor):
             raise TypeError(f"argument {i} is differentiated but is a {type(a).__name__}, not a Tensor")
-        if a.dtype.kind != "f":
+        if not _isf(a.dtype):
             raise TypeError(f"argument {i} is differentiated but has dtype {a.dtype}; use a floating point tensor")
         if a.requires_grad:
             outer = True  # part of an enclosing graph: differentiate through it, keep the graph
@@ -271,7 +272,7 @@ def vjp(func, *primals, has_aux=False):
 
 def _u_graph(outs, xs):
     """The double-vjp trick's graph: cotangents ``us`` (one per output) and ``J^T u`` for each x."""
-    us = [zeros_like(o).requires_grad_() if o.dtype.kind == "f" else None for o in outs]
+    us = [zeros_like(o).requires_grad_() if _isf(o.dtype) else None for o in outs]
     live = [(o, u) for o, u in zip(outs, us) if u is not None]
     gx = _grads([o for o, _ in live], xs, [u for _, u in live], create_graph=True)
     return us, gx
@@ -303,7 +304,7 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     for p, t in zip(primals, tangents):
         if not isinstance(t, Tensor):
             raise RuntimeError(f"Expected tensors, got unsupported type {type(t)}")
-        if t.dtype.kind != "f":
+        if not _isf(t.dtype):
             raise ValueError(f"Expected tangent to be floating point or complex, but got: {t.dtype}")
         if isinstance(p, Tensor) and tuple(t.shape) != tuple(p.shape):
             raise RuntimeError("Trying to set a forward gradient that has a different size than that of the "

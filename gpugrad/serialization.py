@@ -32,6 +32,7 @@ import zlib
 
 import numpy as np
 
+from . import _dtypes
 from .backend import device as _device
 from .backend import device_of, to_device
 from .tensor import Tensor
@@ -65,13 +66,17 @@ class _Encoder:
         if key in self.memo:
             return self.memo[key]
         host = to_device(a, "cpu")
+        dname = None
+        if host.dtype == _dtypes.BF16:
+            # NOTE: .npy has no bfloat16: stored as its uint16 bits, the manifest says "bfloat16"
+            host, dname = host.view(np.uint16), "bfloat16"
         if host.dtype.kind not in _DTYPE_KINDS or host.dtype.fields is not None:
             raise TypeError(f"cannot save the array at {where}: dtype {host.dtype} is not a plain numeric, bool, "
                             "string or datetime dtype (object arrays would need pickle)")
         i = len(self.arrays)
         name = f"arrays/{i}.npy"
         self.arrays.append((name, host))
-        self.specs.append({"name": name, "dtype": host.dtype.str, "shape": list(host.shape)})
+        self.specs.append({"name": name, "dtype": dname or host.dtype.str, "shape": list(host.shape)})
         self.memo[key] = i
         self.keep.append(owner)
         return i
@@ -256,8 +261,12 @@ def _read_array(zf, spec, name, file_size):
         raise _bad(name, f"{spec['name']} is compressed (method {info.compress_type}); gpugrad checkpoints are stored uncompressed")
     if info.file_size > file_size:
         raise _bad(name, f"{spec['name']} claims {info.file_size} bytes but the whole file has {file_size}")
+    bf16 = spec["dtype"] == "bfloat16"
+    if bf16 and _dtypes.BF16 is None:
+        raise TypeError(f"{name}: {spec['name']} is a bfloat16 array; loading it needs ml_dtypes: "
+                        "pip install 'gpugrad[bf16]'")
     try:
-        want = np.dtype(spec["dtype"])
+        want = np.dtype(np.uint16 if bf16 else spec["dtype"])
     except TypeError:
         raise _bad(name, f"{spec['name']}: unknown dtype {spec['dtype']!r}") from None
     with zf.open(info) as f:
@@ -277,7 +286,7 @@ def _read_array(zf, spec, name, file_size):
         got = f.readinto(buf) if nbytes else 0
         if got != nbytes or f.read(1):  # reading to the end makes zipfile check the CRC
             raise _bad(name, f"{spec['name']} is truncated")
-    arr = np.frombuffer(buf, dtype=dtype)
+    arr = np.frombuffer(buf, dtype=_dtypes.BF16 if bf16 else dtype)
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 

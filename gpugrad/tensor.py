@@ -1,11 +1,14 @@
 """The Tensor: an array (numpy or cupy) plus the autograd bookkeeping, and the creation functions."""
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
 
 import numpy as np
 
+from ._dtypes import is_float as _isf
+from . import _dtypes
 from . import backend as _be
 from .autograd import engine as _engine
 from .autograd import primitive as _function
@@ -24,9 +27,13 @@ int16 = np.dtype("int16")
 int32 = np.dtype("int32")
 int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
+bfloat16 = _dtypes.BF16  # NOTE: None without ml_dtypes; gg.bfloat16 then raises how to install it
 _DTYPES = {"float16": float16, "half": float16, "float32": float32, "float": float32, "float64": float64,
            "double": float64, "int8": int8, "uint8": uint8, "int16": int16, "int32": int32, "int64": int64,
            "long": int64, "bool": bool_}
+if bfloat16 is not None:
+    _DTYPES["bfloat16"] = bfloat16
+_FLOATS = _dtypes.FLOATS
 _default_dtype = float32
 
 
@@ -36,7 +43,8 @@ def as_dtype(dt):
         return None
     if isinstance(dt, str):
         try:
-            return _DTYPES[dt.replace("torch.", "").replace("gpugrad.", "")]
+            name = dt.replace("torch.", "").replace("gpugrad.", "")
+            return _DTYPES[name] if name != "bfloat16" else _dtypes.bfloat16()
         except KeyError:
             raise TypeError(f"unknown dtype {dt!r}; use one of {sorted(_DTYPES)}") from None
     if dt is float:
@@ -51,8 +59,7 @@ def as_dtype(dt):
         raise TypeError(f"unknown dtype {dt!r}") from None
 
 
-def is_floating(dt):
-    return dt.kind == "f"
+is_floating = _dtypes.is_float
 
 
 def get_default_dtype():
@@ -185,6 +192,8 @@ class Tensor:
 
     def __repr__(self):
         data = self._data if type(self._data) is np.ndarray else self._data.get()
+        if data.dtype == bfloat16:
+            data = data.astype(float32)  # NOTE: printed as its float32 values (ml_dtypes' repr shows 6 digits)
         body = np.array2string(data, separator=", ", prefix="tensor(", precision=4)
         extra = []
         if str(self.device) != "cpu":
@@ -314,10 +323,7 @@ class Tensor:
         dt = as_dtype(dtype)
         if dt == self.dtype:
             return self
-        if is_floating(dt):
-            return _ew.Cast.apply(self, dtype=dt)
-        with np.errstate(invalid="ignore", over="ignore"):  # NOTE: nan/inf -> int gives garbage silently, as PyTorch
-            return Tensor(self._data.astype(dt))
+        return _ew.Cast.apply(self, dtype=dt) if is_floating(dt) else _int_cast(self, dt)
 
     def float(self):
         return self.type(float32)
@@ -327,6 +333,9 @@ class Tensor:
 
     def half(self):
         return self.type(float16)
+
+    def bfloat16(self):
+        return self.type(_dtypes.bfloat16())
 
     def long(self):
         return self.type(int64)
@@ -431,7 +440,7 @@ class Tensor:
         if self._data.flags.c_contiguous:
             return self
         out = _sh.Alias.apply(self)
-        out._data = self.xp.ascontiguousarray(self._data)  # NOTE: a copy, as PyTorch's (writes don't reach self)
+        out._data = _engine._copy(self._data)  # NOTE: a C-order copy, as PyTorch's (writes don't reach self)
         return out
 
     def is_contiguous(self, memory_format=None):
@@ -767,7 +776,7 @@ class Tensor:
 
     def _rounded(self, op, decimals=0):
         k = self._data.dtype.kind
-        if k == "b" or (k != "f" and op == "round" and decimals):
+        if k == "b" or (not _dtypes.is_float(self._data.dtype) and op == "round" and decimals):
             raise NotImplementedError(f"{op}: not implemented for {self.dtype} tensors"
                                       + (" with decimals != 0" if k != "b" else ""))
         if k != "f":
@@ -852,11 +861,11 @@ class Tensor:
                                    f"at non-singleton dimension {max(len(sa), len(sb)) - i}")
         xp = self.xp
         close = a == b
-        if equal_nan and a.dtype.kind == "f":
+        if equal_nan and a.dtype in _FLOATS:
             close |= xp.isnan(a) & xp.isnan(b)
         if rtol == 0 and atol == 0:
             return Tensor(close)
-        if a.dtype.kind != "f":
+        if a.dtype not in _FLOATS:
             a, b = a.astype(_default_dtype), b.astype(_default_dtype)  # NOTE: integers compare in the default float
         with np.errstate(all="ignore"):
             allowed = atol + xp.abs(rtol * b)
@@ -892,7 +901,7 @@ class Tensor:
                 dt = _result_type(self, o)
         else:
             od = o
-            if a.dtype.kind != "f" and isinstance(o, numbers.Number):
+            if a.dtype not in _FLOATS and isinstance(o, numbers.Number):
                 dt = _result_type(self, o)  # NOTE: an int tensor against a float is compared in the default float
         return Tensor(_cmp_arrays(a, od, op, dt, both))
 
@@ -914,6 +923,7 @@ class Tensor:
     def __ne__(self, o):
         return self._cmp(o, _op_ne)
 
+    @_function.recorded
     def __invert__(self):
         if self.dtype != bool_:
             raise TypeError("~ is defined for bool tensors only")
@@ -961,9 +971,11 @@ class Tensor:
     def ge(self, o):
         return self >= o
 
+    @_function.recorded
     def isnan(self):
         return Tensor(self.xp.isnan(self._data))
 
+    @_function.recorded
     def isfinite(self):
         return Tensor(self.xp.isfinite(self._data))
 
@@ -1006,10 +1018,10 @@ class Tensor:
 
     # NOTE: tanh/sigmoid/relu are the fused activations (gpugrad/ops/activation.py), called directly
     def tanh(self):
-        return _act._TANH.apply(self if self._data.dtype.kind == "f" else _floatify(self))
+        return _act._TANH.apply(self if self._data.dtype in _FLOATS else _floatify(self))
 
     def sigmoid(self):
-        return _act._SIGMOID.apply(self if self._data.dtype.kind == "f" else _floatify(self))
+        return _act._SIGMOID.apply(self if self._data.dtype in _FLOATS else _floatify(self))
 
     def relu(self):
         return _act.relu(self)
@@ -1037,13 +1049,11 @@ class Tensor:
             return _ew.Clamp.apply(x, min=min, max=max)
         # NOTE: as PyTorch's clamp_backward: x gets the gradient where min <= x <= max (ties included), a
         # bound where it is the result (max wins when min > max); a NaN bound gives NaN
-        xp, out = x.xp, x
+        out = x
         for bound, pick in ((min, _op_lt), (max, _op_gt)):
-            if bound is None:
-                continue
-            bd = bound.type(dt) if isinstance(bound, Tensor) else bound
-            raw = bd._data if isinstance(bd, Tensor) else bd
-            out = where(Tensor(pick(out._data, raw) | xp.isnan(raw)), bd, out)
+            if bound is not None:
+                bd = bound.type(dt) if isinstance(bound, Tensor) else bound
+                out = where(_beyond(out, bd, pick), bd, out)
         return out
 
     clip = clamp
@@ -1069,10 +1079,8 @@ class Tensor:
         dim = axis if dim is None else dim
         keepdim = keepdims if keepdims is not None else keepdim
         x = self if dtype is None else self.type(dtype)
-        if not is_floating(x.dtype) and x.dtype != bool_:
-            return Tensor(x.xp.asarray(x._data.sum(axis=_rd.norm(dim, x.ndim), keepdims=keepdim)))
-        if x.dtype == bool_:
-            return Tensor(x.xp.asarray(x._data.sum(axis=_rd.norm(dim, x.ndim), keepdims=keepdim)))
+        if not is_floating(x.dtype):  # NOTE: integers and bools: an int64 sum, no graph
+            return _int_sum(x, _rd.norm(dim, x.ndim), keepdim)
         return _rd.Sum.apply(x, axes=_rd.norm(dim, x.ndim), keepdim=keepdim)
 
     def mean(self, dim=None, keepdim=False, dtype=None):
@@ -1290,7 +1298,7 @@ class Tensor:
             raise RuntimeError(f"flip(): dims {list(dims)} has a repeated dimension")
         out = _sh.GetItem.apply(self, idx=tuple(slice(None, None, -1) if i in axes else slice(None)
                                                 for i in range(self.ndim)))
-        out._data = out._data.copy()  # NOTE: PyTorch's flip returns a copy, not a view
+        out._data = _engine._copy(out._data)  # NOTE: PyTorch's flip returns a copy, not a view
         return out
 
     def fliplr(self):
@@ -1633,7 +1641,7 @@ class Tensor:
         return self.type(other.dtype)
 
     def is_floating_point(self):
-        return self._data.dtype.kind == "f"
+        return self._data.dtype in _FLOATS
 
     def data_ptr(self):
         return _math.data_ptr(self)
@@ -1715,6 +1723,22 @@ class Tensor:
     def mm(self, other):
         return matmul(self, other)
 
+    # NOTE: these five are the torch.* functions of gpugrad/__init__.py (_gg: the package module)
+    def bmm(self, mat2):
+        return _gg.bmm(self, mat2)
+
+    def prelu(self, weight):
+        return _gg.prelu(self, weight)
+
+    def cholesky(self, upper=False):
+        return _gg.cholesky(self, upper)
+
+    def qr(self, some=True):
+        return _gg.qr(self, some)
+
+    def svd(self, some=True, compute_uv=True):
+        return _gg.svd(self, some, compute_uv)
+
 
 def parse_to(args, device=None, dtype=None):
     """The positional arguments of ``to()`` (a device, a dtype or a Tensor, as PyTorch) -> (device, dtype)."""
@@ -1757,6 +1781,7 @@ _act = _sm = None
 _la2 = None  # set by ops/linalg2.py when it loads (the issue-11 linear-algebra methods)
 _ix = _sc = None  # issue 11: set by gpugrad/ops/index.py and gpugrad/ops/scan.py when they load
 _math = None  # set by gpugrad/ops/math.py (elementwise math and shape composites, issue 11)
+_gg = __import__("sys").modules[__package__]  # NOTE: the package (Tensor.bmm/prelu/cholesky/qr/svd call into it)
 from .ops._util import norm_dim as _norm_dim, one_dim as _one  # noqa: E402
 
 
@@ -1802,7 +1827,7 @@ def _dlpack_export(data, requires_grad, stream=None, max_version=None, dl_device
     ``stream``, still serves legacy consumers, and a newer one reports the keywords it lacks)."""
     if requires_grad:
         raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
-    if isinstance(data, np.ndarray) and data.dtype.kind not in "biuf":
+    if isinstance(data, np.ndarray) and not (_isf(data.dtype) or data.dtype.kind in "biu"):
         raise BufferError(f"a {data.dtype} tensor on the CPU cannot be exported through DLPack (NumPy has no "
                           "DLPack bfloat16); convert it first, e.g. t.float()")
     kw = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device), ("copy", copy))
@@ -1846,7 +1871,7 @@ def _scalar_tensor(o, dt, like_data):
     overflow to inf, as PyTorch computes them; numpy would refuse or warn."""
     if dt.kind in "iu" and not isinstance(o, (bool, np.bool_)):
         arr = np.asarray(o).astype(dt)
-    elif dt.kind == "f" and dt.itemsize < 8 and abs(o) > (65504.0 if dt.itemsize == 2 else 3.4028234663852886e38):
+    elif dt in _FLOATS and dt.itemsize < 8 and abs(o) > (65504.0 if dt == float16 else 3.4028234663852886e38):
         with np.errstate(over="ignore"):
             arr = np.asarray(o, dtype=dt)
     else:
@@ -1869,7 +1894,7 @@ def _binary(fn, a, b, true_div=False):
             b, tb = _wrap(b, ref), True
     if ta and tb:
         da = a._data.dtype
-        if da == b._data.dtype and da.kind == "f":
+        if da == b._data.dtype and da in _FLOATS:
             try:
                 return fn.apply(a, b)  # NOTE: the common case, nothing to promote
             except ValueError:
@@ -1880,12 +1905,12 @@ def _binary(fn, a, b, true_div=False):
         t, o = (a, b) if ta else (b, a)
         tk, ot = t._data.dtype.kind, type(o)
         if ot is float:  # NOTE: fast paths of result_type(tensor, number)
-            dt = t._data.dtype if tk == "f" else _default_dtype
+            dt = t._data.dtype if tk == "f" or t._data.dtype == bfloat16 else _default_dtype
         elif ot is int:
             dt = t._data.dtype if tk != "b" else int64
         else:
             dt = _promo.result_type(a, b, default_float=_default_dtype)
-    if true_div and dt.kind != "f":
+    if true_div and dt not in _FLOATS:
         dt = _default_dtype  # NOTE: int / int is the default float, as PyTorch's true division
     if dt == bool_ and fn is _ew.Sub:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
@@ -1916,7 +1941,7 @@ def _result_type(*operands):
 
 def _pow_operand(t, scalar):
     """The base of ``t ** scalar`` / ``scalar ** t`` in PyTorch's result dtype (int ** float is the default float)."""
-    if t._data.dtype.kind == "f":
+    if t._data.dtype in _FLOATS:
         return t
     if isinstance(scalar, float):
         return t.type(_default_dtype)
@@ -1927,6 +1952,25 @@ def _floatify(t):
     return t if is_floating(t.dtype) else t.type(_default_dtype)
 
 
+@_function.recorded
+def _int_cast(t, dt):
+    with np.errstate(invalid="ignore", over="ignore"):  # NOTE: nan/inf -> int gives garbage silently, as PyTorch
+        return Tensor(t._data.astype(dt))
+
+
+@_function.recorded
+def _int_sum(x, axes, keepdim):
+    return Tensor(x.xp.asarray(x._data.sum(axis=axes, keepdims=keepdim)))
+
+
+@_function.recorded
+def _beyond(x, bound, pick):
+    """Where clamp takes ``bound`` (a Tensor or a number): x beyond it, or the bound is NaN."""
+    raw = bound._data if isinstance(bound, Tensor) else bound
+    return Tensor(pick(x._data, raw) | x.xp.isnan(raw))
+
+
+@_function.recorded
 def _argext(t, dim, keepdim, fname):
     xp = t.xp
     if dim is None:
@@ -1963,9 +2007,9 @@ def _maxmin(t, dim, keepdim, mode):
     xp = t.xp
     if t.ndim == 0:
         return _MaxMinResult((t, Tensor(xp.zeros((), np.int64))))
-    idx = (xp.argmax if mode == "max" else xp.argmin)(t._data, axis=d, keepdims=True)
-    vals = _rd.MaxMin.apply(t, axis=d, idx=idx, keepdim=keepdim, mode=mode)
-    return _MaxMinResult((vals, Tensor(idx if keepdim else idx.squeeze(d))))
+    idx = _argext(t, d, True, "arg" + mode)
+    vals = _rd.MaxMin.apply(t, axis=d, idx=idx._data, keepdim=keepdim, mode=mode)
+    return _MaxMinResult((vals, idx if keepdim else idx.squeeze(d)))
 
 
 def _index(idx, data):
@@ -2144,6 +2188,7 @@ def pad(t, pad, mode="constant", value=0.0):  # noqa: A002
     return _sh.Pad.apply(t, widths=tuple(widths), value=value)
 
 
+@functools.partial(_function.recorded, dynamic=lambda t, num_classes=-1: num_classes == -1)
 def one_hot(t, num_classes=-1):
     if t.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected an integer tensor of class indices, got {t.dtype}")
@@ -2167,11 +2212,12 @@ def _infer_dtype(data):
         return bool_
     if arr.dtype.kind in "iu":
         return int64
-    if arr.dtype.kind == "f":
+    if _isf(arr.dtype):
         return _default_dtype
     raise TypeError(f"cannot make a tensor from data of type {arr.dtype} ({type(flat).__name__})")
 
 
+@_function.recorded
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """Make a tensor from data (copying it). Float lists default to float32; arrays keep their dtype."""
     dtype = as_dtype(dtype)
@@ -2205,7 +2251,8 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
     if (isinstance(data, np.ndarray) or type(data).__module__.startswith("cupy")) and dtype in (None, data.dtype) \
-            and (device is None or _be.device(device) == _be.device_of(data)) and data.dtype.kind in "biuf":
+            and (device is None or _be.device(device) == _be.device_of(data)) \
+            and (data.dtype.kind in "biu" or data.dtype in _FLOATS):
         return Tensor(data)
     return tensor(data, dtype=dtype, device=device)
 
@@ -2225,18 +2272,22 @@ def _make(fill, shape, dtype, device, requires_grad):
     return t
 
 
+@_function.recorded
 def zeros(*shape, dtype=None, device=None, requires_grad=False):
     return _make(lambda xp, s, dt: xp.zeros(s, dt), shape, dtype, device, requires_grad)
 
 
+@_function.recorded
 def ones(*shape, dtype=None, device=None, requires_grad=False):
     return _make(lambda xp, s, dt: xp.ones(s, dt), shape, dtype, device, requires_grad)
 
 
+@_function.recorded
 def empty(*shape, dtype=None, device=None, requires_grad=False):
     return _make(lambda xp, s, dt: xp.empty(s, dt), shape, dtype, device, requires_grad)
 
 
+@_function.recorded
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = bool_ if isinstance(fill_value, bool) else (
@@ -2244,6 +2295,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     return _make(lambda xp, s, dt: xp.full(s, fill_value, dt), (size,), dtype, device, requires_grad)
 
 
+@_function.recorded
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
@@ -2256,6 +2308,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     return t
 
 
+@_function.recorded
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     dev = _be.device(device)
     t = Tensor(dev.xp.linspace(start, end, steps, dtype=as_dtype(dtype) or _default_dtype))
@@ -2264,22 +2317,27 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     return t
 
 
+@_function.recorded
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     return _make(lambda xp, s, dt: xp.eye(n, m, dtype=dt), (), dtype, device, requires_grad)
 
 
+@_function.recorded
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
     return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
+@_function.recorded
 def ones_like(t, dtype=None, device=None, requires_grad=False):
     return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
+@_function.recorded
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
     return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
+@_function.recorded
 def empty_like(t, dtype=None, device=None, requires_grad=False):
     return empty(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
@@ -2357,7 +2415,7 @@ def _broadcast_into(t, shape, what):
 
 def _snapshot(t, copy):
     """A Tensor with t's graph identity as it is now (the ``prev`` of the node t gets rebased onto)."""
-    old = Tensor(t._data.copy() if copy else t._data)
+    old = Tensor(_engine._copy(t._data) if copy else t._data)
     if not copy:
         old._ver = t._ver
     old._rg, old._node = t._rg, t._node

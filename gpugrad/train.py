@@ -12,6 +12,7 @@ after the last finished epoch's checkpoint and prints the command that continues
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -27,7 +28,7 @@ RUN_FILES = ("checkpoint.ggt", "metrics.json", "curves.png", "gradients.json", "
 # NOTE: the run configuration a resumed run must share with its checkpoint; --epochs may change (a longer
 # run continues), and so may --device, --out and the output options.
 RESUME_FIELDS = ("model", "dropout", "data", "batch_size", "seed", "optimizer", "lr", "weight_decay", "schedule",
-                 "digits", "train_size")
+                 "digits", "train_size", "amp")
 IMAGE_MODELS, SEQUENCE_MODELS = ("mlp", "cnn"), ("lstm", "transformer")  # NOTE: image / addition data models
 EPOCHS = {"mlp": 30, "cnn": 20, "lstm": 8, "transformer": 8}
 
@@ -131,6 +132,9 @@ def add_parser(sub, parents=()):
         help="record per-layer gradient norms every step (gradients.json, gradients.png)")
     add("--no-progress", action="store_true", help="no progress bar: one line per epoch")
     add("--compile", action="store_true", help="record the training step once and replay it (gg.compile)")
+    add("--amp", nargs="?", type=_amp_name, const="default", default=None, metavar="{fp16,bf16}",
+        help="mixed precision: the forward under gg.autocast in float16 (with a GradScaler) or bfloat16; bare "
+             "--amp picks PyTorch's default for the device: fp16 on CUDA, bf16 on the CPU")
     add("--nproc", type=number(int, 1, example="--nproc 2"), default=1,
         help="data-parallel processes started with mpiexec (needs the mpi extra); --batch-size is the global batch, "
              "split among them; only process 0 prints and writes files")
@@ -337,6 +341,28 @@ def _check_resume(ck, run_cfg, args):
     return diff
 
 
+def _amp_name(v):
+    if v not in ("fp16", "bf16", "default"):  # NOTE: "default" is the bare --amp (argparse types the const too)
+        raise argparse.ArgumentTypeError(f"invalid choice: {v!r} (choose from 'fp16', 'bf16', or give --amp alone)")
+    return v
+
+
+def _amp_setup(args, device):
+    """(name, autocast dtype, GradScaler or None) for --amp, None without it."""
+    if args.amp is None:
+        return None
+    import gpugrad as gg  # noqa: PLC0415
+    name = args.amp if args.amp != "default" else ("fp16" if device.type == "cuda" else "bf16")
+    if name == "bf16" and not hasattr(gg, "bfloat16"):
+        raise UsageError("--amp bf16 needs the ml_dtypes package: pip install 'gpugrad[bf16]' (or use --amp fp16)")
+    if name == "fp16" and args.compile:
+        raise UsageError("--amp fp16 cannot be compiled: GradScaler reads its inf/NaN flag on the host every step; "
+                         "use --amp bf16 (no scaler) with --compile, or drop --compile")
+    if name == "bf16":
+        return name, gg.bfloat16, None
+    return name, gg.float16, gg.amp.GradScaler(device.type)
+
+
 def run(args):
     import gpugrad as gg  # noqa: PLC0415
     from . import models  # noqa: PLC0415
@@ -373,6 +399,9 @@ def run(args):
                "epochs": epochs}
     if args.data == "addition":  # NOTE: only then, so image checkpoints written before these options still resume
         run_cfg.update(digits=args.digits, train_size=args.train_size)
+    amp = _amp_setup(args, device)
+    if amp is not None:
+        run_cfg["amp"] = amp[0]  # NOTE: only with --amp, so checkpoints of float32 runs still resume
 
     def set_lr(epoch):
         # NOTE: cosine annealing to 0 over --epochs (closed form, as CosineAnnealingLR): it steadies the
@@ -390,6 +419,8 @@ def run(args):
             raise UsageError(f"--resume {args.resume}: the checkpoint holds model {ck.get('model_config')}, "
                              f"which does not fit this run's {cfg} ({e}); use the checkpoint's --model and --data"
                              ) from None
+        if amp is not None and amp[2] is not None and "scaler_state" in ck:
+            amp[2].load_state_dict(ck["scaler_state"])
         if "optimizer" in diff:
             print(f"the checkpoint's optimizer state is not used: {args.optimizer} starts afresh", flush=True)
         else:
@@ -428,12 +459,21 @@ def run(args):
     print(f"training {args.model} on {args.data} ({len(train_ds)} train / {len(test_ds)} test) on {device} "
           f"with {args.optimizer}, {epochs} epochs, batch {args.batch_size}", flush=True)
     ddp_model = dp.wrap(model)
+    autocast = (lambda: gg.autocast(device.type, dtype=amp[1])) if amp is not None else contextlib.nullcontext
+    scaler = amp[2] if amp is not None else None
+
     def train_step(xb, yb):
         opt.zero_grad()
-        logits = ddp_model(xb)
-        loss = F.cross_entropy(logits, yb)
-        loss.backward()
-        opt.step()
+        with autocast():
+            logits = ddp_model(xb)
+            loss = F.cross_entropy(logits, yb)  # NOTE: float32 under autocast (PyTorch's lists)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:  # NOTE: float16: PyTorch's recipe; a step with inf/NaN gradients is skipped, the scale backs off
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         return loss, logits
     compiled = gg.compile(train_step) if args.compile and monitor is None else None  # NOTE: hooks read on the host
 
@@ -467,7 +507,8 @@ def run(args):
                     bar.set_postfix(loss=f"{run_loss / seen:.4f}", acc=f"{run_correct / seen:.3f}", refresh=False)
                     bar.update(1)
             seen, run_loss, run_correct = dp.sum(seen, run_loss, run_correct)
-            test_loss, test_acc = evaluate(model, test_ds)
+            with autocast():
+                test_loss, test_acc = evaluate(model, test_ds)
             rec = {"epoch": epoch + 1, "train_loss": run_loss / seen, "train_acc": run_correct / seen,
                    "test_loss": test_loss, "test_acc": test_acc}
             ck = {"model_config": cfg, "model_state": model.state_dict(), "optimizer_state": opt.state_dict(),
@@ -475,6 +516,8 @@ def run(args):
                   "args": {a.dest: getattr(args, a.dest) for a in _OPTIONS}, "rng_state": gg.get_rng_state()}
             if device.type == "cuda":
                 ck["cuda_rng_state"] = gg.cuda.get_rng_state(device)
+            if scaler is not None:
+                ck["scaler_state"] = scaler.state_dict()
             history.append(rec)
             if dp.main:
                 gg.save(ck, out / "checkpoint.ggt")

@@ -6,7 +6,7 @@
 // The bridge and its NumPy fallback (same semantics) are in gpugrad/fused/amp.py.
 //
 //   gg::unscale_one<C>(g, inv, bad)    per-element math (host and device)
-//   gpugrad_amp_unscale<T>(...)        T = float, double, __half (C = float for __half)
+//   gpugrad_amp_unscale<T>(...)        T = float, double, __half, __nv_bfloat16 (C = float for both)
 //
 // NOTE: PyTorch's semantics (_amp_foreach_non_finite_check_and_unscale_): the check looks at the
 //       gradient as stored (before the multiply, so a finite value that the multiply would push to

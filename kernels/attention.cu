@@ -2,7 +2,7 @@
 //
 //   gpugrad_attention_fwd<T>(q, k, v, bias, out, lse, rows = B*H*L, n = S, tail)
 //       out[r] = sum_j p_j v_j with p = softmax(s), s_j = scale q_r . k_j + bias[b, h, i, j] (-inf past the
-//       diagonal under causal); lse[r] = log sum_j exp(s_j) (Wide<T>: float for __half, double otherwise)
+//       diagonal under causal); lse[r] = log sum_j exp(s_j) (Wide<T>: float for __half/__nv_bfloat16, double otherwise)
 //   gpugrad_attention_bwd<T>(g, q, k, v, out, lse, bias, dq, dsum, rows = B*H*L, n = S, tail)
 //       dsum[r] = g_r . out_r;  dq[r] = scale sum_j p_j (g_r . v_j - dsum[r]) k_j
 //   gpugrad_attention_bwd_kv<T>(g, q, k, v, lse, dsum, bias, dk, dv, rows = B*H*S, n = L, tail)

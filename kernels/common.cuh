@@ -8,17 +8,19 @@
 //     __host__ __device__ math remains, which tests/host/harness.cpp exposes via ctypes.
 //
 // Conventions
-//   T  storage dtype (float, double, __half);  C = Io<T>::C  compute dtype (float, double).
-//   NOTE: float16 is always loaded into float32 for arithmetic and rounded (RN) once on store.
+//   T  storage dtype (float, double, __half, __nv_bfloat16);  C = Io<T>::C  compute dtype (float, double).
+//   NOTE: float16 and bfloat16 are always loaded into float32 for arithmetic and rounded (RN) once on store.
 //   Reductions accumulate in C (>= float32); double accumulates in double.
 #pragma once
 
 #if defined(__CUDACC_RTC__)
 #include <cuda_fp16.h>                // NVRTC: only CUDA headers; math functions are builtin
+#include <cuda_bf16.h>
 #define GG_KERNELS 1
 #elif defined(__CUDACC__)
 #include <cmath>
 #include <cuda_fp16.h>
+#include <cuda_bf16.h>
 #define GG_KERNELS 1
 #else
 #include <cmath>
@@ -156,7 +158,7 @@ template <class T> struct Io {
 };
 
 // A wider type for per-row log-sum-exp values kept between forward and backward:
-// float16 -> float32, float32 -> float64, float64 -> float64.
+// float16/bfloat16 -> float32, float32 -> float64, float64 -> float64.
 // NOTE: backward rebuilds softmax as exp(x - lse); with lse rounded to float32 a logit near 1e4
 // would carry an absolute error of ~5e-4 into x - lse. A float64 lse for float32 logits keeps
 // p = exp(x - lse) accurate to float32 precision for the cost of one double subtract per element.
@@ -169,6 +171,14 @@ template <> struct Io<__half> {
   static GG_DEV __half st(float v) { return __float2half_rn(v); }
 };
 template <> struct Wide<__half> { typedef float type; };
+// NOTE: bfloat16 as float16: __float2bfloat16_rn rounds to nearest even (NaN -> the canonical 0x7fff);
+// float32's exponent range, so only |v| within half a bfloat16 ulp of FLT_MAX rounds to inf.
+template <> struct Io<__nv_bfloat16> {
+  typedef float C;
+  static GG_DEV float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
+  static GG_DEV __nv_bfloat16 st(float v) { return __float2bfloat16_rn(v); }
+};
+template <> struct Wide<__nv_bfloat16> { typedef float type; };
 
 // ---------------------------------------------------------------------------------------------
 // Device helpers: vector packs, grid-stride loops, group reductions.
@@ -177,7 +187,7 @@ template <> struct Wide<__half> { typedef float type; };
 // V consecutive elements moved with one load/store instruction (V * sizeof(T) <= 16 bytes).
 template <class T, int V> struct alignas(sizeof(T) * V) Pack { T v[V]; };
 
-// Elements per 16-byte vector: float 4, double 2, half 8.
+// Elements per 16-byte vector: float 4, double 2, half and bfloat16 8.
 template <class T> struct VecWidth { static const int value = 16 / sizeof(T); };
 
 GG_DEV bool aligned16(const void* p) {

@@ -5,9 +5,9 @@
 // holds the NumPy fallback with the same semantics (PyTorch's single-tensor algorithms).
 //
 //   gg::<opt>_update<C>(...)     per-element math on the compute type C (host and device)
-//   gpugrad_<opt>_step<T>(...)   grid-stride kernels: load, update, store (T = float, double, __half)
+//   gpugrad_<opt>_step<T>(...)   grid-stride kernels: load, update, store (T = float, double, __half, __nv_bfloat16)
 //
-// NOTE: __half parameters keep float32 state (exp_avg, momentum_buffer, ...) and do float32 math
+// NOTE: __half (and __nv_bfloat16) parameters keep float32 state (exp_avg, momentum_buffer, ...) and do float32 math
 //       (C = Io<__half>::C = float); the parameter is widened on load and rounded once (RN) on
 //       store. There is no float32 master copy, so an update below half an ulp of the parameter
 //       is lost, as with any pure-float16 training.

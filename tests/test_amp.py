@@ -298,19 +298,26 @@ def _dtypes(lib, Fn, name, low):
         return tuple(str(f(a).dtype).replace("torch.", "") for a in (x, x.to(low)))
 
 
+LOW = ["float16", "bfloat16"]
+
+
+@pytest.mark.parametrize("low", LOW)
 @pytest.mark.parametrize("name", sorted(CPU_FP16_TABLE))
-def test_cpu_autocast_table(name):
-    assert _dtypes(gg, F, name, gg.float16) == CPU_FP16_TABLE[name]
+def test_cpu_autocast_table(name, low):
+    # NOTE: the bfloat16 table is the float16 one with the names swapped (checked against torch below)
+    want = tuple(low if d == H else d for d in CPU_FP16_TABLE[name])
+    assert _dtypes(gg, F, name, getattr(gg, low)) == want
     f = _ops(gg, F)[name]
     x = gg.tensor(np.linspace(-0.9, 0.9, 16, dtype=np.float32).reshape(4, 4))
     assert str(f(x).dtype) == "float32"          # outside autocast: float32 in, float32 out
 
 
+@pytest.mark.parametrize("low", LOW)
 @pytest.mark.parametrize("name", sorted(CPU_FP16_TABLE))
-def test_cpu_autocast_matches_torch(name):
+def test_cpu_autocast_matches_torch(name, low):
     torch = pytest.importorskip("torch")
     import torch.nn.functional as TF  # noqa: PLC0415
-    assert _dtypes(gg, F, name, gg.float16) == _dtypes(torch, TF, name, torch.float16)
+    assert _dtypes(gg, F, name, getattr(gg, low)) == _dtypes(torch, TF, name, getattr(torch, low))
 
 
 def test_autocast_values_are_the_float16_computation():
@@ -388,8 +395,10 @@ def test_gradients_come_back_in_the_parameter_dtype_and_the_cache():
 
 
 def test_unsupported_autocast_arguments():
-    with pytest.raises(NotImplementedError, match="bfloat16"):
-        gg.autocast("cpu")
+    with gg.autocast("cpu") as ac:               # PyTorch's CPU default
+        assert ac.fast_dtype == gg.bfloat16 and gg.amp.get_autocast_dtype("cpu") == gg.bfloat16
+    with pytest.raises(RuntimeError, match="supports float16 and bfloat16, got float64"):
+        gg.autocast("cpu", dtype=gg.float64)
     with pytest.raises(RuntimeError, match="unsupported autocast device_type"):
         gg.autocast("xpu")
     with gg.autocast("cpu", enabled=False):      # a disabled region needs no dtype

@@ -34,7 +34,7 @@ from gpugrad.fused import optim as O  # noqa: E402
 from gpugrad.fused import softmax as S  # noqa: E402
 from test_kernels_host import CE_OPTS, GRID, _ce_inputs, _row_matrix  # noqa: E402
 
-DTYPES = ["float16", "float32", "float64"]
+DTYPES = list(harness.DTYPES)  # float16, float32, float64 and bfloat16 (with ml_dtypes)
 
 
 def _rand(shape, dt, scale=3.0, seed=0):
@@ -47,7 +47,7 @@ def emu():
     if harness.skip_reason() is None:
         for m in KERNEL_MUTATIONS.values():
             kdir = harness.mutated_kernels(m["name"], m["file"], m["old"], m["new"])
-            extra.append(harness.module_args(m["source"], "float32", kdir))
+            extra.append(harness.module_args(m["source"], m.get("dtype", "float32"), kdir))
     with harness.session(__name__, extra_builds=extra) as e:
         yield e
 
@@ -117,7 +117,7 @@ SOFTMAX_SHAPES = [((5, 1), -1), ((4, 7), -1), ((9, 31), -1), ((3, 32), -1), ((9,
 def case_softmax(dtype, shape, axis):
     dt = np.dtype(dtype)
     x = _rand(tuple(shape), dt)
-    big = x.size > 20000 or dt == np.float16  # NOTE: the 4 schedule runs only where they add code paths: time
+    big = x.size > 20000 or dt.itemsize == 2  # NOTE: the 4 schedule runs only where they add code paths: time
     for fwd, bwd in ((S.softmax_fwd, S.softmax_bwd), (S.log_softmax_fwd, S.log_softmax_bwd)):
         cmp(lambda a: fwd(a, axis), (x,), what=f"{fwd.__name__} {x.shape}", schedules=not big)
         g = _rand(x.shape, dt, 1.0, seed=3)
@@ -508,6 +508,11 @@ KERNEL_MUTATIONS = {
     "lost_error_flag": dict(file="loss.cu", source="loss.cu", old="        *err = 1;\n        loss[r] = gg::nan_<C>();",
                             new="        loss[r] = gg::nan_<C>();"),
 }
+if harness.BF16 is not None:
+    # a bfloat16 store that truncates instead of rounding to nearest even (within the tolerance: see its check)
+    KERNEL_MUTATIONS["bf16_store_truncates"] = dict(
+        file="common.cuh", source="activation.cu", dtype="bfloat16", old="return __float2bfloat16_rn(v);",
+        new="return __ushort_as_bfloat16((unsigned short)(__float_as_uint(v) >> 16));")
 for _k, _m in KERNEL_MUTATIONS.items():
     _m["name"] = _k
 
@@ -539,6 +544,19 @@ CHECKS = {  # the check each mutation must fail
 }
 
 
+def _bf16_rounds_once():
+    """bfloat16 tanh: kernel and fallback both round the float32 tanh once (RN), so their bits agree except where
+    libm and NumPy differ by a float32 ulp next to a bfloat16 tie; a store that truncates differs in ~half."""
+    x = _rand(4101, harness.BF16)
+    got = cmp(lambda a: A.activation_fwd("tanh", a), (x,), what="bf16 tanh")[0]
+    same = got.view(np.uint16) == A.activation_fwd("tanh", x).view(np.uint16)
+    assert same.mean() > 0.99, f"bf16 tanh: {same.mean():.1%} of the kernel's results have the fallback's bits"
+
+
+if harness.BF16 is not None:
+    CHECKS["bf16_store_truncates"] = _bf16_rounds_once
+
+
 def case_mutation(name):
     if name in KERNEL_MUTATIONS:
         m = KERNEL_MUTATIONS[name]
@@ -562,6 +580,8 @@ MUTATION_EXPECT = {  # how each must fail: (kind, text in the report)
     "swapped_n_p0": ("ArgumentError", "argument 2 (n: long long): got a float64 value"),
     "output_one_row_short": ("crash", "AddressSanitizer: heap-buffer-overflow"),
 }
+if harness.BF16 is not None:
+    MUTATION_EXPECT["bf16_store_truncates"] = ("AssertionError", "of the kernel's results have the fallback's bits")
 
 
 def case_unmutated_checks_pass():
@@ -590,7 +610,7 @@ COVERS = ("activation.cu", "loss.cu", "optim.cu", "softmax.cu")  # the other emu
 
 def test_every_kernel_ran_for_every_dtype(emu):
     """Every __global__ kernel of COVERS (found by the build's scan, registered or not) was launched for
-    float16, float32 and float64 by the tests above (skipped when a -k selection ran only some of them)."""
+    every dtype of DTYPES by the tests above (skipped when a -k selection ran only some of them)."""
     harness.assert_every_kernel_ran(emu, __name__, globals(), COVERS, DTYPES, exclude={"case_mutation"})
 
 

@@ -18,7 +18,7 @@ from cudaemu import harness  # noqa: E402
 from cudaemu.harness import compare as cmp  # noqa: E402
 from gpugrad.fused import amp as AMP  # noqa: E402
 
-DTYPES = ["float16", "float32", "float64"]
+DTYPES = list(harness.DTYPES)  # float16, float32, float64 and bfloat16 (with ml_dtypes)
 COVERS = ("amp.cu",)
 
 

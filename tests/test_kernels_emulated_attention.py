@@ -22,7 +22,7 @@ from cudaemu.harness import compare as cmp  # noqa: E402
 from gpugrad.fused import attention as A  # noqa: E402  (importing it registers its kernels)
 from gpugrad.fused import cuda as loader  # noqa: E402
 
-DTYPES = ["float16", "float32", "float64"]
+DTYPES = list(harness.DTYPES)  # float16, float32, float64 and bfloat16 (with ml_dtypes)
 COVERS = ("attention.cu",)
 
 

@@ -27,7 +27,7 @@ from gpugrad.backend import xp_of  # noqa: E402
 from gpugrad.fused import rnn as R  # noqa: E402  (importing the family registers its kernels)
 from gpugrad.ops import rnn as ops  # noqa: E402
 
-DTYPES = ["float16", "float32", "float64"]
+DTYPES = list(harness.DTYPES)  # float16, float32, float64 and bfloat16 (with ml_dtypes)
 COVERS = ("rnn.cu",)
 # (B, H): one element, odd widths, a warp, the 8/16-wide vector packs with and without tails, no rows
 SIZES = [(1, 1), (3, 5), (2, 8), (4, 9), (1, 33), (5, 64), (3, 129), (0, 4)]
@@ -135,5 +135,5 @@ def test_time_loops_on_the_device_path(emu, dtype, reverse):
 
 
 def test_every_kernel_ran_for_every_dtype(emu):
-    """Every __global__ kernel of rnn.cu was launched for float16, float32 and float64 by the tests above."""
+    """Every __global__ kernel of rnn.cu was launched for every dtype (DTYPES) by the tests above."""
     harness.assert_every_kernel_ran(emu, __name__, globals(), COVERS, DTYPES)

@@ -20,7 +20,8 @@ if str(TESTS) not in sys.path:
 from cudaemu import harness  # noqa: E402
 
 SELFTEST = TESTS / "cudaemu" / "selftest.cu"
-NAMES = ["shfl", "votes", "block_sum", "atomic_sum", "misuse", "half_conv", "copy4", "oob", "scalars", "dyn_sum"]
+NAMES = ["shfl", "votes", "block_sum", "atomic_sum", "misuse", "half_conv", "bf16_conv", "copy4", "oob", "scalars",
+         "dyn_sum"]
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +242,50 @@ def case_half_conversions():
 
 def test_half_conversions_are_bit_exact(emu):
     emu.check("case_half_conversions")
+
+
+def case_bf16_conversions():
+    import ml_dtypes  # noqa: PLC0415
+    bf = np.dtype(ml_dtypes.bfloat16)
+    cp, mod = _module()
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    vals = bits.view(bf).astype(np.float64)
+    fin = np.isfinite(vals)
+    # every tie between two adjacent finite bfloat16 values of one sign (subnormals included), and its
+    # float32 neighbours; for doubles also ties +-2^-40 relative (a float32 first rounding would land on
+    # the tie: the double rounding a correct conversion must avoid)
+    pos = vals[:0x7f81]
+    mids = (pos[:-1] + pos[1:]) / 2
+    mids = np.concatenate([mids, -mids])
+    rng = np.random.default_rng(0)
+    rand = rng.standard_normal(30000) * 10.0 ** rng.integers(-45, 39, 30000)
+    edge = np.array([0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 3.3895e38, 3.3961e38, 3.3962e38, 3.4028e38, 1e39,
+                     -1e39, 2.0 ** -133, 2.0 ** -134, 2.0 ** -134 * 1.0001, 2.0 ** -135, 1e-46, 1e-300, 1.17e-38])
+    f = np.concatenate([rand, edge, mids]).astype(np.float32)
+    f = np.concatenate([f, np.nextafter(f, np.float32(np.inf)), np.nextafter(f, np.float32(-np.inf))])
+    with np.errstate(over="ignore"):
+        d = np.concatenate([rand, edge, mids, mids * (1 + 2.0 ** -40), mids * (1 - 2.0 ** -40),
+                            np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)])
+    n = max(bits.size, f.size, d.size)
+    bits_in, f_in, d_in = np.resize(bits, n), np.resize(f, n), np.resize(d, n)
+    out, back, dback = cp.empty(n, np.float32), cp.empty(n, np.uint16), cp.empty(n, np.uint16)
+    mod.get_function("bf16_conv")((64,), (256,), (cp.asarray(bits_in), out, cp.asarray(f_in), back, cp.asarray(d_in),
+                                                 dback, np.int64(n)))
+    want = bits_in.view(bf).astype(np.float32)
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(out.get().view(np.uint32)[~nan], want.view(np.uint32)[~nan])
+    assert np.isnan(out.get()[nan]).all()
+    for got, x in ((back.get(), f_in), (dback.get(), d_in)):
+        nan = np.isnan(x)
+        with np.errstate(over="ignore"):
+            np.testing.assert_array_equal(got[~nan], x[~nan].astype(bf).view(np.uint16))  # ml_dtypes: one RNE rounding
+        assert (got[nan] == 0x7FFF).all()  # CUDA's canonical NaN
+    assert fin.sum() == 65536 - 2 - 2 * 127
+
+
+def test_bf16_conversions_are_bit_exact(emu):
+    pytest.importorskip("ml_dtypes")
+    emu.check("case_bf16_conversions")
 
 
 # -- the CuPy stand-in packs arguments as CuPy does, and refuses what would pass the wrong bytes ---

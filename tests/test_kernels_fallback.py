@@ -663,3 +663,74 @@ def test_cross_entropy_small_fast_path_matches_general_path(dt, shape, reduction
     bad[0] = shape[1]
     assert not L._fast(x, bad, None, -100, 0.0, reduction)
     assert not L._fast(x, t, None, 0, 0.0, reduction)
+
+
+# -- bfloat16 storage: as float16, computed in float32 and rounded once -------------------------------
+
+def _bf16():
+    from gpugrad._dtypes import BF16  # noqa: PLC0415
+    if BF16 is None:
+        pytest.skip("bfloat16 needs ml_dtypes")
+    return BF16
+
+
+def test_bfloat16_fallbacks_are_the_float32_ones_rounded_once():
+    """Every family on bfloat16 arrays = the float32 fallback on the same (exactly widened) values, rounded once to
+    bfloat16, bit for bit; the losses reduce in float32 (a bfloat16 running sum would be far off)."""
+    from gpugrad.fused import amp as AMP  # noqa: PLC0415
+    from gpugrad.fused import attention as AT  # noqa: PLC0415
+    from gpugrad.fused import rnn as R  # noqa: PLC0415
+    bf = _bf16()
+    rng = np.random.default_rng(0)
+    x, q = (rng.standard_normal((6, 40)) * 3).astype(bf), rng.random((6, 40)).astype(bf)
+    f = lambda a: a.astype(np.float32)  # noqa: E731
+
+    def same(got, want32, what):
+        want = np.asarray(want32)
+        assert got.dtype == bf and want.dtype == np.float32 and got.shape == want.shape, (what, got.dtype, want.dtype)
+        np.testing.assert_array_equal(got.view(np.uint16), want.astype(bf).view(np.uint16), err_msg=what)
+
+    for op, params in A.table_cases():
+        p = op.values(params)
+        same(A.fwd(op, x, p), A.fwd(op, f(x), p), A.case_id(op, params))
+        s = A.fwd(op, x, p) if op.saves_output(p) else x
+        same(A.bwd(op, q, s, p), A.bwd(op, f(q), f(s), p), A.case_id(op, params) + " bwd")
+    for fwd, bwd in ((S.softmax_fwd, S.softmax_bwd), (S.log_softmax_fwd, S.log_softmax_bwd)):
+        y = fwd(x)
+        same(y, fwd(f(x)), fwd.__name__)
+        same(bwd(q, y), bwd(f(q), f(y)), bwd.__name__)
+    same(S.logsumexp_fwd(x), S.logsumexp_fwd(f(x)), "logsumexp")
+    t, w = rng.integers(0, 40, 6), (rng.random(40) + 0.5).astype(bf)
+    for red in ("none", "mean", "sum"):
+        loss, lse = L.cross_entropy_fwd(x, t, reduction=red)
+        loss32, lse64 = L.cross_entropy_fwd(f(x), t, reduction=red)
+        same(loss, loss32, f"cross_entropy {red}")
+        assert lse.dtype == np.float32 and np.allclose(lse, lse64, rtol=2e-7)  # NOTE: the wide dtype is float32
+        same(L.nll_loss_fwd(x, t, w, reduction=red), L.nll_loss_fwd(f(x), t, f(w), reduction=red), f"nll {red}")
+        for name in ("mse", "l1", "huber", "smooth_l1"):
+            same(getattr(L, f"{name}_loss_fwd")(x, q, reduction=red), getattr(L, f"{name}_loss_fwd")(f(x), f(q), reduction=red),
+                 f"{name} {red}")
+        same(L.bce_with_logits_fwd(x, q, w, w, reduction=red), L.bce_with_logits_fwd(f(x), f(q), f(w), f(w), reduction=red),
+             f"bce {red}")
+        g = np.asarray(rng.random(6 if red == "none" else ()), bf)
+        gx = L.cross_entropy_bwd(g, x, t, lse, reduction=red)
+        assert gx.dtype == bf
+        np.testing.assert_allclose(f(gx), L.cross_entropy_bwd(f(g), f(x), t, lse64, reduction=red), rtol=2 ** -8,
+                                   atol=2 ** -8 * float(np.abs(f(gx)).max()))
+    u = rng.uniform(1, 2, 1 << 14).astype(bf)
+    total = float(L.mse_loss_fwd(u, np.zeros_like(u), reduction="sum"))
+    assert abs(total - (f(u).astype(np.float64) ** 2).sum()) <= 2 ** -8 * total  # one rounding of a float32 sum
+    gs, found = [x.copy()], np.zeros(1, np.float32)
+    AMP.unscale_(gs, np.array([1 / 3], np.float32), found)
+    same(gs[0], f(x) * np.float32(1 / 3), "amp unscale")
+    qk = (rng.standard_normal((2, 2, 5, 8)) * 2).astype(bf)
+    bias = np.where(rng.random((1, 1, 5, 5)) < 0.2, -np.inf, rng.standard_normal((1, 1, 5, 5))).astype(bf)
+    same(AT.attention_fwd(qk, qk, qk, bias=bias)[0], AT.attention_fwd(f(qk), f(qk), f(qk), bias=f(bias))[0], "attention")
+    xg, h0 = (rng.standard_normal((3, 16)) * 2).astype(bf), rng.standard_normal((3, 4)).astype(bf)
+    for got, want in ((R.lstm_cell_fwd(xg, xg[::-1], h0), R.lstm_cell_fwd(f(xg), f(xg[::-1]), f(h0))),
+                      (R.gru_cell_fwd(xg[:, :12], xg[::-1, :12], h0), R.gru_cell_fwd(f(xg[:, :12]), f(xg[::-1, :12]), f(h0))),
+                      ((R.rnn_cell_fwd("tanh", h0, h0[::-1]),), (R.rnn_cell_fwd("tanh", f(h0), f(h0[::-1])),))):
+        for k, (a, b) in enumerate(zip(got, want)):
+            same(a, b, f"cell output {k}")
+    with pytest.raises(TypeError, match="bfloat16, float16, float32 or float64, got int32"):
+        S.softmax_fwd(np.ones(3, np.int32))

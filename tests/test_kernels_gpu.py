@@ -23,9 +23,11 @@ from gpugrad.fused import cuda as loader  # noqa: E402
 from gpugrad.fused import loss as L  # noqa: E402
 from gpugrad.fused import softmax as S  # noqa: E402
 
-DTYPES = [np.float16, np.float32, np.float64]
+from gpugrad._dtypes import BF16  # noqa: E402
+
+DTYPES = [np.float16, np.float32, np.float64] + ([BF16] if BF16 is not None else [])
 TOL = {np.float16: dict(rtol=2e-3, atol=1e-4), np.float32: dict(rtol=1e-5, atol=1e-7),
-       np.float64: dict(rtol=1e-12, atol=1e-14)}
+       np.float64: dict(rtol=1e-12, atol=1e-14), BF16: dict(rtol=1.6e-2, atol=8e-4)}  # NOTE: bf16 = fp16 x 8
 
 
 @pytest.fixture(scope="module")

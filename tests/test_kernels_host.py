@@ -1,7 +1,8 @@
 """Host-side checks of the fused CUDA kernels (no GPU needed).
 
 1. Every ``kernels/*.cu`` compiles with nvcc to PTX for sm_80 and sm_90, with each kernel
-   instantiated for float, double and __half (the name expressions the loader will ask NVRTC for).
+   instantiated for float, double, __half and __nv_bfloat16 (the name expressions the loader will ask
+   NVRTC for).
 2. The ``__host__ __device__`` math of activation.cu, softmax.cu and loss.cu, compiled for the host
    (tests/host/harness.cpp, loaded with ctypes), agrees with the NumPy fallbacks of gpugrad.fused on
    a grid of extreme values, forward and backward, in float32 and float64 compute (optim.cu's math
@@ -35,7 +36,7 @@ KDIR = ROOT / "kernels"
 CU_FILES = sorted(p.name for p in KDIR.glob("*.cu"))
 ARCHS = ("sm_80", "sm_90")
 NVCC = shutil.which("nvcc")
-CTYPES = ("float", "double", "__half")
+CTYPES = ("float", "double", "__half", "__nv_bfloat16")
 # kernels declared directly as `template <class T> __global__ void gpugrad_...(` (not via a macro)
 _TEMPLATE_KERNEL = re.compile(r"template\s*<\s*(?:class|typename)\s+\w+\s*>\s*__global__\s+void\s+(gpugrad_\w+)\s*\(")
 

@@ -181,9 +181,9 @@ def test_constant_gradient_closed_form(name, make):
 @pytest.mark.parametrize("cls,kw", [(SGD, dict(lr=0.05, momentum=0.9)), (Adam, dict(lr=0.05)),
                                     (AdamW, dict(lr=0.05, amsgrad=True)), (RMSprop, dict(lr=0.01, centered=True)),
                                     (Adagrad, dict(lr=0.05))])
-def test_float16_params_keep_float32_state(cls, kw):
+def test_float16_params_with_master_weights_keep_float32_state(cls, kw):
     p0, G = _problem(3)
-    params, opt, traj = _run(cls, kw, "float16", p0, G)
+    params, opt, traj = _run(cls, dict(kw, master_weights=True), "float16", p0, G)
     ref = {SGD: ref_sgd, Adam: ref_adam, AdamW: ref_adamw, RMSprop: ref_rmsprop, Adagrad: ref_adagrad}[cls]
     want = _ref_traj(ref, kw, p0, G)
     for got, exp in zip(traj[-1], want[-1]):

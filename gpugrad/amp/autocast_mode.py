@@ -28,6 +28,8 @@ import threading
 
 import numpy as np
 
+from .._dtypes import LOWP, bfloat16 as _bf16, is_float as _isf
+
 __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "install", "POLICIES"]
 
 _LOWER_COMMON = ("matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "addmm", "baddbmm", "addbmm", "linear",
@@ -82,12 +84,9 @@ _lock = threading.Lock()
 
 
 def _default_dtype(device_type):
-    if device_type == "cuda":
-        return np.dtype(np.float16)
-    # NOTE: PyTorch's CPU default is bfloat16, which gpugrad does not have yet: refuse rather than pick
-    #       another dtype silently
-    raise NotImplementedError("gg.autocast('cpu') defaults to bfloat16 (as PyTorch), which gpugrad does not support "
-                              "yet; pass dtype=gg.float16 (PyTorch allows float16 CPU autocast too)")
+    # NOTE: PyTorch's defaults; bfloat16 needs ml_dtypes, and without it the error says how to get it
+    #       (never another dtype silently)
+    return np.dtype(np.float16) if device_type == "cuda" else _bf16()
 
 
 def is_autocast_enabled(device_type="cuda"):
@@ -112,10 +111,10 @@ class autocast:
         self.fast_dtype = as_dtype(dtype) if dtype is not None else \
             (_default_dtype(device_type) if self._enabled else np.dtype(np.float16))
         self._cache_enabled = True if cache_enabled is None else bool(cache_enabled)
-        if self._enabled and self.fast_dtype != np.float16:
+        if self._enabled and self.fast_dtype not in LOWP:
             # NOTE: PyTorch warns and disables autocast for an unsupported dtype; gpugrad refuses it
-            raise RuntimeError(f"In {device_type} autocast, gpugrad supports dtype float16 (PyTorch also bfloat16, "
-                               f"which gpugrad does not have yet), got {self.fast_dtype}")
+            raise RuntimeError(f"In {device_type} autocast, but the target dtype is not supported: autocast "
+                               f"supports float16 and bfloat16, got {self.fast_dtype}")
 
     def __enter__(self):
         st = _tls
@@ -166,7 +165,7 @@ def _first_device(args, kwargs):
 
 
 def _eligible(t):
-    return t.dtype.kind == "f" and t.dtype != np.float64  # NOTE: float64 is never cast (PyTorch's is_eligible)
+    return _isf(t.dtype) and t.dtype != np.float64  # NOTE: float64 is never cast (PyTorch's is_eligible)
 
 
 def _cast(t, dtype):
@@ -233,7 +232,7 @@ def _hook(name, fn):
             target = np.dtype(np.float32)
         else:  # promote: the widest floating dtype among the arguments
             from .._promotion import promote_types  # noqa: PLC0415
-            floats = [t.dtype for t in _tensors(list(args) + list(kwargs.values())) if t.dtype.kind == "f"]
+            floats = [t.dtype for t in _tensors(list(args) + list(kwargs.values())) if _isf(t.dtype)]
             if not floats:
                 return fn(*args, **kwargs)
             target = functools.reduce(promote_types, floats)

@@ -15,6 +15,7 @@ import weakref
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from . import primitive as _prim
 from .grad_mode import no_grad, state
 from .primitive import Primitive
@@ -342,7 +343,7 @@ class Function:
             elif o._rg and oid not in dirty:
                 final[i] = o.detach() if o._view is not None else o.detach_()  # forward used enable_grad()
             seen.add(oid)
-            if record and oid not in nondiff and o.dtype.kind in "fc":
+            if record and oid not in nondiff and _isf(o.dtype):
                 diff.append(i)
         if dirty:
             from ..tensor import _bump  # noqa: PLC0415

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from .._dtypes import is_float as _isf
 
 
 class GradcheckError(RuntimeError):
@@ -24,7 +25,7 @@ def _jacobians(fn, inputs, eps):
     diff_in = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     result = []
     for oi, out in enumerate(outs):
-        if out.dtype.kind != "f":
+        if not _isf(out.dtype):
             continue
         n_out = out.numel()
         for ii in diff_in:
@@ -96,7 +97,7 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     rng = np.random.default_rng(seed)
 
     def diff_outputs(xs):
-        return [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and o.dtype.kind == "f" and o.requires_grad]
+        return [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and _isf(o.dtype) and o.requires_grad]
     gos = tuple(Tensor(o.xp.asarray(rng.standard_normal(o.shape))).type(o.dtype).requires_grad_()
                 for o in diff_outputs(inputs))
     n = len(inputs)

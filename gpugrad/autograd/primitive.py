@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 
+from .._dtypes import BF16 as _BF16, F16 as _F16, F32 as _F32, LOWP as _LOWP
 from .grad_mode import state
 
 __all__ = ["Primitive"]
@@ -23,8 +24,27 @@ _seq = itertools.count()  # creation order of graph nodes (the backward sweep ru
 # checks saved versions only on nodes recorded before some write (all others cannot be stale).
 last_write = [0]
 # NOTE: gg.compile's recorder while it records a step (None otherwise): read only by calls that happen
-# once per step (optimizer step, zero_grad); per-op hooks are swapped in by the recorder instead.
+# once per step (optimizer step, zero_grad) and by `recorded` functions; per-op hooks are swapped in instead.
 tape = None
+
+
+def recorded(fn, dynamic=None):
+    """Mark ``fn``, a function of Tensors whose result needs no graph and is computed from their arrays outside any
+    Primitive (isnan, argmax, logical ops, ...): gg.compile notes a call as one replayable call. ``dynamic``:
+    a predicate of the arguments, true when the result's shape depends on the values (nonzero, unique), which
+    gg.compile refuses. Outside a recording it costs one global read."""
+    def w(*args, **kwargs):
+        t = tape
+        return fn(*args, **kwargs) if t is None else t.call(fn, args, kwargs, dynamic)
+    w.__name__, w.__qualname__, w.__doc__, w.__wrapped__ = fn.__name__, fn.__qualname__, fn.__doc__, fn
+    return w
+
+
+def value_shaped(fn):
+    """``recorded`` for a function whose result's shape depends on the values (nonzero, unique, bincount)."""
+    return recorded(fn, True)
+
+
 def bump(t, _last=last_write, _next=_seq.__next__):
     """An in-place write happened to t's memory: bump the version its views share."""
     t._ver[0] += 1
@@ -89,6 +109,10 @@ class Primitive:
     composite = None      # fused ops: staticmethod(*tensors, **params) -> Tensor, used for higher order
     graph = False         # True while a differentiable (create_graph) backward runs
     hooks = None          # gradient hooks of the output tensor (Tensor.register_hook on a non-leaf)
+    # float16/bfloat16 inputs (see _lowp_forward): "widen" computes forward and backward in float32; "forward"
+    # runs the forward on the low-precision arrays as they are (views, copies, casts: exact) and widens the
+    # backward; "native" runs both as they are (ops whose code and kernels widen themselves)
+    lowp = "widen"
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -99,14 +123,22 @@ class Primitive:
         try:
             if len(inputs) == 1:
                 x = inputs[0]
-                y = ctx.forward(x._data, **params)
+                d = x._data
+                dt = d.dtype
+                y = ctx.forward(d, **params) if dt is not _F16 and dt is not _BF16 else _lowp_forward(ctx, (d,), params)
                 rg = x._rg
             else:
                 x = None
                 datas = [t._data for t in inputs]
                 if type(datas[0]) is not np.ndarray or any(type(d) is not np.ndarray for d in datas):
                     _check_devices(cls, datas)
-                y = ctx.forward(*datas, **params)
+                for d in datas:
+                    dt = d.dtype
+                    if dt is _F16 or dt is _BF16:
+                        y = _lowp_forward(ctx, datas, params)
+                        break
+                else:
+                    y = ctx.forward(*datas, **params)
                 rg = False
                 for t in inputs:
                     if t._rg:
@@ -233,10 +265,67 @@ class Primitive:
         return f"<{type(self).__name__}Backward>"
 
 
+def _widen(a):
+    return a.astype(_F32) if a.dtype in _LOWP else a
+
+
+class _Widened:
+    """A Tensor seen with its float16/bfloat16 array widened to float32 (other attributes are the Tensor's)."""
+    __slots__ = ("_t", "_data")
+
+    def __init__(self, t):
+        self._t, self._data = t, t._data.astype(_F32)
+
+    def __getattr__(self, name):
+        return getattr(self._t, name)
+
+
+def _lowp_forward(ctx, datas, params):
+    """float16/bfloat16 as PyTorch's kernels compute them: the op in float32 (its opmath type) on the widened
+    inputs (exact), the float32 result rounded once to the low dtype when that is the result type (no other
+    float dtype among the inputs). Its backward does the same (:func:`_lowp_backward`).
+    NOTE: one rounding per Primitive, as one rounding per PyTorch kernel; NumPy's float16 and ml_dtypes'
+    bfloat16 ufunc loops would round after every pass, ml_dtypes sums in bfloat16 (1000 x 0.01 sums to 4)
+    and NumPy's float16 matmul is a scalar loop (no BLAS)."""
+    mode = ctx.lowp
+    if mode != "widen":
+        y = ctx.forward(*datas, **params)
+        if mode == "native":
+            return y
+    else:
+        y = ctx.forward(*[_widen(d) for d in datas], **params)
+        floats = {d.dtype for d in datas if d.dtype.kind == "f" or d.dtype == _BF16}
+        if y.dtype == _F32 and len(floats) == 1 and not floats.isdisjoint(_LOWP):
+            y = y.astype(floats.pop())  # NOTE: float16 + bfloat16 inputs promote to float32: no rounding
+    ctx.backward = _lowp_backward.__get__(ctx)  # NOTE: an instance attribute: other nodes pay nothing
+    return y
+
+
+def _lowp_backward(ctx, g):
+    cls = type(ctx)
+    if ctx.graph:  # NOTE: a create_graph backward runs on Tensors, whose every op takes this path itself
+        return cls.backward(ctx, g)
+    if "y" in ctx.__dict__:
+        ctx.y = _widen(ctx.y)
+    ins = ctx.inputs
+    # NOTE: for the call only, the inputs seen through float32 stand-ins (backward formulas read
+    # self.inputs[i]._data as well as self.values())
+    ctx.inputs = tuple([_Widened(t) if t._data.dtype in _LOWP else t for t in ins])
+    try:
+        gin = cls.backward(ctx, _widen(g))
+    finally:
+        ctx.inputs = ins
+    one = type(gin) is not tuple
+    gin = tuple(gi.astype(ins[i]._data.dtype) if gi is not None and ins[i]._data.dtype in _LOWP
+                and gi.dtype != ins[i]._data.dtype else gi for i, gi in enumerate((gin,) if one else gin))
+    return gin[0] if one else gin
+
+
 class Alias(Primitive):
     """Identity: a fresh graph node over the same array (the engine differentiates fused ops' composites
     with respect to these)."""
     saves = ()
+    lowp = "forward"
 
     def forward(self, x):
         return x

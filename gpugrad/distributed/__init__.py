@@ -11,6 +11,7 @@ import traceback
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from ..autograd.primitive import bump
 from ..backend import xp_of
 from ..tensor import Tensor
@@ -184,7 +185,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce ``tensor`` over all ranks, in place (every rank gets the result)."""
     b, op = _pg(group), ReduceOp(op)
     a = _array(tensor, "all_reduce")
-    if op is ReduceOp.AVG and a.dtype.kind not in "fc":
+    if op is ReduceOp.AVG and not _isf(a.dtype):
         raise TypeError(f"all_reduce with ReduceOp.AVG needs a floating tensor, got {a.dtype}")
 
     def compute(buf):

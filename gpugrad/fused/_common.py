@@ -1,36 +1,41 @@
 """Helpers shared by the fused-kernel families: dtype rules, argument checks, NumPy math.
 
 Dtype rules (the same on both paths):
-- storage dtypes float16/float32/float64; arithmetic in the compute dtype (float32 for float16);
-- per-row log-sum-exp values kept for a backward are in the wide dtype (float32 for float16,
+- storage dtypes float16/bfloat16/float32/float64 (bfloat16 with ml_dtypes only, ``gpugrad._dtypes``);
+  arithmetic in the compute dtype (float32 for the low-precision ``LOWP`` float16/bfloat16), rounded
+  once (to nearest even) on store;
+- per-row log-sum-exp values kept for a backward are in the wide dtype (float32 for float16/bfloat16,
   float64 for float32/float64), see ``Wide<T>`` in ``kernels/common.cuh``.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .._dtypes import BF16, LOWP
+
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-FLOATS = (F16, F32, F64)
+FLOATS = (F16, F32, F64) + ((BF16,) if BF16 is not None else ())
+_NAMES = ("bfloat16, " if BF16 is not None else "") + "float16, float32 or float64"
 
 
 def check_float(what: str, a) -> np.dtype:
     dt = np.dtype(a.dtype)
     if dt not in FLOATS:
-        raise TypeError(f"{what} must be float16, float32 or float64, got {dt}")
+        raise TypeError(f"{what} must be {_NAMES}, got {dt}")
     return dt
 
 
 def compute_dtype(dt) -> np.dtype:
-    return F32 if np.dtype(dt) == F16 else np.dtype(dt)
+    return F32 if np.dtype(dt) in LOWP else np.dtype(dt)
 
 
 def wide_dtype(dt) -> np.dtype:
-    return F32 if np.dtype(dt) == F16 else F64
+    return F32 if np.dtype(dt) in LOWP else F64
 
 
 def as_compute(a):
-    """A NumPy array in its compute dtype: float16 is widened (a new array), others as they are."""
-    return a.astype(F32) if a.dtype == F16 else a
+    """An array in its compute dtype: float16/bfloat16 are widened (a new array), others as they are."""
+    return a.astype(F32) if a.dtype in LOWP else a
 
 
 def check_reduction(reduction: str) -> str:

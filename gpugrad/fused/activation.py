@@ -16,7 +16,7 @@ Array API (``name`` a row name or ``"gelu"`` with ``approximate=``; params PyTor
 
 Semantics follow PyTorch (kinks: relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = alpha; NaN in
 gives NaN out); at +-inf the results are the limits (gelu(-inf) = 0, silu'(inf) = 1, ...).
-float16 computes in float32 and is rounded once. Outputs have the input's dtype and shape.
+float16/bfloat16 compute in float32 and are rounded once. Outputs have the input's dtype and shape.
 NOTE: the output is saved where the backward can use it (it is usually kept alive anyway as the
 next layer's input, so saving it costs no memory); otherwise the input.
 """

@@ -9,7 +9,7 @@ q (B, H, L, E), k (B, H, S, E), v (B, H, S, Ev), out (B, H, L, Ev); ``bias`` Non
 mask of q's dtype with shape (Bb, Hb, Lb, Sb), each dim 1 (broadcast) or full; ``scale`` defaults
 to 1/sqrt(E); ``causal``: query i sees keys j <= i (top-left aligned, as PyTorch). ``lse`` is the
 per-row log-sum-exp of the scaled, biased scores, (B, H, L) in the wide dtype (float32 for
-float16, float64 otherwise); it is all the backward keeps besides the inputs and the output.
+float16/bfloat16, float64 otherwise); it is all the backward keeps besides the inputs and the output.
 
 Neither pass stores the (L, S) score or probability matrix: the forward runs the online softmax
 over key blocks (running max, running sum, rescaled output accumulator), the backward recomputes

@@ -1,9 +1,9 @@
 """Find, compile (lazily) and cache the fused CUDA kernels.
 
 ``get_kernel(source, name, dtype, device_index)`` returns a ``cupy.RawKernel`` for kernel ``name``
-of ``kernels/<source>`` instantiated for the storage ``dtype`` (float16 -> ``__half``, float32 ->
-``float``, float64 -> ``double``); ``name`` is a bare kernel name (``"gpugrad_relu_fwd"``) or a
-full name expression (``"gpugrad_adam_step<float>"``). One ``cupy.RawModule`` is built per
+of ``kernels/<source>`` instantiated for the storage ``dtype`` (float16 -> ``__half``, bfloat16 ->
+``__nv_bfloat16``, float32 -> ``float``, float64 -> ``double``); ``name`` is a bare kernel name
+(``"gpugrad_relu_fwd"``) or a full name expression (``"gpugrad_adam_step<float>"``). One ``cupy.RawModule`` is built per
 (source, device, dtype) with the name expressions that the family modules registered for that
 source (:func:`register_kernels`), so a family compiles once per dtype; CuPy also caches the
 compiled binary on disk. Nothing here imports CuPy at import time: ``import gpugrad`` never touches
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._dtypes import BF16
 from ..backend import cupy_module
 
 __all__ = ["kernels_dir", "get_kernel", "register_kernels", "registered_kernels", "name_expression",
@@ -29,6 +30,8 @@ __all__ = ["kernels_dir", "get_kernel", "register_kernels", "registered_kernels"
            "elementwise_grid", "row_launch"]
 
 _CTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+if BF16 is not None:
+    _CTYPES[BF16] = "__nv_bfloat16"  # NOTE: ml_dtypes' bfloat16 (CuPy arrays of it have the same numpy dtype)
 
 # A null pointer argument: CuPy packs a numpy scalar by value, and a pointer is 8 bytes.
 # NOTE: not None: CuPy turns None into a missing argument slot, not a null pointer value.
@@ -55,12 +58,12 @@ def kernels_dir() -> Path:
 
 
 def ctype(dtype) -> str:
-    """C++ storage type of a numpy dtype (float16/32/64 only)."""
+    """C++ storage type of a numpy dtype (float16, bfloat16, float32, float64 only)."""
     dt = np.dtype(dtype)
     try:
         return _CTYPES[dt]
     except KeyError:
-        raise TypeError(f"fused kernels support float16, float32 and float64, got {dt}") from None
+        raise TypeError(f"fused kernels support {', '.join(map(str, _CTYPES))}, got {dt}") from None
 
 
 def name_expression(name: str, dtype) -> str:

@@ -22,7 +22,8 @@ by the number of samples). With indices, 'mean' divides by the summed weight of 
 targets (NaN if there are none), label smoothing included, exactly as PyTorch.
 
 The forward returns what the backward needs besides the inputs: ``lse``, the per-sample
-log-sum-exp (shape of the per-sample loss, dtype float32 for float16 logits, float64 otherwise).
+log-sum-exp (shape of the per-sample loss, dtype float32 for float16/bfloat16 logits, float64
+otherwise).
 No softmax matrix is kept; the backward rebuilds it from the logits in the pass writing the
 gradient. ``g`` is the upstream gradient of the returned loss (a scalar for 'mean'/'sum').
 Gradients are w.r.t. the first input only (targets and weights are constants here).
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from .. import tensor as _tensor
 from ..backend import xp_of
 from . import activation as _KA
@@ -94,7 +96,7 @@ def _targets(xp, R, target, logits_dtype, what):
             raise ValueError(f"target shape {tuple(target.shape)} does not match {what} shape {R.shape} "
                              f"(class indices need shape {R.sample_shape})")
         return "index", xp.ascontiguousarray(target, dtype=np.int64).reshape(R.rows)
-    if np.issubdtype(target.dtype, np.floating):
+    if _isf(target.dtype):  # NOTE: not np.issubdtype(.., np.floating): bfloat16's kind is 'V'
         if tuple(target.shape) != R.shape:
             raise ValueError(f"target shape {tuple(target.shape)} does not match {what} shape {R.shape} "
                              f"(class probabilities need the same shape)")
@@ -309,7 +311,7 @@ def cross_entropy_bwd(g, logits, target, lse, weight=None, ignore_index: int = -
 # NOTE: the NumPy cross-entropy works on blocks of rows (about _BLOCK elements): max, shift, exp
 # and the row sums then run on data in cache, the only full-size array is the gradient itself
 # (no (rows, C) temporaries: peak memory one gradient), and everything per element is in the
-# compute dtype (float32 for float16/float32 logits), as the kernels do. Per-row values (the
+# compute dtype (float32 for float16/bfloat16/float32 logits), as the kernels do. Per-row values (the
 # saved lse, coefficients) are in the wide dtype.
 _BLOCK = 1 << 16
 
@@ -798,7 +800,7 @@ def _ce_target_grad(g, x, q, lse, weight=None, ignore_index=-100, label_smoothin
 
 def _bce_target_grad(g, x, t, weight=None, pos_weight=None, reduction="mean"):
     # NOTE: d/dt [w ((1 - t) x + (1 + (pw - 1) t) softplus(-x))] = w (-x - (pw - 1) log_sigmoid(x))
-    xc = x.astype(np.float32) if x.dtype == np.float16 else x
+    xc = as_compute(x)
     d = -xc
     if pos_weight is not None:
         d = d - (pos_weight.astype(xc.dtype) - 1) * _KA.activation_fwd("log_sigmoid", xc)
@@ -842,7 +844,7 @@ def _c_cross_entropy(x, t, weight=None, ignore_index=-100, label_smoothing=0.0, 
     cdim, _, w = _class_layout(x, weight)
     ncls, eps = x.shape[cdim], label_smoothing
     logp = _KS.c_log_softmax(x, cdim)
-    if t.dtype.kind == "f":
+    if _isf(t.dtype):
         q = t * (1 - eps) + eps / ncls
         rows = -((logp * q if w is None else logp * q * w).sum(cdim))
         return _reduce(rows, reduction)

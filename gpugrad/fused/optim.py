@@ -6,7 +6,9 @@ writes parameter, gradient and state once); NumPy arrays run the fallback below,
 same per-element formulas (see the comments in ``kernels/optim.cu``) with at most two temporaries.
 
 Dtypes: float32 and float64 parameters keep state in their own dtype; float16 parameters keep
-float32 state (:func:`state_dtype`) and are updated in float32, rounded once when stored.
+float32 state (:func:`state_dtype`) and are updated in float32, rounded once when stored. (The optimizers
+call these for float32/float64 parameters and float32 master copies; float16/bfloat16 parameters without
+master weights take PyTorch's per-op sequence in :mod:`gpugrad.optim`.)
 Scalars derived from the step count (bias corrections, decayed lr) and ``1 - x`` coefficients are
 computed here in double and handed to both paths identically (:func:`_adam_scalars`, ...).
 """
@@ -36,8 +38,7 @@ def state_dtype(param_dtype):
     return compute_dtype(dt)
 
 
-_STATE_DT = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float32): np.dtype(np.float32),
-             np.dtype(np.float64): np.dtype(np.float64)}  # NOTE: the common answers without np.dtype() parsing
+_STATE_DT = {d: compute_dtype(d) for d in FLOATS}  # NOTE: the common answers without np.dtype() parsing
 
 
 # -- argument checks shared by both paths ----------------------------------------------------------

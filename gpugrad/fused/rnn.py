@@ -14,8 +14,8 @@ one float dtype; ``out``: arrays to write the results into, contiguous, of the r
     rnn_cell_bwd(kind, h, dh, dhr=None, out=None) -> dpre
 
 ``dhr``/``dcr`` are second upstream gradients added to ``dh``/``dc`` (the recurrent ones; None = 0). The GRU's
-``dh0`` is the direct part ``dh * z`` only (the caller adds ``dhg @ W_hh``). float16 computes in float32 and
-rounds each result once; the saved activations have the input's dtype (as PyTorch's fused cells).
+``dh0`` is the direct part ``dh * z`` only (the caller adds ``dhg @ W_hh``). float16/bfloat16 compute in float32
+and round each result once; the saved activations have the input's dtype (as PyTorch's fused cells).
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _targets(xp, out, shapes, dt):
 
 
 def _np(f, ins, outs):
-    """The fallback ``f(*ins, *outs)`` on NumPy arrays; float16 computes in float32 and is rounded once."""
+    """The fallback ``f(*ins, *outs)`` on NumPy arrays; float16/bfloat16 compute in float32, rounded once."""
     dt = outs[0].dtype
     with np.errstate(all="ignore"):  # NOTE: exp overflow in sigmoid gives its limit 0; inf/NaN propagate
         if dt == F32 or dt == F64:

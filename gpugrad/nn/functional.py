@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from .._dtypes import LOWP as _LOWP, is_float as _isf
 from .. import _promotion as _promo
 from .. import random as _random
 from ..autograd.grad_mode import is_grad_enabled as _grad_enabled
@@ -102,7 +103,7 @@ def _conv_padding(padding, kernel, dilation, stride):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
-    """2-D convolution (cross-correlation, as PyTorch): im2col, then one matrix product per group.
+    """2-D convolution (cross-correlation, as PyTorch): the fused ``Conv2d`` primitive of gpugrad.ops.conv.
 
     input (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in/groups, KH, KW); bias (C_out,).
     """
@@ -125,22 +126,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: out_channels {oc} must be divisible by groups {groups}")
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, (kh, kw), dilation, stride)
-    if (kh, kw) == (1, 1) and stride == (1, 1) and pads == ((0, 0), (0, 0)):
-        oh, ow = h, w
-        cols = x.permute(1, 0, 2, 3).reshape(c, n * h * w)  # NOTE: a 1x1 convolution needs no im2col
-    else:
-        cols = _conv.im2col(x, (kh, kw), stride, pads, dilation)  # (C, KH, KW, N, OH, OW)
-        oh, ow = cols.shape[-2:]
-        cols = cols.reshape(c * kh * kw, n * oh * ow)
-    k = cg * kh * kw
-    # NOTE: one matrix product for the whole batch: (OC, K) @ (K, N*OH*OW), batched over groups only
-    if groups == 1:
-        y = matmul(weight.reshape(oc, k), cols)
-    else:
-        y = matmul(weight.reshape(groups, oc // groups, k), cols.reshape(groups, k, n * oh * ow))
-    if bias is not None:
-        y = y.reshape(oc, n * oh * ow) + bias.reshape(oc, 1)
-    y = y.reshape(oc, n, oh, ow).permute(1, 0, 2, 3)
+    args = (x, weight) if bias is None else (x, weight, bias)
+    prm = dict(stride=stride, padding=pads, dilation=dilation, groups=groups)
+    # NOTE: integer convolutions keep the composite (matmul's integer semantics); floats take the fused primitive
+    y = _conv.Conv2d.apply(*args, **prm) if _isf(x.dtype) else _conv.Conv2d.composite(*args, **prm)
     return y.squeeze(0) if unbatched else y
 
 
@@ -282,7 +271,7 @@ def _standardized(input, axes, eps, weight=None, bias=None):  # noqa: A002
 
 def _norm_dtypes(input, *params):  # noqa: A002
     """PyTorch's dtype rule for the normalization layers: the parameters (and running stats) have the
-    input's dtype, or are float32 with a float16 input (mixed precision: the result is float16).
+    input's dtype, or are float32 with a float16/bfloat16 input (mixed precision: the result is float16/bfloat16).
     Returns whether the result must be cast back to the input's dtype."""
     ps = [p for p in params if p is not None]
     if all(p.dtype == input.dtype for p in ps):
@@ -294,7 +283,7 @@ def _norm_dtypes(input, *params):  # noqa: A002
     if ps[0].dtype != np.float32:
         raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of Float (input is "
                            f"{n(input.dtype)}, parameters are {n(ps[0].dtype)})")
-    if input.dtype != np.float16:
+    if input.dtype not in _LOWP:
         raise RuntimeError(f"mixed dtype (CPU): all inputs must share same datatype. (input is {n(input.dtype)}, "
                            f"parameters are {n(ps[0].dtype)})")
     return True
@@ -563,7 +552,7 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def _conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, name):  # noqa: A002
-    """conv_transpose2d on 4-D x: the adjoint of conv2d w.r.t. its input (one matrix product + col2im)."""
+    """conv_transpose2d on 4-D x: the adjoint of conv2d w.r.t. its input (``ConvTranspose2d`` of gpugrad.ops.conv)."""
     if bias is not None and bias.dtype != input.dtype:
         raise RuntimeError(f"Input type ({_promo.cpp_name(input.dtype)}) and bias type ({_promo.cpp_name(bias.dtype)}) "
                            "should be the same")
@@ -588,17 +577,16 @@ def _conv_transpose_nd(input, weight, bias, stride, padding, output_padding, gro
     if H <= 0 or W <= 0:
         raise RuntimeError(f"{name}: the output size would be ({H}, {W}) for input {tuple(input.shape)}: too small")
     oc = ocg * groups
-    icg = ic // groups
-    xs = x.permute(1, 0, 2, 3).reshape(groups, icg, n * h * w)
-    wt = weight.reshape(groups, icg, ocg * kh * kw).transpose(1, 2)  # (G, OCg*KH*KW, ICg)
-    cols = matmul(wt, xs).reshape(oc, kh, kw, n, h, w)
     # NOTE: the output padding rows/cols sit past the bottom/right crop; beyond the uncropped extent they are zero
     extra_h, extra_w = max(oph - ph, 0), max(opw - pw, 0)
     pads = ((ph, ph - oph + extra_h), (pw, pw - opw + extra_w))
-    y = _conv.col2im(cols, (H - extra_h, W - extra_w), (kh, kw), (sh, sw), pads, (dh, dw))
+    args = (x, weight) if bias is None or extra_h or extra_w else (x, weight, bias)
+    prm = dict(size=(H - extra_h, W - extra_w), stride=(sh, sw), padding=pads, dilation=(dh, dw), groups=groups)
+    fn = _conv.ConvTranspose2d
+    y = fn.apply(*args, **prm) if _isf(x.dtype) else fn.composite(*args, **prm)
     if extra_h or extra_w:
         y = _core_pad(y, (0, extra_w, 0, extra_h))
-    if bias is not None:
+    if bias is not None and len(args) == 2:
         y = y + bias.reshape(1, oc, 1, 1)
     return y
 
@@ -815,7 +803,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if any(o <= 0 for o in out):
         raise RuntimeError(f"Input and output sizes should be greater than 0, but got input {in_sizes} and output "
                            f"{out}")
-    if input.dtype.kind != "f":
+    if not _isf(input.dtype):
         raise NotImplementedError(f"interpolate: not implemented for '{_promo.short_name(input.dtype)}' input")
     if mode == "area":
         if dim == 1:
@@ -1300,7 +1288,7 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     if x1.shape[-1] != x2.shape[-1]:
         raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
     for nm, t in (("X1", x1), ("X2", x2)):
-        if t.dtype.kind != "f":
+        if not _isf(t.dtype):
             raise RuntimeError(f"cdist only supports floating-point dtypes, {nm} got: {_promo.short_name(t.dtype)}")
     if x1.dtype != x2.dtype:
         raise RuntimeError(f"expected scalar type {_promo.short_name(x1.dtype)} but found "

@@ -12,6 +12,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .._dtypes import bfloat16 as _bfloat16, is_float as _isf
 from .. import backend as _be
 from ..tensor import Tensor, _bump, as_dtype, is_floating, parse_to
 from .parameter import Buffer, Parameter
@@ -339,7 +340,7 @@ class Module:
         def conv(a):
             if device is not None:
                 a = _be.to_device(a, device)
-            if dtype is not None and a.dtype.kind == "f" and a.dtype != dtype:
+            if dtype is not None and _isf(a.dtype) and a.dtype != dtype:
                 a = a.astype(dtype)
             return a
         return self._apply_arrays(conv)
@@ -361,6 +362,9 @@ class Module:
 
     def half(self):
         return self.to(dtype=np.float16)
+
+    def bfloat16(self):
+        return self.to(dtype=_bfloat16())
 
     # -- state dict -------------------------------------------------------------------------------------
     def _state_items(self, prefix=""):

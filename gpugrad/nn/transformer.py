@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from ..tensor import Tensor, cat, zeros
 from . import functional as F
 from . import init
@@ -43,7 +44,7 @@ def _additive(mask, dtype, name):
     if mask.dtype == np.bool_:
         xp = mask.xp
         return Tensor(xp.where(mask._data, dtype.type(-np.inf), dtype.type(0)))
-    if mask.dtype.kind != "f":
+    if not _isf(mask.dtype):
         raise AssertionError(f"only bool and floating types of {name} are supported")
     return mask if mask.dtype == dtype else mask.to(dtype)
 

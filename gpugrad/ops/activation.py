@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys as _sys
 
+from .._dtypes import is_float as _isf
 from .. import tensor as _tensor
 from ..autograd.primitive import Primitive
 from ..fused import activation as _K
@@ -25,6 +26,7 @@ __all__ = ["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "sigmoid
 
 class Activation(Primitive):
     """``y = op(x)`` for the table row ``op`` (a class attribute of the per-row subclasses, made by :func:`node`)."""
+    lowp = "native"  # NOTE: the fused kernels and fallbacks read float16/bfloat16 storage, compute in float32
     op = None          # the row of gpugrad.fused.activation.ACTIVATIONS
     p = ()             # the params tuple (class value: the defaults)
     from_y = True      # whether the backward reads the output (class value: at the default params)
@@ -100,7 +102,7 @@ def _in_place(fn, input, name, **params):  # noqa: A002
 def relu(input, inplace=False):  # noqa: A002
     if inplace:
         return _in_place(relu, input, "relu")
-    if input.dtype.kind != "f":
+    if not _isf(input.dtype):
         return _tensor.Tensor(input.xp.maximum(input._data, 0))  # NOTE: integer relu, as PyTorch (no gradient)
     return _RELU.apply(input)
 

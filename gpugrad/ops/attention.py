@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from .. import _promotion as _promo
 from ..tensor import Tensor as _Tensor
 from ..tensor import where as _where
@@ -25,6 +26,7 @@ __all__ = ["scaled_dot_product_attention"]
 
 class Attention(Primitive):
     """softmax(scale q k^T + bias, causal) @ v on 4-D (B, H, L, E) inputs; ``bias`` a constant array."""
+    lowp = "native"  # NOTE: the fused kernels and fallbacks read float16/bfloat16 storage, compute in float32
     op = _K.ROWS["attention"]
     composite = staticmethod(op.composite)
     save_output = True
@@ -108,7 +110,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         n = _promo.cpp_name
         _fail(f"Expected query, key, and value to have the same dtype, but got query.dtype: {n(q.dtype)} key.dtype: "
               f"{n(k.dtype)} and value.dtype: {n(v.dtype)} instead.")
-    if q.dtype.kind != "f":
+    if not _isf(q.dtype):
         _fail(f"expected scalar type Float but found {_promo.short_name(q.dtype)}")
     if attn_mask is not None and is_causal:
         _fail("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")

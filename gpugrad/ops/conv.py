@@ -12,7 +12,7 @@ import numpy as np
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
 
-__all__ = ["Im2Col", "Col2Im", "out_size", "im2col", "col2im"]
+__all__ = ["Im2Col", "Col2Im", "Conv2d", "ConvTranspose2d", "out_size", "im2col", "col2im"]
 
 
 def out_size(n, k, s, p0, p1, d):
@@ -95,6 +95,227 @@ def col2im(cols, size, kernel, stride=(1, 1), padding=((0, 0), (0, 0)), dilation
     """Tensor form of :class:`Col2Im`."""
     return Col2Im.apply(cols, size=tuple(size), kernel=tuple(kernel), stride=tuple(stride),
                         padding=tuple(map(tuple, padding)), dilation=tuple(dilation))
+
+
+# -- convolution: one primitive, forward and backward written together ---------------------------------
+# NOTE (the layout): the padded input is split into its stride phases x_pad[a::sh, b::sw], each a channel-major
+# (C, N*HQ*WQ) grid with HQ = OH + max shift; kernel tap t then reads its phase at the flat offset qi*WQ + qj, so a
+# tap is a column shift of a 2-D array for every image at once and the convolution is, per chunk of grid positions,
+# KH*KW strided copies into a cache-sized column buffer and ONE matrix product (no im2col of the whole batch, no
+# col2im scatter). Grid positions past OH/OW are computed and dropped; the gradients put zeros there.
+# NOTE: those positions read real pixels times a zero output gradient, so an inf in x can make the weight gradient
+# NaN where PyTorch's is inf (finite inputs are unaffected).
+_CHUNK = {True: 1 << 22, False: 1 << 26}  # bytes of columns per chunk: numpy (L2/L3-sized) / cupy
+
+
+class _Geo:
+    """The phase-grid plan of a convolution of an (N, C, H, W) input (pads may be negative at the bottom/right)."""
+
+    def __init__(self, xshape, wshape, stride, padding, dilation, groups):
+        self.n, _, self.h, self.w = xshape
+        self.oc, self.groups, self.stride, self.pads = wshape[0], groups, stride, padding
+        ax = []
+        for n, k, s, (p0, p1), d in zip(xshape[2:], wshape[2:], stride, padding, dilation):
+            o = (n + p0 + p1 - d * (k - 1) - 1) // s + 1
+            taps = [((i * d) % s, (i * d) // s) for i in range(k)]
+            ax.append((o, o + max(q for _, q in taps), taps))
+        (self.oh, self.hq, th), (self.ow, self.wq, tw) = ax
+        if self.oh <= 0 or self.ow <= 0:
+            _geometry((self.h, self.w), wshape[2:], stride, padding, dilation)  # raises
+        self.phases = sorted({(a, b) for a, _ in th for b, _ in tw})
+        self.taps = [(self.phases.index((a, b)), qi * self.wq + qj) for a, qi in th for b, qj in tw]
+        self.size = self.n * self.hq * self.wq  # grid positions per phase
+        self.used = (self.n - 1) * self.hq * self.wq + (self.oh - 1) * self.wq + self.ow  # past the last valid one
+
+    def spans(self, f):
+        """(phase rows, input rows) and (phase cols, input cols) slices of phase f."""
+        out = []
+        for a, n, s, p, q in zip(self.phases[f], (self.h, self.w), self.stride, (self.pads[0][0], self.pads[1][0]),
+                                 (self.hq, self.wq)):
+            u0 = max(0, -(-(p - a) // s))
+            u1 = max(u0, min(q, (n - 1 + p - a) // s + 1))
+            h0 = a + s * u0 - p
+            out.append((slice(u0, u1), slice(h0, h0 + s * (u1 - u0), s)))
+        return out
+
+    def split(self, x):
+        """(N, C, H, W) -> its phases (F, C, N*HQ*WQ), zero where the padding is."""
+        xp = xp_of(x)
+        buf = xp.zeros((len(self.phases), x.shape[1], self.n, self.hq, self.wq), dtype=x.dtype)
+        xt = x.transpose(1, 0, 2, 3)
+        for f in range(len(self.phases)):
+            (u, hs), (v, ws) = self.spans(f)
+            buf[f, :, :, u, v] = xt[:, :, hs, ws]
+        return buf.reshape(len(self.phases), x.shape[1], self.size)
+
+    def merge(self, buf, c):
+        """The adjoint of split: phase grids (F, C, N*HQ*WQ) -> (N, C, H, W) (each input pixel is in one phase)."""
+        xp = xp_of(buf)
+        out = xp.zeros((c, self.n, self.h, self.w), dtype=buf.dtype)
+        for f in range(len(self.phases)):
+            (u, hs), (v, ws) = self.spans(f)
+            out[:, :, hs, ws] = buf[f].reshape(c, self.n, self.hq, self.wq)[:, :, u, v]
+        return out.transpose(1, 0, 2, 3)
+
+    def grid(self, y):
+        """(N, C, OH, OW) -> the output grid (C, margin + N*HQ*WQ), zero outside the valid positions; margin = max
+        tap offset, so that grid[:, margin - off + q] is the output at q - off for every q in [0, size)."""
+        xp = xp_of(y)
+        m = max(o for _, o in self.taps)
+        out = xp.zeros((y.shape[1], m + self.size), dtype=y.dtype)
+        out[:, m:].reshape(y.shape[1], self.n, self.hq, self.wq)[:, :, :self.oh, :self.ow] = y.transpose(1, 0, 2, 3)
+        return out, m
+
+    def crop(self, y):
+        """The output grid (C, N*HQ*WQ) -> (N, C, OH, OW) (a view)."""
+        return y.reshape(-1, self.n, self.hq, self.wq)[:, :, :self.oh, :self.ow].transpose(1, 0, 2, 3)
+
+
+def _chunks(srcs, taps, count, dtype):
+    """(start, stop, cols (C, T, stop-start)) over [0, count): cols[:, t, r] = srcs[f_t][:, o_t + start + r]."""
+    xp = xp_of(srcs[0])
+    c, t_ = srcs[0].shape[0], len(taps)
+    step = max(1, min(count, _CHUNK[xp is np] // (c * t_ * dtype.itemsize)))
+    cols = xp.empty((c, t_, step), dtype=dtype)
+    for r0 in range(0, count, step):
+        m = min(step, count - r0)
+        cb = cols[:, :, :m]
+        for t, (f, o) in enumerate(taps):
+            cb[:, t] = srcs[f][:, o + r0:o + r0 + m]
+        yield r0, r0 + m, cb
+
+
+def _tap_sum(out, srcs, taps, wm, count):
+    """out[g, :, q] = sum_t wm[g, :, (c, t)] @ srcs[f_t][g's channels, o_t + q] for q < count; out (G, OCg, >=count).
+
+    NOTE: depthwise (one channel in and out per group): per-tap multiply-adds of whole rows, no tiny products."""
+    xp = xp_of(out)
+    if wm.shape[1] == 1 and wm.shape[2] == len(taps):
+        o2 = out[:, 0]
+        step = max(1, min(count, _CHUNK[xp is np] // (2 * o2.shape[0] * out.itemsize)))
+        tmp = xp.empty((o2.shape[0], step), dtype=out.dtype)
+        for r0 in range(0, count, step):
+            m = min(step, count - r0)
+            o = o2[:, r0:r0 + m]
+            for t, (f, off) in enumerate(taps):
+                s = srcs[f][:, off + r0:off + r0 + m]
+                if t == 0:
+                    xp.multiply(s, wm[:, 0, :1], out=o)
+                else:
+                    o += xp.multiply(s, wm[:, 0, t:t + 1], out=tmp[:, :m])
+        return out
+    g = wm.shape[0]
+    for r0, r1, cols in _chunks(srcs, taps, count, out.dtype):
+        xp.matmul(wm, cols.reshape(g, -1, r1 - r0), out=out[:, :, r0:r1])
+    return out
+
+
+def _tap_corr(gy, srcs, taps, count, groups):
+    """The weight gradient: sum_q gy[g, :, q] (x) srcs[f_t][g's channels, o_t + q] -> (G, OCg, Cg*T)."""
+    xp = xp_of(gy)
+    if gy.shape[1] == 1 and srcs[0].shape[0] == groups:  # NOTE: depthwise: row dot products per tap
+        acc = xp.zeros((groups, len(taps)), dtype=gy.dtype)
+        for t, (f, off) in enumerate(taps):
+            acc[:, t] = xp.einsum("cq,cq->c", gy[:, 0, :count], srcs[f][:, off:off + count])
+        return acc[:, None]
+    acc = None
+    for r0, r1, cols in _chunks(srcs, taps, count, gy.dtype):
+        part = xp.matmul(gy[:, :, r0:r1], cols.reshape(groups, -1, r1 - r0).transpose(0, 2, 1))
+        acc = part if acc is None else acc.__iadd__(part)
+    return acc
+
+
+def _conv(src, w, geo):
+    """Phases of x (F, C, size) -> the output grid (OC, size) of conv2d(x, w) (valid below geo.used)."""
+    g = geo.groups
+    y = xp_of(src).empty((g, geo.oc // g, geo.size), dtype=src.dtype)
+    return _tap_sum(y, src, geo.taps, w.reshape(g, geo.oc // g, -1), geo.used).reshape(geo.oc, geo.size)
+
+
+def _conv_data(grid, m, w, geo):
+    """The input gradient (N, C, H, W) of conv2d from the output-gradient grid (``geo.grid``): per stride phase,
+    the taps of that phase read the grid shifted back."""
+    g, (oc, cg, kh, kw) = geo.groups, w.shape
+    wt = w.reshape(g, oc // g, cg, kh * kw).transpose(0, 2, 1, 3)  # (G, Cg, OCg, T)
+    out = xp_of(grid).empty((len(geo.phases), g, cg, geo.size), dtype=grid.dtype)
+    for f in range(len(geo.phases)):
+        ts = [t for t, (ft, _) in enumerate(geo.taps) if ft == f]
+        _tap_sum(out[f], [grid], [(0, m - geo.taps[t][1]) for t in ts], wt[..., ts].reshape(g, cg, -1), geo.size)
+    return geo.merge(out.reshape(len(geo.phases), g * cg, geo.size), g * cg)
+
+
+def _conv_weight(src, grid, m, geo, wshape):
+    """The weight gradient (OC, Cg, KH, KW) of conv2d from the phases of x and the output-gradient grid."""
+    g = geo.groups
+    return _tap_corr(grid[:, m:].reshape(g, geo.oc // g, -1), src, geo.taps, geo.used, g).reshape(wshape)
+
+
+def _f32(a):
+    return a.astype(np.float32) if a.dtype == np.float16 else a  # NOTE: float16 computes in float32
+
+
+class Conv2d(Primitive):
+    """conv2d(x, w) + b on arrays (4-D x; geometry normalised); backward: the input and weight gradients above."""
+    saves = (0, 1)  # NOTE: as PyTorch's ConvolutionBackward: x and w (both, always), never the bias
+
+    def forward(self, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+        self.geo = _Geo(x.shape, w.shape, stride, padding, dilation, groups)
+        self.src = self.geo.split(_f32(x))
+        y = _conv(self.src, _f32(w), self.geo)
+        if b is not None:
+            y += _f32(b)[:, None]
+        return self.geo.crop(y).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        vals, need = self.values(), self.needs_input_grad
+        x, w, geo, g32 = vals[0], vals[1], self.geo, _f32(g)
+        grid, m = geo.grid(g32)
+        gx = _conv_data(grid, m, _f32(w), geo).astype(x.dtype, copy=False) if need[0] else None
+        gw = _conv_weight(self.src, grid, m, geo, w.shape).astype(w.dtype, copy=False) if need[1] else None
+        gb = g32.sum((0, 2, 3)).astype(g.dtype, copy=False) if len(vals) > 2 and need[2] else None
+        return gx, gw, gb
+
+    @staticmethod
+    def composite(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+        """Tensor ops (create_graph): im2col, then one matrix product per group."""
+        n, oc, (cg, kh, kw) = x.shape[0], w.shape[0], w.shape[1:]
+        cols = im2col(x, (kh, kw), stride, padding, dilation)  # (C, KH, KW, N, OH, OW)
+        oh, ow = cols.shape[-2:]
+        y = w.reshape(groups, oc // groups, -1) @ cols.reshape(groups, cg * kh * kw, n * oh * ow)
+        if b is not None:
+            y = y.reshape(oc, n * oh * ow) + b.reshape(oc, 1)
+        return y.reshape(oc, n, oh, ow).permute(1, 0, 2, 3)
+
+
+class ConvTranspose2d(Primitive):
+    """conv_transpose2d(x, w) + b = the input gradient of conv2d(., w) (of output size ``size``) for x."""
+    saves = (0, 1)
+
+    def forward(self, x, w, b=None, size=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+        self.geo = _Geo((x.shape[0], w.shape[1] * groups) + tuple(size), w.shape, stride, padding, dilation, groups)
+        y = _conv_data(*self.geo.grid(_f32(x)), _f32(w), self.geo)
+        if b is not None:
+            y += _f32(b)[:, None, None]
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        vals, need = self.values(), self.needs_input_grad
+        x, w, geo = vals[0], vals[1], self.geo
+        src = geo.split(_f32(g))
+        gx = geo.crop(_conv(src, _f32(w), geo)).astype(x.dtype, copy=False) if need[0] else None
+        gw = _conv_weight(src, *geo.grid(_f32(x)), geo, w.shape).astype(w.dtype, copy=False) if need[1] else None
+        gb = _f32(g).sum((0, 2, 3)).astype(g.dtype, copy=False) if len(vals) > 2 and need[2] else None
+        return gx, gw, gb
+
+    @staticmethod
+    def composite(x, w, b=None, size=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+        """Tensor ops (create_graph): one matrix product per group, then col2im."""
+        (n, c, h, wd), (ic, ocg, kh, kw) = x.shape, w.shape
+        xs = x.permute(1, 0, 2, 3).reshape(groups, ic // groups, n * h * wd)
+        cols = (w.reshape(groups, ic // groups, ocg * kh * kw).transpose(1, 2) @ xs).reshape(ocg * groups, kh, kw,
+                                                                                               n, h, wd)
+        y = col2im(cols, size, (kh, kw), stride, padding, dilation)
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
 
 
 def window_counts(xp, size, kernel, stride, padding, dilation, region, dtype):

@@ -264,6 +264,7 @@ class Where(Primitive):
 
 class Cast(Primitive):
     saves = ()
+    lowp = "forward"
 
     def forward(self, x, dtype):
         self.src = x.dtype

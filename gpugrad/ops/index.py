@@ -14,7 +14,8 @@ import sys as _sys
 import numpy as np
 
 _tensor = __import__("sys").modules[__package__.rsplit(".", 1)[0] + ".tensor"]  # NOTE: the module (the package rebinds `tensor` to the function)
-from ..autograd.primitive import Primitive
+from .._dtypes import is_float as _isf
+from ..autograd.primitive import Primitive, value_shaped
 from ..backend import xp_of
 from . import elementwise as _ew
 from ._util import one_dim, quiet_family
@@ -191,6 +192,7 @@ def masked_select(input, mask):  # noqa: A002
     return GetItem.apply(x, idx=mb)
 
 
+@value_shaped
 def nonzero(input, *, as_tuple=False):  # noqa: A002
     _need("nonzero", input)
     a = input._data
@@ -390,7 +392,7 @@ class ScatterReduce(Primitive):
                 cnt = cnt + (1 if include_self else 0)
                 cnt = xp.maximum(cnt, 1)
                 self.cnt = cnt
-                if out.dtype.kind == "f":
+                if _isf(out.dtype):
                     out = out / cnt.astype(out.dtype)
                 else:
                     out = xp.floor_divide(out, cnt).astype(out.dtype)
@@ -507,7 +509,7 @@ def _add_at(z, idx, v, lin=None):
 
 
 def _extreme_value(dt, high):
-    if dt.kind == "f":
+    if _isf(dt):
         return np.inf if high else -np.inf
     if dt.kind == "b":
         return high

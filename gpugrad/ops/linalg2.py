@@ -16,6 +16,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from .. import tensor as _tensor
 from .._promotion import short_name
 from ..autograd.primitive import Primitive
@@ -479,7 +480,7 @@ def diag(input, diagonal=0):  # noqa: A002
 def _check_float(A, fname):
     if not isinstance(A, Tensor):
         raise TypeError(f"{fname}(): argument 'A' (position 1) must be Tensor, not {type(A).__name__}")
-    if A.dtype.kind != "f":
+    if not _isf(A.dtype):
         raise RuntimeError(f"{fname}: Expected a floating point or complex tensor as input. Got {short_name(A.dtype)}")
     if A.dtype == np.float16:
         raise RuntimeError(f"{fname}: Low precision dtypes not supported. Got Half")
@@ -923,7 +924,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=No
     _need(A, "linalg_matrix_norm", "input", 1)
     if A.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
-    if A.dtype.kind != "f":
+    if not _isf(A.dtype):
         raise RuntimeError(f"linalg.matrix_norm: Expected a floating point or complex tensor as input. Got "
                            f"{short_name(A.dtype)}")
     dim = (dim,) if isinstance(dim, int) else tuple(dim)

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from .. import _promotion as _promo
 from .. import tensor as _tensor
 from ..autograd.primitive import Primitive
@@ -26,6 +27,7 @@ __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "mse
 class Loss(Primitive):
     """Loss ``op`` (a row of :data:`gpugrad.fused.loss.ROWS`, set on the per-row subclasses) of input x against
     target t; keyword params are the kernels' (weight, reduction, ...)."""
+    lowp = "native"  # NOTE: the fused kernels and fallbacks read float16/bfloat16 storage, compute in float32
     op = None
 
     def forward(self, x, t, **params):
@@ -102,7 +104,7 @@ def _pair(fname, input, target, broadcast, stacklevel=3):  # noqa: A002
 # the input's dtype; probability targets promote with the input and the weight.
 def _promoted(fname, *operands):
     dt = _tensor._result_type(*operands)
-    if dt.kind != "f":
+    if not _isf(dt):
         raise NotImplementedError(f"{fname}: not implemented for '{_promo.short_name(dt)}' tensors (as PyTorch); "
                                   "convert them with .float()")
     return dt
@@ -143,14 +145,14 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """
     _check_tensor("input", "cross_entropy", input)
     _check_tensor("target", "cross_entropy", target)
-    if target.dtype.kind == "f" and target.shape != input.shape and input.ndim >= 1:
+    if _isf(target.dtype) and target.shape != input.shape and input.ndim >= 1:
         cdim = 1 if input.ndim >= 2 else 0
         if target.shape == input.shape[:cdim] + input.shape[cdim + 1:]:
             raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_promo.short_name(target.dtype)}"
                                f" (cross_entropy: a target of shape {tuple(target.shape)} looks like class indices; "
                                f"use target.long(); class probabilities must have the input's shape "
                                f"{tuple(input.shape)})")
-    if target.dtype.kind == "f":
+    if _isf(target.dtype):
         dt = _promoted("cross_entropy", input, target, *([] if weight is None else [weight]))
         input, target = input.type(dt), target.type(dt)  # noqa: A001
     elif target.shape == input.shape:
@@ -178,7 +180,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     """Sigmoid + binary cross entropy in one stable pass: w ((1 - t) x + (1 + (pw - 1) t) softplus(-x))."""
     fname = "binary_cross_entropy_with_logits"
     input, target = _pair(fname, input, target, broadcast=False)  # noqa: A001
-    if input.dtype.kind != "f":
+    if not _isf(input.dtype):
         raise NotImplementedError(f"{fname}: not implemented for '{_promo.short_name(input.dtype)}' input (as "
                                   "PyTorch's log_sigmoid); convert it with .float()")
     if target.dtype == np.bool_:

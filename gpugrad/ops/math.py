@@ -14,8 +14,9 @@ import warnings
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from .. import tensor as _tensor
-from ..autograd.primitive import Primitive
+from ..autograd.primitive import Primitive, recorded
 from ..backend import xp_of
 from . import elementwise as _ew
 from . import shape as _sh
@@ -662,7 +663,7 @@ def _need(fname, x, pos=1, arg="input"):
 
 
 def _fl(t):
-    return t if t._data.dtype.kind == "f" else t.type(_tensor.get_default_dtype())
+    return t if _isf(t._data.dtype) else t.type(_tensor.get_default_dtype())
 
 
 def _unary(cls):
@@ -706,7 +707,7 @@ def sgn(input):  # noqa: A002
         return Tensor(input._data.copy())
     # NOTE: PyTorch's sign of nan is 0 ((0 < x) - (x < 0)); NumPy's is nan
     return ZeroGrad.apply(input, fn=lambda a: ((a > 0).astype(a.dtype) - (a < 0)).astype(a.dtype, copy=False)
-                          if a.dtype.kind == "f" else xp_of(a).sign(a))
+                          if _isf(a.dtype) else xp_of(a).sign(a))
 
 
 def logit(input, eps=None):  # noqa: A002
@@ -716,26 +717,29 @@ def logit(input, eps=None):  # noqa: A002
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):  # noqa: A002
     _need("nan_to_num", input)
-    if input.dtype.kind != "f":
+    if not _isf(input.dtype):
         return Tensor(input._data.copy())
     fi = np.finfo(input.dtype)
     return NanToNum.apply(input, nan=nan, posinf=float(fi.max) if posinf is None else posinf,
                           neginf=float(fi.min) if neginf is None else neginf)
 
 
+@recorded
 def isinf(input):  # noqa: A002
     _need("isinf", input)
     return Tensor(input.xp.isinf(input._data))
 
 
+@recorded
 def isposinf(input):  # noqa: A002
     _need("isposinf", input)
-    return Tensor(input.xp.isposinf(input._data) if input.dtype.kind == "f" else input.xp.zeros(input.shape, bool))
+    return Tensor(input.xp.isposinf(input._data) if _isf(input.dtype) else input.xp.zeros(input.shape, bool))
 
 
+@recorded
 def isneginf(input):  # noqa: A002
     _need("isneginf", input)
-    return Tensor(input.xp.isneginf(input._data) if input.dtype.kind == "f" else input.xp.zeros(input.shape, bool))
+    return Tensor(input.xp.isneginf(input._data) if _isf(input.dtype) else input.xp.zeros(input.shape, bool))
 
 
 def _pair(fname, a, b, tensor_other=True):
@@ -761,21 +765,21 @@ def atan2(input, other):  # noqa: A002
 
 def hypot(input, other):  # noqa: A002
     a, b = _pair("hypot", input, other)
-    if a.dtype.kind != "f":
+    if not _isf(a.dtype):
         raise NotImplementedError(f"\"hypot_cpu\" not implemented for '{_tensor._tname(a.dtype)}'")
     return Hypot.apply(a, b)
 
 
 def logaddexp(input, other):  # noqa: A002
     a, b = _pair("logaddexp", input, other)
-    if a.dtype.kind != "f":
+    if not _isf(a.dtype):
         raise NotImplementedError(f"\"logaddexp_cpu\" not implemented for '{_tensor._tname(a.dtype)}'")
     return LogAddExp.apply(a, b)
 
 
 def logaddexp2(input, other):  # noqa: A002
     a, b = _pair("logaddexp2", input, other)
-    if a.dtype.kind != "f":
+    if not _isf(a.dtype):
         raise NotImplementedError(f"\"logaddexp2_cpu\" not implemented for '{_tensor._tname(a.dtype)}'")
     return LogAddExp2.apply(a, b)
 
@@ -855,6 +859,7 @@ def mul(input, other):  # noqa: A002
 
 
 # -- logical and bitwise -----------------------------------------------------------------------------------
+@recorded
 def logical_not(input):  # noqa: A002
     _need("logical_not", input)
     return Tensor(input._data == 0)
@@ -868,7 +873,7 @@ def _logical(name, op):
         _tensor._check_broadcast(input.shape, other.shape)
         return Tensor(op(input._data != 0, other._data != 0))
     f.__name__ = name
-    return f
+    return recorded(f)
 
 
 logical_and = _logical("logical_and", np.logical_and)
@@ -885,14 +890,15 @@ def _int_pair(name, kernel, a, b, allow_bool=True):
     _tensor._check_same_device(a, b, name)
     _tensor._check_broadcast(a.shape, b.shape)
     dt = _tensor._result_type(a, b)
-    if dt.kind == "f" or (dt.kind == "b" and not allow_bool):
+    if _isf(dt) or (dt.kind == "b" and not allow_bool):
         raise NotImplementedError(f"\"{kernel}_cpu\" not implemented for '{_tensor._tname(dt)}'")
     return a._data.astype(dt, copy=False), b._data.astype(dt, copy=False)
 
 
+@recorded
 def bitwise_not(input):  # noqa: A002
     _need("bitwise_not", input)
-    if input.dtype.kind == "f":
+    if _isf(input.dtype):
         raise NotImplementedError(f"\"bitwise_not_cpu\" not implemented for '{_tensor._tname(input.dtype)}'")
     return Tensor(~input._data)
 
@@ -902,7 +908,7 @@ def _bitwise(name, op):
         a, b = _int_pair(name, name, input, other)
         return Tensor(op(a, b))
     f.__name__ = name
-    return f
+    return recorded(f)
 
 
 bitwise_and = _bitwise("bitwise_and", np.bitwise_and)
@@ -910,6 +916,7 @@ bitwise_or = _bitwise("bitwise_or", np.bitwise_or)
 bitwise_xor = _bitwise("bitwise_xor", np.bitwise_xor)
 
 
+@recorded
 def bitwise_left_shift(input, other):  # noqa: A002
     a, b = _int_pair("bitwise_left_shift", "lshift", input, other, allow_bool=False)
     xp = xp_of(a)
@@ -919,6 +926,7 @@ def bitwise_left_shift(input, other):  # noqa: A002
     return Tensor(xp.where(ok, xp.left_shift(a, xp.where(ok, b, 0)), 0).astype(a.dtype, copy=False))
 
 
+@recorded
 def bitwise_right_shift(input, other):  # noqa: A002
     a, b = _int_pair("bitwise_right_shift", "rshift", input, other, allow_bool=False)
     xp = xp_of(a)
@@ -950,7 +958,7 @@ def repeat(t, *sizes):
     out = t.reshape(inter).expand(big).reshape(tuple(r * s for r, s in zip(sizes, shape)))
     if out._data.base is not None or out._view is not None:
         out = out.contiguous() if not out._data.flags.c_contiguous else _sh.Alias.apply(out)
-        out._data = out._data.copy()  # NOTE: repeat returns new memory, as PyTorch
+        out._data = _tensor._engine._copy(out._data)  # NOTE: repeat returns new memory, as PyTorch
     return out
 
 

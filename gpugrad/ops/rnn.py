@@ -19,6 +19,9 @@ Nodes (arrays: ``xg`` (T, B, kH), ``w_hh`` (kH, P), ``h0`` (B, P); ``reverse`` r
 """
 from __future__ import annotations
 
+import numpy as np
+
+from .._dtypes import LOWP
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
 from ..fused import rnn as K
@@ -31,15 +34,26 @@ def _order(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
+def _mm(a, b):
+    """a @ b; float16/bfloat16 multiply in float32 and round once (NumPy's float16 matmul is a scalar loop,
+    ml_dtypes' bfloat16 one returns float32)."""
+    if a.dtype in LOWP:
+        return (a.astype(np.float32) @ b.astype(np.float32)).astype(a.dtype)
+    return a @ b
+
+
 def _weight_grad(dg, hs, h0, reverse):
     """sum_t dg[t]^T @ h_prev[t] (the gradient of W_hh) as two matmuls, without building the h_prev sequence."""
     T, B, G = dg.shape
     P = hs.shape[-1]
+    low = dg.dtype if dg.dtype in LOWP else None
+    if low is not None:  # NOTE: both products summed in float32, rounded once
+        dg, hs, h0 = dg.astype(np.float32), hs.astype(np.float32), h0.astype(np.float32)
     first, rest, prev = (dg[-1], dg[:-1], hs[1:]) if reverse else (dg[0], dg[1:], hs[:-1])
     w = first.T @ h0
     if T > 1:
         w += rest.reshape(-1, G).T @ prev.reshape(-1, P)
-    return w
+    return w if low is None else w.astype(low)
 
 
 def _reads_all_but_input(rg):
@@ -47,6 +61,7 @@ def _reads_all_but_input(rg):
 
 
 class _Seq(Primitive):
+    lowp = "native"  # NOTE: the fused kernels and fallbacks read float16/bfloat16 storage, compute in float32
     save_output = True   # NOTE: backward reads the states it produced; an in-place write to them must raise
     saves = staticmethod(_reads_all_but_input)
 
@@ -68,9 +83,9 @@ class LSTMSeq(_Seq):
         whT = w_hh.T
         h, c = h0, c0
         for t in _order(T, reverse):
-            K.lstm_cell_fwd(xg[t], h @ whT, c, out=(act[t], cs[t], hc[t]))
+            K.lstm_cell_fwd(xg[t], _mm(h, whT), c, out=(act[t], cs[t], hc[t]))
             if w_hr:
-                hs[t] = hc[t] @ w_hr[0].T
+                hs[t] = _mm(hc[t], w_hr[0].T)
             h, c = hs[t], cs[t]
         self.act, self.hc, self.reverse, self.dims = act, hc, reverse, (T, B, P, H)
         return buf
@@ -97,12 +112,12 @@ class LSTMSeq(_Seq):
                     d[...] = dhs[t]
                 else:
                     xp.add(dhs[t], dh_rec, out=d)
-                dh, dhr = d @ w_hr[0], None
+                dh, dhr = _mm(d, w_hr[0]), None
             else:
                 dh, dhr = dhs[t], dh_rec
             _, dc_rec = K.lstm_cell_bwd(act[t], cs[t], c_prev, dh, dcs[t], dhr, dc_rec, out=(dxg[t], dc_bufs[k % 2]))
-            dh_rec = dxg[t] @ w_hh
-        extra = (dhp.reshape(-1, P).T @ self.hc.reshape(-1, H),) if w_hr else ()
+            dh_rec = _mm(dxg[t], w_hh)
+        extra = (_mm(dhp.reshape(-1, P).T, self.hc.reshape(-1, H)),) if w_hr else ()
         return self._grads(dxg, _weight_grad(dxg, hs, h0, self.reverse), dh_rec, dc_rec, *extra)
 
     @staticmethod
@@ -129,7 +144,7 @@ class GRUSeq(_Seq):
         whT = w_hh.T
         h = h0
         for t in _order(T, reverse):
-            K.gru_cell_fwd(xg[t], h @ whT, h, bhh, out=(saved[t], hs[t]))
+            K.gru_cell_fwd(xg[t], _mm(h, whT), h, bhh, out=(saved[t], hs[t]))
             h = hs[t]
         self.saved, self.reverse = saved, reverse
         return hs
@@ -147,7 +162,7 @@ class GRUSeq(_Seq):
         for k in range(T - 1, -1, -1):
             t = order[k]
             K.gru_cell_bwd(saved[t], h0 if k == 0 else hs[order[k - 1]], g[t], dh_rec, out=(dxg[t], dhg[t], dhp))
-            dh_rec = dhg[t] @ w_hh
+            dh_rec = _mm(dhg[t], w_hh)
             dh_rec += dhp
         extra = (dhg.sum(axis=(0, 1)),) if b_hh else ()
         return self._grads(dxg, _weight_grad(dhg, hs, h0, self.reverse), dh_rec, *extra)
@@ -168,7 +183,7 @@ class RNNSeq(_Seq):
         whT = w_hh.T
         h = h0
         for t in _order(xg.shape[0], reverse):
-            h = K.rnn_cell_fwd(nonlinearity, xg[t], h @ whT, out=hs[t])
+            h = K.rnn_cell_fwd(nonlinearity, xg[t], _mm(h, whT), out=hs[t])
         self.reverse, self.kind = reverse, nonlinearity
         return hs
 
@@ -181,7 +196,7 @@ class RNNSeq(_Seq):
         for k in range(hs.shape[0] - 1, -1, -1):
             t = order[k]
             K.rnn_cell_bwd(self.kind, hs[t], g[t], dh_rec, out=dxg[t])
-            dh_rec = dxg[t] @ w_hh
+            dh_rec = _mm(dxg[t], w_hh)
         return self._grads(dxg, _weight_grad(dxg, hs, h0, self.reverse), dh_rec)
 
     @staticmethod

@@ -16,7 +16,8 @@ import sys as _sys
 import numpy as np
 
 _tensor = __import__("sys").modules[__package__.rsplit(".", 1)[0] + ".tensor"]  # NOTE: the module (the package rebinds `tensor` to the function)
-from ..autograd.primitive import Primitive
+from .._dtypes import is_float as _isf
+from ..autograd.primitive import Primitive, recorded, value_shaped
 from ..backend import xp_of
 from ._util import norm_dim, one_dim, quiet_family
 from .elementwise import Exp, Log, Where
@@ -90,7 +91,7 @@ _PROD_W = 128  # prod: partial products of 128 lanes, then one short row reducti
 def _fast_last(a, axis):
     """The blocked NumPy paths apply: a float NumPy array reduced/scanned along its last axis, large enough
     that the pass count matters more than the per-call overhead."""
-    return (type(a) is np.ndarray and a.dtype.kind == "f" and a.ndim and axis in (-1, a.ndim - 1)
+    return (type(a) is np.ndarray and _isf(a.dtype) and a.ndim and axis in (-1, a.ndim - 1)
             and a.shape[-1] >= 2 * _BLK and a.size >= 1 << 14)
 
 
@@ -261,7 +262,7 @@ quiet_family(CumProd, LogCumSumExp, Prod)
 
 
 def _float_only(t, fname):
-    if t.dtype.kind != "f":
+    if not _isf(t.dtype):
         raise NotImplementedError(f"\"{fname}\" not implemented for '{_promo_name(t.dtype)}'")
 
 
@@ -275,13 +276,13 @@ def prod(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None
     dim, keepdim = _keep(dim, keepdim, axis, keepdims)
     x = _int64_if_integral(input, dtype)
     if dim is None:
-        if x.dtype.kind != "f" or not x.requires_grad:
+        if not _isf(x.dtype) or not x.requires_grad:
             return Tensor(x.xp.asarray(x._data.prod(dtype=_acc(x.dtype))).astype(x.dtype, copy=False))
         return Prod.apply(x.reshape(-1), axis=0, keepdim=False)
     d = one_dim(dim, x.ndim)
     if x.ndim == 0:
         return x.reshape(()) if not keepdim else x
-    if x.dtype.kind != "f":
+    if not _isf(x.dtype):
         return Tensor(x._data.prod(axis=d, keepdims=keepdim))
     return Prod.apply(x, axis=d, keepdim=keepdim)
 
@@ -293,7 +294,7 @@ def _scan_op(input, dim, axis, dtype, fname, cls):
     d = one_dim(dim, x.ndim)
     if x.ndim == 0:
         return x.reshape(()) if x is not input else x.clone() if hasattr(x, "clone") else x * 1
-    if x.dtype.kind != "f":
+    if not _isf(x.dtype):
         return Tensor(CumSum().forward(x._data, d) if cls is CumSum else x.xp.cumprod(x._data, axis=d))
     return cls.apply(x, axis=d)
 
@@ -323,11 +324,11 @@ def _cumext(input, dim, axis, mode):
     d = one_dim(dim, input.ndim)
     xp, a = input.xp, input._data
     if input.ndim == 0 or a.size == 0:
-        return (cummax_t if mode == "max" else cummin_t)(input * 1 if input.dtype.kind == "f" else
+        return (cummax_t if mode == "max" else cummin_t)(input * 1 if _isf(input.dtype) else
                                                          Tensor(a.copy()), Tensor(xp.zeros(a.shape, np.int64)))
     v = _scan("maximum" if mode == "max" else "minimum", a, d)
     hit = a == v
-    if a.dtype.kind == "f":
+    if _isf(a.dtype):
         hit |= xp.isnan(a)
     pos = xp.arange(a.shape[d], dtype=np.int64).reshape(tuple(-1 if i == d else 1 for i in range(a.ndim)))
     idx = _scan("maximum", xp.where(hit, pos, 0), d)
@@ -394,14 +395,14 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, axis=None):  # noqa: A0
 
 def _eq_nan(a, t):
     """a == t with NaN equal to NaN (NaN is one value, the largest, in the orderings here)."""
-    return (a == t) | (np.isnan(a) & np.isnan(t)) if a.dtype.kind in "fc" else a == t
+    return (a == t) | (np.isnan(a) & np.isnan(t)) if _isf(a.dtype) else a == t
 
 
 def _topk_idx(a, d, k, largest):
     """The first k of the stable (descending if largest) argsort along d: on the CPU via argpartition, then a stable
     sort of the k picked (in index order); rows where a value tied with the k-th one was left out take the full sort."""
     n, nd = a.shape[d], a.ndim
-    if type(a) is not np.ndarray or not 0 < k < n or a.dtype.kind not in "biuf":
+    if type(a) is not np.ndarray or not 0 < k < n or not (_isf(a.dtype) or a.dtype.kind in "biu"):
         return _argsort(a, d, largest)[_sl(nd, d, slice(0, k))]
     kth = n - k if largest else k - 1
     p = np.argpartition(a, kth, axis=d)
@@ -421,8 +422,8 @@ def _select_k(input, d, k_of_row, keepdim, rt, nan_first=False):
     """Values/indices at sorted position k (an int array broadcast over the other dims) along d."""
     a = input._data
     xp = input.xp
-    if type(a) is np.ndarray and a.dtype.kind in "biuf" and a.size and int(k_of_row.min()) == int(k_of_row.max()) \
-            and not (a.dtype.kind == "f" and np.isnan(a).any()):
+    if type(a) is np.ndarray and (_isf(a.dtype) or a.dtype.kind in "biu") and a.size and int(k_of_row.min()) == int(k_of_row.max()) \
+            and not (_isf(a.dtype) and np.isnan(a).any()):
         # NOTE: one k for all rows and no NaN: argpartition at k, then, in rows where the k-th value is tied,
         # the index the stable sort puts at k (the (k - #smaller)-th of the equal values in index order)
         k = int(k_of_row.max())
@@ -532,7 +533,7 @@ class EvenPick(Primitive):
 
     def forward(self, x, value):
         xp = xp_of(x)
-        m = xp.isnan(x) if value.dtype.kind == "f" and bool(xp.isnan(value)) else (x == value)
+        m = xp.isnan(x) if _isf(value.dtype) and bool(xp.isnan(value)) else (x == value)
         self.w = (m / max(int(m.sum()), 1)).astype(x.dtype)
         return value.copy()
 
@@ -547,16 +548,16 @@ def _median(input, dim, keepdim, axis, keepdims, nan):
     xp, a = input.xp, input._data
     if dim is None:
         if a.size == 0:
-            return Tensor(xp.asarray(np.nan, dtype=a.dtype if a.dtype.kind == "f" else np.float32))
+            return Tensor(xp.asarray(np.nan, dtype=a.dtype if _isf(a.dtype) else np.float32))
         flat = a.reshape(-1)
-        isn = xp.isnan(flat) if a.dtype.kind == "f" else None
+        isn = xp.isnan(flat) if _isf(a.dtype) else None
         m = flat.size - int(isn.sum()) if isn is not None else flat.size
         if nan:
             pos = max((m - 1) // 2, 0)
         else:
             pos = (flat.size - 1) // 2 if m == flat.size else m
         # NOTE: the value at sorted position pos (NaN last); a partition on the CPU (6x less than a sort)
-        v = np.partition(flat, pos)[pos] if type(flat) is np.ndarray and a.dtype.kind in "biuf" else xp.sort(flat)[pos]
+        v = np.partition(flat, pos)[pos] if type(flat) is np.ndarray and (_isf(a.dtype) or a.dtype.kind in "biu") else xp.sort(flat)[pos]
         v = xp.asarray(v)
         if input.requires_grad:
             return EvenPick.apply(input, value=v)
@@ -564,11 +565,11 @@ def _median(input, dim, keepdim, axis, keepdims, nan):
     d = one_dim(dim, input.ndim)
     rt = nanmedian_t if nan else median_t
     if input.ndim == 0:
-        return rt(input * 1 if input.dtype.kind == "f" else Tensor(a.copy()), Tensor(xp.zeros((), np.int64)))
+        return rt(input * 1 if _isf(input.dtype) else Tensor(a.copy()), Tensor(xp.zeros((), np.int64)))
     n = a.shape[d]
     if n == 0:
         raise IndexError(f"{fname}(): Expected reduction dim {d} to have non-zero size.")
-    if a.dtype.kind == "f":
+    if _isf(a.dtype):
         nn_ = (~xp.isnan(a)).sum(axis=d, keepdims=True)
         k = xp.maximum((nn_ - 1) // 2, 0) if nan else xp.where(nn_ == n, (n - 1) // 2, nn_)
     else:
@@ -590,7 +591,7 @@ def mode(input, dim=-1, keepdim=False, *, axis=None, keepdims=None):  # noqa: A0
     d = one_dim(dim, input.ndim)
     xp, a = input.xp, input._data
     if input.ndim == 0:
-        return mode_t(input * 1 if input.dtype.kind == "f" else Tensor(a.copy()), Tensor(xp.zeros((), np.int64)))
+        return mode_t(input * 1 if _isf(input.dtype) else Tensor(a.copy()), Tensor(xp.zeros((), np.int64)))
     n = a.shape[d]
     if n == 0:
         raise IndexError(f"mode(): Expected reduction dim {d} to have non-zero size.")
@@ -713,7 +714,7 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=No
     _need("nansum", input)
     dim, keepdim = _keep(dim, keepdim, axis, keepdims)
     x = input
-    if x.dtype.kind == "f":
+    if _isf(x.dtype):
         x = x.masked_fill(Tensor(x.xp.isnan(x._data)), 0)
     return x.sum(dim, keepdim, dtype=dtype)
 
@@ -722,7 +723,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=N
     _need("nanmean", input)
     dim, keepdim = _keep(dim, keepdim, axis, keepdims)
     x = input if dtype is None else input.type(dtype)
-    if x.dtype.kind != "f":
+    if not _isf(x.dtype):
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                            f"{_promo_name(x.dtype)}")
     cnt = Tensor((~x.xp.isnan(x._data)).sum(axis=norm_dim(dim, x.ndim), keepdims=keepdim).astype(x.dtype))
@@ -736,6 +737,7 @@ def count_nonzero(input, dim=None, *, axis=None):  # noqa: A002
     return Tensor(input.xp.asarray((a != 0).sum(axis=norm_dim(dim, input.ndim))).astype(np.int64))
 
 
+@recorded
 def any_all(input, dim, keepdim, axis, keepdims, fname):
     dim, keepdim = _keep(dim, keepdim, axis, keepdims)
     a = input._data
@@ -749,6 +751,7 @@ def any_all(input, dim, keepdim, axis, keepdims, fname):
 
 
 # -- unique / bincount / histc -----------------------------------------------------------------------------
+@value_shaped
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
     _need("unique", input)
     xp, a = input.xp, input._data
@@ -760,11 +763,11 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
             raise IndexError(f"unique(): dim {dim} is out of range for a 0-d tensor")
         rows = xp.moveaxis(a, d, 0).reshape(a.shape[d], -1)
     m = rows.shape[0]
-    if d is None and m and type(a) is np.ndarray and a.dtype.kind in "biuf":
+    if d is None and m and type(a) is np.ndarray and (_isf(a.dtype) or a.dtype.kind in "biu"):
         # NOTE: 1-D: a plain sort (a stable argsort for floats or when the inverse is asked: the same order as
         # the lexsort below), inverse and counts only when asked
         flat = a.reshape(-1)
-        if return_inverse or a.dtype.kind == "f":
+        if return_inverse or _isf(a.dtype):
             order = np.argsort(flat, kind="stable")
             sr = flat[order]
         else:
@@ -813,6 +816,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     return res[0] if len(res) == 1 else tuple(res)
 
 
+@value_shaped
 def bincount(input, weights=None, minlength=0):  # noqa: A002
     _need("bincount", input)
     a = input._data
@@ -835,7 +839,7 @@ def bincount(input, weights=None, minlength=0):  # noqa: A002
 def histc(input, bins=100, min=0, max=0):  # noqa: A002
     _need("histc", input)
     a = input._data
-    if a.dtype.kind != "f":
+    if not _isf(a.dtype):
         raise NotImplementedError(f"\"histogram_cpu\" not implemented for '{_promo_name(a.dtype)}'")
     if bins <= 0:
         raise RuntimeError("torch.histc: bins must be > 0")

@@ -20,6 +20,7 @@ __all__ = ["softmax", "log_softmax", "logsumexp"]
 
 class RowReduce(Primitive):
     """Row ``op`` over ``axis``: softmax / log_softmax (same shape), logsumexp (reduced, ``keepdim``)."""
+    lowp = "native"  # NOTE: the fused kernels and fallbacks read float16/bfloat16 storage, compute in float32
     op = None  # the row of gpugrad.fused.softmax.ROWS (set on the per-row subclasses)
     save_output = True
 

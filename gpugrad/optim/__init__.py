@@ -3,7 +3,9 @@
 SGD, Adam/AdamW, RMSprop and Adagrad step with one fused CUDA kernel per parameter on the GPU
 (kernels/optim.cu) and an in-place NumPy update with the same formulas on the CPU
 (gpugrad/fused/optim.py). NAdam, RAdam, Adamax, Adadelta, ASGD and LBFGS are in-place array
-updates on whichever array module holds the parameter (gpugrad/optim/_composite.py).
+updates on whichever array module holds the parameter (gpugrad/optim/_composite.py). float16/bfloat16
+parameters follow PyTorch's per-op rounding, or keep float32 master copies with ``master_weights=True``
+(see gpugrad/optim/optimizer.py).
 """
 from . import lr_scheduler
 from .adadelta import Adadelta

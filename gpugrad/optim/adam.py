@@ -2,10 +2,24 @@
 from __future__ import annotations
 
 from ..fused import optim as K
-from .optimizer import Optimizer, _check_flags_unsupported, _check_nonneg, _is_number
-from ..tensor import _bump
+from ._composite import check_betas, check_flags, stepped
+from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
+
+
+def _torch_adam(o, w, g, m, v, vmax, *, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                amsgrad, maximize):
+    """PyTorch's op sequence (``_single_tensor_adam``), for float16/bfloat16 parameters."""
+    if decoupled_weight_decay and weight_decay != 0:
+        w[...] = o.mul(w, 1 - lr * weight_decay)
+    g = o.grad(g, w, maximize, 0 if decoupled_weight_decay else weight_decay)
+    m[...] = o.lerp(m, g, 1 - beta1)
+    v[...] = o.addcmul(o.mul(v, beta2), g, g, 1 - beta2)
+    if amsgrad:
+        vmax[...] = v = o.maximum(vmax, v)
+    denom = o.add(o.div(o.sqrt(v), (1 - beta2 ** step) ** 0.5), eps)
+    w[...] = o.addcdiv(w, m, denom, -(lr / (1 - beta1 ** step)))
 
 
 class Adam(Optimizer):
@@ -14,51 +28,39 @@ class Adam(Optimizer):
 
     ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2), or, with
     ``decoupled_weight_decay=True`` (= :class:`AdamW`), multiplies ``p`` by ``1 - lr * weight_decay``.
+    ``master_weights=True`` (a gpugrad extension) keeps a float32 master copy and float32 state for
+    float16/bfloat16 parameters; see :mod:`gpugrad.optim.optimizer`.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
-                 decoupled_weight_decay=False):
+                 decoupled_weight_decay=False, master_weights=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
                         foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, master_weights)
 
     def _check_group(self, group):
         super()._check_group(group)
-        _check_nonneg(group, "eps", "epsilon")
-        _check_nonneg(group, "weight_decay")
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        for i, b in enumerate(betas):
-            if not (_is_number(b) and 0.0 <= float(b) < 1.0):
-                raise ValueError(f"Invalid beta parameter at index {i}: {b!r} (must be in [0, 1))")
-        _check_flags_unsupported(group, differentiable="optimizer steps are not part of the autograd graph",
-                                 capturable="CUDA-graph capture of optimizer steps is not implemented")
+        check_betas(group)
+        check_flags(group)
 
     def step(self, closure=None):
         loss = self._eval_closure(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             amsgrad = bool(group["amsgrad"])
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = self._zeros(p)
-                    state["exp_avg_sq"] = self._zeros(p)
+            init = lambda p: dict(exp_avg=self._zeros(p), exp_avg_sq=self._zeros(p))  # noqa: E731
+            kw = dict(lr=float(group["lr"]), beta1=float(beta1), beta2=float(beta2), eps=float(group["eps"]),
+                      weight_decay=float(group["weight_decay"]), amsgrad=amsgrad,
+                      decoupled_weight_decay=bool(group["decoupled_weight_decay"]), maximize=bool(group["maximize"]))
+            for p, state, w, g, o in stepped(self, group, init):
                 if amsgrad and "max_exp_avg_sq" not in state:
                     state["max_exp_avg_sq"] = self._zeros(p)
-                state["step"] += 1
-                K.adam_step(p._data, p.grad._data, state["exp_avg"]._data, state["exp_avg_sq"]._data,
-                            state["max_exp_avg_sq"]._data if amsgrad else None, step=state["step"], lr=group["lr"],
-                            beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                            decoupled_weight_decay=bool(group["decoupled_weight_decay"]), amsgrad=amsgrad,
-                            maximize=bool(group["maximize"]))
-                _bump(p)  # NOTE: an in-place write: tensors saved by a graph see it, as in PyTorch
+                args = (w, g, state["exp_avg"]._data, state["exp_avg_sq"]._data,
+                        state["max_exp_avg_sq"]._data if amsgrad else None)
+                kw["step"] = state["step"]
+                _torch_adam(o, *args, **kw) if o.lowp else K.adam_step(*args, **kw)
         return loss
 
 
@@ -66,7 +68,8 @@ class AdamW(Adam):
     """Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before the Adam update."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
+                 master_weights=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                          foreach=foreach, maximize=maximize, capturable=capturable, differentiable=differentiable,
-                         fused=fused, decoupled_weight_decay=True)
+                         fused=fused, decoupled_weight_decay=True, master_weights=master_weights)

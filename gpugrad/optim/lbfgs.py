@@ -2,9 +2,12 @@
 an optional strong-Wolfe line search."""
 from __future__ import annotations
 
+import numpy as np
+
+from .._dtypes import LOWP
 from ..backend import to_device
-from ..fused.optim import state_dtype
-from ..tensor import Tensor, _bump
+from ..tensor import Tensor
+from ._composite import commit, master
 from .optimizer import Optimizer, _check_nonneg
 
 __all__ = ["LBFGS"]
@@ -108,15 +111,17 @@ class LBFGS(Optimizer):
     """L-BFGS. ``step(closure)`` runs up to ``max_iter`` iterations (``max_eval`` closure calls, default
     ``max_iter * 5 // 4``); ``closure`` must zero the gradients, compute the loss, call ``backward()``
     and return the loss. Only one parameter group; all parameters on one device, of one dtype.
+    float16/bfloat16 parameters need ``master_weights=True`` (a gpugrad extension: float32 master copies and
+    state, see :mod:`gpugrad.optim.optimizer`); PyTorch's per-op rounding of L-BFGS is not reproduced.
     """
 
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
-                 history_size=100, line_search_fn=None):
+                 history_size=100, line_search_fn=None, *, master_weights=False):
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
                         tolerance_change=tolerance_change, history_size=history_size, line_search_fn=line_search_fn)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, master_weights)
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
@@ -125,6 +130,12 @@ class LBFGS(Optimizer):
         if len(devs) > 1 or len(dts) > 1:
             raise NotImplementedError(f"gpugrad's LBFGS needs all parameters on one device and of one dtype, got "
                                       f"devices {sorted(devs)} and dtypes {sorted(map(str, dts))}")
+        if not master_weights and np.dtype(self._params[0].dtype) in LOWP:
+            # NOTE: PyTorch's L-BFGS rounds its flat vectors, dot products and history in the parameter dtype;
+            #       gpugrad does not reproduce that, and refuses rather than compute something else
+            raise NotImplementedError(f"LBFGS with {self._params[0].dtype} parameters does not reproduce PyTorch's "
+                                      "low-precision rounding: pass master_weights=True (float32 master copies) or "
+                                      "use float32 parameters")
 
     def add_param_group(self, param_group):
         if self.param_groups:
@@ -148,7 +159,11 @@ class LBFGS(Optimizer):
         return self._params[0].device.xp
 
     def _dtype(self):
-        return state_dtype(self._params[0].dtype)
+        return self._state_dtype(self._params[0])
+
+    def _target(self, p):
+        """The array the update writes: p's own, or its float32 master copy."""
+        return master(self, p, self.state[p]) if self.master_weights and p._data.dtype in LOWP else p._data
 
     def _gather_flat_grad(self):
         xp, dt = self._xp, self._dtype()
@@ -160,21 +175,19 @@ class LBFGS(Optimizer):
         step_size = float(step_size)
         for p in self._params:
             n = p._data.size
-            upd = update[off:off + n].reshape(p.shape)
-            if p._data.dtype == upd.dtype:
-                p._data += step_size * upd
-            else:
-                p._data[...] = (p._data.astype(upd.dtype) + step_size * upd).astype(p._data.dtype)
-            _bump(p)
+            w = self._target(p)
+            w += step_size * update[off:off + n].reshape(p.shape)
+            commit(self, p, w)
             off += n
 
     def _clone_param(self):
-        return [p._data.copy() for p in self._params]
+        return [self._target(p).copy() for p in self._params]
 
     def _set_param(self, params_data):
         for p, a in zip(self._params, params_data):
-            p._data[...] = a
-            _bump(p)
+            w = self._target(p)
+            w[...] = a
+            commit(self, p, w)
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)
@@ -304,7 +317,9 @@ class LBFGS(Optimizer):
         return orig_loss
 
     def _load_value(self, p, idx, key, v):
-        dev, dt = p.device, state_dtype(p.dtype)
+        if key == "master_param":
+            return super()._load_value(p, idx, key, v)
+        dev, dt = p.device, self._state_dtype(p)
 
         def arr(x):
             a = x._data if isinstance(x, Tensor) else x

@@ -2,7 +2,22 @@
 
 Subclasses declare their options in ``defaults``, check one group's values in ``_check_group``
 and implement ``step``; the update math lives in :mod:`gpugrad.fused.optim` (a fused CUDA kernel
-on the GPU, NumPy in place on the CPU).
+on the GPU, NumPy in place on the CPU) and :mod:`gpugrad.optim._composite` (PyTorch's op sequences).
+
+Low-precision (float16/bfloat16) parameters, two modes:
+
+- default (``master_weights=False``): as PyTorch. The state has the parameter's dtype and the update is
+  PyTorch's sequence of tensor ops, each computed in float32 and rounded to the parameter's dtype
+  (bit for bit PyTorch's CPU single-tensor optimizers, run with one thread). Updates below half an ulp
+  of a parameter are lost (it stagnates), and e.g. Adam's default ``eps=1e-8`` rounds to 0 in float16,
+  so an element whose second moment underflows becomes NaN or inf, as in PyTorch.
+- ``master_weights=True`` (a gpugrad extension; PyTorch has no such option): each float16/bfloat16
+  parameter has a float32 master copy (``state["master_param"]``) and float32 state; the update is the
+  float32 one, on the master, rounded once into the parameter. A write into the parameter outside the
+  optimizer (its version moves and the rounded master no longer equals it) re-seeds the master from it.
+  float32/float64 parameters are unaffected by the flag. A state dict saved in one mode loads in the
+  other: the state is cast to the new state dtype, a missing master is made from the parameter and
+  a master the mode has no use for is dropped.
 """
 from __future__ import annotations
 
@@ -11,9 +26,9 @@ import functools
 
 import numpy as np
 
+from .._dtypes import FLOATS, LOWP
 from ..autograd import primitive as _prim
 from ..backend import to_device
-from ..fused.optim import state_dtype
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -60,7 +75,9 @@ class Optimizer:
             recorded_step._records_call = True
             cls.step = recorded_step
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, master_weights=False):
+        self.master_weights = bool(master_weights)
+        self._synced = {}  # id(p) -> p's version when its master copy was last known to round to it
         self.defaults = dict(defaults)
         self.state = collections.defaultdict(dict)
         self.param_groups = []
@@ -104,7 +121,9 @@ class Optimizer:
             if not p.is_leaf:
                 raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i} of the group); "
                                  "optimize the leaf it was computed from, or .detach().requires_grad_() it")
-            state_dtype(p.dtype)  # raises TypeError for integer/bool parameters
+            if np.dtype(p.dtype) not in FLOATS:
+                raise TypeError(f"optimizers update floating-point parameters (float16/bfloat16/float32/float64), "
+                                f"got dtype {p.dtype}")
         group["params"] = params
 
         unknown = sorted(set(group) - set(self.defaults) - _EXTRA_GROUP_KEYS)
@@ -159,12 +178,17 @@ class Optimizer:
         raise NotImplementedError
 
     # -- state helpers for subclasses --------------------------------------------------------------
-    @staticmethod
-    def _zeros(p, fill=0.0):
-        """A state Tensor shaped like ``p`` on its device (float32 for float16 parameters)."""
-        xp = p.device.xp
-        a = xp.zeros(p.shape, dtype=state_dtype(p.dtype)) if fill == 0 else xp.full(p.shape, fill, dtype=state_dtype(p.dtype))
-        return Tensor(a)
+    def _state_dtype(self, p):
+        """The dtype of p's state: p's own, float32 for a float16/bfloat16 p with master weights."""
+        dt = np.dtype(p.dtype)
+        return np.dtype(np.float32) if self.master_weights and dt in LOWP else dt
+
+    def _zeros(self, p, fill=0.0):
+        """A state Tensor shaped like ``p`` on its device, in :meth:`_state_dtype`."""
+        xp, dt = p.device.xp, self._state_dtype(p)
+        # NOTE: a fill goes through float32 to a low-precision dtype, as PyTorch's full_like casts a scalar
+        a = xp.zeros(p.shape, dtype=dt) if fill == 0 else xp.full(p.shape, fill, dtype=np.float32 if dt in LOWP else dt)
+        return Tensor(a.astype(dt, copy=False))
 
     # -- (de)serialization -------------------------------------------------------------------------
     def state_dict(self):
@@ -207,7 +231,8 @@ class Optimizer:
             if idx not in by_index:
                 raise ValueError(f"state dict has state for parameter index {idx}, which is in no parameter group")
             p = by_index[idx]
-            new_state[p] = {k: self._load_value(p, idx, k, v) for k, v in s.items()}
+            keep = self.master_weights and np.dtype(p.dtype) in LOWP  # NOTE: a master only where this mode has one
+            new_state[p] = {k: self._load_value(p, idx, k, v) for k, v in s.items() if keep or k != "master_param"}
 
         new_groups = []
         for g, sg in zip(self.param_groups, saved_groups):
@@ -219,9 +244,9 @@ class Optimizer:
             new_groups.append(ng)
         self.state = new_state
         self.param_groups = new_groups
+        self._synced.clear()  # NOTE: loaded masters are checked against their parameters at the next step
 
-    @staticmethod
-    def _load_value(p, idx, key, v):
+    def _load_value(self, p, idx, key, v):
         if key == "step":
             return int(v.item() if hasattr(v, "item") else v)
         arr = v._data if isinstance(v, Tensor) else v
@@ -230,8 +255,8 @@ class Optimizer:
         if tuple(arr.shape) != tuple(p.shape):
             raise ValueError(f"state '{key}' of parameter {idx} has shape {tuple(arr.shape)}, but the parameter has "
                              f"shape {tuple(p.shape)}")
-        arr = to_device(arr, p.device).astype(state_dtype(p.dtype), copy=True)
-        return Tensor(arr)
+        dt = np.dtype(np.float32) if key == "master_param" else self._state_dtype(p)
+        return Tensor(to_device(arr, p.device).astype(dt, copy=True))
 
     # -- misc --------------------------------------------------------------------------------------
     def __repr__(self):

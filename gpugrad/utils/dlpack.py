@@ -34,6 +34,7 @@ import ctypes
 
 import numpy as np
 
+from .._dtypes import is_float as _isf
 from ..tensor import Tensor, _dlpack_export
 
 __all__ = ["from_dlpack", "to_dlpack"]
@@ -146,7 +147,7 @@ def from_dlpack(ext_tensor):
     The result is a leaf that does not require grad (no gradient history crosses frameworks);
     writes to it are seen by the producer and vice versa."""
     arr = import_array(ext_tensor)
-    if np.dtype(arr.dtype).kind not in "biuf" and np.dtype(arr.dtype).name != "bfloat16":
+    if not (_isf(np.dtype(arr.dtype)) or np.dtype(arr.dtype).kind in "biu") and np.dtype(arr.dtype).name != "bfloat16":
         raise TypeError(f"from_dlpack: gpugrad has no dtype {arr.dtype}")
     return Tensor(arr)
 

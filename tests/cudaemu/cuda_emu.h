@@ -186,6 +186,57 @@ inline float __low2float(__half2 h) { return float(h.x); }
 inline float __high2float(__half2 h) { return float(h.y); }
 
 // ---------------------------------------------------------------------------------------------
+// bfloat16: storage type and the conversions of cuda_bf16.h (bit-exact, round to nearest even).
+// ---------------------------------------------------------------------------------------------
+namespace cudaemu {
+inline unsigned short float_to_bf16_bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fffu;  // NOTE: CUDA's canonical NaN (sign dropped)
+  const uint32_t r = x >> 16, rem = x & 0xffffu;       // subnormals and a carry into inf are right too
+  return (unsigned short)(r + (rem > 0x8000u || (rem == 0x8000u && (r & 1u))));
+}
+inline unsigned short double_to_bf16_bits(double d) {
+  // NOTE: d -> float rounded to odd, then -> bfloat16 to nearest even is one correct rounding of d
+  // (24 >= 8 + 2 bits); as cuda_bf16.hpp's __double2bfloat16 below sm_90
+  float f = (float)d;
+  if (f != d && d == d) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if (std::fabs((double)f) > std::fabs(d)) --u;
+    u |= 1u;
+    std::memcpy(&f, &u, 4);
+  }
+  return float_to_bf16_bits(f);
+}
+inline float bf16_bits_to_float(unsigned short h) {
+  const uint32_t bits = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+}  // namespace cudaemu
+
+struct __nv_bfloat16_raw { unsigned short x; };
+struct __nv_bfloat16 {
+  unsigned short __x;
+  __nv_bfloat16() = default;
+  __nv_bfloat16(__nv_bfloat16_raw r) : __x(r.x) {}
+  __nv_bfloat16(float f) : __x(cudaemu::float_to_bf16_bits(f)) {}
+  __nv_bfloat16(double d) : __x(cudaemu::double_to_bf16_bits(d)) {}
+  operator float() const { return cudaemu::bf16_bits_to_float(__x); }
+  operator __nv_bfloat16_raw() const { return __nv_bfloat16_raw{__x}; }
+};
+static_assert(sizeof(__nv_bfloat16) == 2 && alignof(__nv_bfloat16) == 2, "__nv_bfloat16 layout");
+typedef __nv_bfloat16 nv_bfloat16;
+inline float __bfloat162float(__nv_bfloat16 h) { return float(h); }
+inline __nv_bfloat16 __float2bfloat16(float f) { return __nv_bfloat16(f); }
+inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16(f); }
+inline __nv_bfloat16 __double2bfloat16(double d) { return __nv_bfloat16(d); }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.__x; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return __nv_bfloat16(__nv_bfloat16_raw{u}); }
+
+// ---------------------------------------------------------------------------------------------
 // Bit casts and math intrinsics. Math goes to the host libm.
 // NOTE: the fast approximate intrinsics (__expf, __logf, ...) are the accurate functions here:
 // results of code using them match the GPU's only to the intrinsic's documented error.
@@ -393,6 +444,7 @@ struct KernelInfo { const char* name; ThunkFn fn; const char* sig; };
 
 template <class T> inline const char* type_name() {
   if (std::is_same<T, __half>::value) return "f16";
+  if (std::is_same<T, __nv_bfloat16>::value) return "bf16";
   if (std::is_same<T, float>::value) return "f32";
   if (std::is_same<T, double>::value) return "f64";
   if (std::is_same<T, bool>::value) return "b8";

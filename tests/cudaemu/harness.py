@@ -21,7 +21,12 @@ from . import build
 ROOT = build.ROOT
 KDIR = ROOT / "kernels"
 SOURCES = tuple(sorted(p.name for p in KDIR.glob("*.cu")))  # NOTE: a new file joins the coverage check
-DTYPES = ("float16", "float32", "float64")
+try:  # NOTE: bfloat16 (ml_dtypes' dtype, as CuPy's) is tested where ml_dtypes is installed
+    import ml_dtypes
+    BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:
+    BF16 = None
+DTYPES = ("float16", "float32", "float64") + (("bfloat16",) if BF16 is not None else ())
 TIMINGS: dict = {}  # builds: [(modules, seconds)]; cases: [(test module, case, seconds)]
 
 
@@ -138,6 +143,8 @@ def dev(a):
 # in the far tails (exp of a large argument amplifies its last-ulp error), hence the atol.
 TOL = {np.dtype(np.float16): dict(rtol=2e-3, atol=1e-5), np.dtype(np.float32): dict(rtol=1e-5, atol=1e-7),
        np.dtype(np.float64): dict(rtol=1e-12, atol=1e-14)}
+if BF16 is not None:  # NOTE: float16's, scaled by 2^3 for bfloat16's 8-bit (vs 11-bit) significand
+    TOL[BF16] = dict(rtol=1.6e-2, atol=8e-5)
 
 
 def assert_agree(got, want, what="", scaled=False, rtol=None, atol=None):
@@ -162,8 +169,8 @@ def assert_agree(got, want, what="", scaled=False, rtol=None, atol=None):
 
 
 def compute(dt):
-    """The compute dtype of a storage dtype (float32 for float16)."""
-    return np.float32 if np.dtype(dt) == np.float16 else np.dtype(dt)
+    """The compute dtype of a storage dtype (float32 for float16/bfloat16)."""
+    return np.dtype(np.float32) if np.dtype(dt).itemsize == 2 else np.dtype(dt)
 
 
 def _outputs(r):

@@ -1,5 +1,6 @@
 // Small kernels that exercise the emulator itself (tests/test_kernels_emulated_runtime.py):
 // collective semantics, the errors for misused collectives, races, sanitizer catches.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 extern "C" {
@@ -81,6 +82,18 @@ __global__ void half_conv(const unsigned short* __restrict__ in, float* __restri
   for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
     out[i] = __half2float(__ushort_as_half(in[i]));
     back[i] = __half_as_ushort(__float2half_rn(f[i]));
+  }
+}
+
+// bfloat16 conversions: out[i] = __bfloat162float(bits in[i]); back[i] / dback[i] = bits of
+// __float2bfloat16_rn(f[i]) / __double2bfloat16(d[i]).
+__global__ void bf16_conv(const unsigned short* __restrict__ in, float* __restrict__ out, const float* __restrict__ f,
+                          unsigned short* __restrict__ back, const double* __restrict__ d,
+                          unsigned short* __restrict__ dback, long long n) {
+  for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    out[i] = __bfloat162float(__ushort_as_bfloat16(in[i]));
+    back[i] = __bfloat16_as_ushort(__float2bfloat16_rn(f[i]));
+    dback[i] = __bfloat16_as_ushort(__double2bfloat16(d[i]));
   }
 }
 

@@ -515,6 +515,12 @@ _C_NAMES = {"f16": "__half", "f32": "float", "f64": "double", "i8": "signed char
             "i64": "long long", "u8": "unsigned char", "u16": "unsigned short", "u32": "unsigned int",
             "u64": "unsigned long long", "b8": "bool"}
 _BY_VALUE = {np.dtype(c).type for c in "?bhilqBHILQefdFD"}
+_C_NAMES["bf16"] = "__nv_bfloat16"
+try:  # NOTE: CuPy's bfloat16 arrays have ml_dtypes' dtype, as NumPy's
+    import ml_dtypes as _ml
+    _NP_TYPES["bf16"] = _ml.bfloat16
+except ImportError:
+    pass
 
 
 def _parse_signature(sig):
