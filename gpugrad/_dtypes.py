@@ -35,3 +35,35 @@ def bfloat16():
 def finfo_of(dt):
     """numpy-style finfo of a float dtype (ml_dtypes' for bfloat16)."""
     return _ml.finfo(dt) if dt == BF16 else np.finfo(dt)
+
+
+# -- bfloat16 through DLPack on the CPU ---------------------------------------------------------------
+# NOTE: NumPy's DLPack knows no bfloat16, but the bits are uint16: an export goes out as a uint16 view
+# whose capsule is retagged kDLBfloat 16, an import is retagged kDLUInt 16 before NumPy reads it (then
+# viewed as bfloat16). Memory stays shared; only the 4-byte DLDataType field of the DLTensor changes.
+_U16, _BF = (1, 16, 1), (4, 16, 1)  # DLDataType (code, bits, lanes): kDLUInt, kDLBfloat
+
+
+def _dldtype(capsule):
+    """The DLDataType field (a ctypes array of code, bits, lanes-low, lanes-high bytes) of an unused capsule."""
+    import ctypes  # noqa: PLC0415  (DLPack only)
+    api = ctypes.pythonapi
+    api.PyCapsule_GetName.restype, api.PyCapsule_GetName.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    name = api.PyCapsule_GetName(capsule)
+    # NOTE: DLManagedTensorVersioned = version (8 bytes), manager_ctx, deleter, flags (uint64), then the
+    #       DLTensor; a legacy DLManagedTensor starts with it. In DLTensor: data (ptr), device (2 x int32),
+    #       ndim (int32), then dtype.
+    off = 8 + 3 * ctypes.sizeof(ctypes.c_void_p) if name == b"dltensor_versioned" else 0
+    base = api.PyCapsule_GetPointer(capsule, name) + off + ctypes.sizeof(ctypes.c_void_p) + 12
+    return (ctypes.c_uint8 * 4).from_address(base)
+
+
+def dlpack_retag(capsule, frm, to):
+    """Rewrite the capsule's dtype ``frm`` -> ``to`` ((code, bits, lanes)); True if it had ``frm``."""
+    f = _dldtype(capsule)
+    if (f[0], f[1], f[2] | f[3] << 8) != frm:
+        return False
+    f[0], f[1], f[2], f[3] = to[0], to[1], to[2] & 255, to[2] >> 8
+    return True

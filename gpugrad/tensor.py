@@ -1827,13 +1827,14 @@ def _dlpack_export(data, requires_grad, stream=None, max_version=None, dl_device
     ``stream``, still serves legacy consumers, and a newer one reports the keywords it lacks)."""
     if requires_grad:
         raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
-    if isinstance(data, np.ndarray) and not (_isf(data.dtype) or data.dtype.kind in "biu"):
-        raise BufferError(f"a {data.dtype} tensor on the CPU cannot be exported through DLPack (NumPy has no "
-                          "DLPack bfloat16); convert it first, e.g. t.float()")
     kw = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device), ("copy", copy))
           if v is not None}
     if stream is not None:
         kw["stream"] = stream
+    if isinstance(data, np.ndarray) and data.dtype == bfloat16:  # NOTE: NumPy exports the bits (see _dtypes)
+        cap = data.view(np.uint16).__dlpack__(**kw)
+        _dtypes.dlpack_retag(cap, _dtypes._U16, _dtypes._BF)
+        return cap
     return data.__dlpack__(**kw)
 
 

@@ -151,8 +151,29 @@ def test_torch_both_ways():
     leg[1] = 4.0                        # NOTE: a legacy capsule's memory is writable (DLPack < 1.0), as in PyTorch
     assert src.tolist() == [1.0, 4.0]
     assert torch.utils.dlpack.from_dlpack(D.to_dlpack(gg.full((2,), 3.0))).tolist() == [3.0, 3.0]
-    with pytest.raises(BufferError):
-        gg.from_dlpack(torch.ones(2, dtype=torch.bfloat16))   # NumPy has no DLPack bfloat16
+
+
+def test_bfloat16_both_ways_shares_memory():
+    """NumPy has no DLPack bfloat16: gpugrad sends and reads the uint16 bits with the dtype field retagged."""
+    pytest.importorskip("ml_dtypes")
+    g = gg.arange(12.0).reshape(3, 4).bfloat16()
+    back = gg.from_dlpack(g[:, ::2])                  # through a capsule, strided
+    assert back.dtype == gg.bfloat16 and back.tolist() == [[0.0, 2.0], [4.0, 6.0], [8.0, 10.0]]
+    back[0, 1] = 7.0
+    assert g[0, 2].item() == 7.0
+    leg = D.from_dlpack(D.to_dlpack(g))                # legacy capsules too
+    assert leg.dtype == gg.bfloat16 and leg.data_ptr() == g.data_ptr()
+    torch = pytest.importorskip("torch")
+    x = torch.arange(4.0).bfloat16()
+    t = gg.from_dlpack(x)
+    assert t.dtype == gg.bfloat16 and t.data_ptr() == x.data_ptr()
+    t[0] = 3.0
+    assert x[0].item() == 3.0
+    y = torch.from_dlpack(g)
+    assert y.dtype == torch.bfloat16 and y.stride() == (4, 1) and y.data_ptr() == g.data_ptr()
+    y[2, 3] = -1.0
+    assert g[2, 3].item() == -1.0
+    assert torch.utils.dlpack.from_dlpack(D.to_dlpack(g)).dtype == torch.bfloat16
 
 
 def test_jax_both_ways():

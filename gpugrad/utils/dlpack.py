@@ -25,8 +25,9 @@ Semantics (the DLPack / array-API standard):
   stream wait for the work queued on the current stream (``stream=None`` means the legacy default
   stream, ``-1`` no synchronisation), and ``cupy.from_dlpack`` passes CuPy's current stream when
   importing. On the CPU ``stream`` must be None. NOTE: this CUDA path has not run on a GPU yet.
-- bfloat16: NumPy has no DLPack bfloat16, so a bfloat16 tensor on the CPU (an ml_dtypes array)
-  cannot be exported and a bfloat16 capsule cannot be imported there: both raise ``BufferError``.
+- bfloat16: NumPy has no DLPack bfloat16, so on the CPU a bfloat16 tensor (an ml_dtypes array) is
+  exported as NumPy's capsule of its uint16 bits with the dtype field set to kDLBfloat 16, and a
+  bfloat16 capsule is imported by the reverse (``gpugrad._dtypes.dlpack_retag``): still zero-copy.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import ctypes
 
 import numpy as np
 
+from .. import _dtypes as _dt
 from .._dtypes import is_float as _isf
 from ..tensor import Tensor, _dlpack_export
 
@@ -121,6 +123,7 @@ def import_array(obj):
     if dev_type in _CPU_TYPES:
         cap = obj.capsule if isinstance(obj, _Capsule) else _cpu_capsule(obj)
         legacy = _name(cap) == b"dltensor"
+        bf16 = _dt.BF16 is not None and _dt.dlpack_retag(cap, _dt._BF, _dt._U16)
         try:
             arr = np.from_dlpack(_Capsule(cap))
         except RuntimeError as e:  # NOTE: NumPy reports an unsupported dtype (bfloat16, ...) as RuntimeError
@@ -129,7 +132,8 @@ def import_array(obj):
         # NOTE: a legacy (DLPack < 1.0) capsule has no read-only flag, and its memory is writable by that
         #       version's contract (PyTorch imports it writable); NumPy marks such imports read-only to be
         #       safe, so gpugrad takes a writable alias of the same memory (which keeps the import alive).
-        return _writable_alias(arr) if legacy and not arr.flags.writeable else arr
+        arr = _writable_alias(arr) if legacy and not arr.flags.writeable else arr
+        return arr.view(_dt.BF16) if bf16 else arr
     if dev_type in _CUDA_TYPES:
         from ..backend import cupy_module  # noqa: PLC0415  (CuPy only when CUDA memory arrives)
         cp = cupy_module()
