@@ -111,6 +111,7 @@ class _Tape:
         self.literal = set()                           # ids of tensors made from Python numbers (tensor._scalar_tensor)
         self.born_data = set()                         # ids of the arrays of tensors made during the call
         self.made = set()                              # ids of the recorded ops' output tensors
+        self.objs = {}                                 # op index -> what the CUDA-graph path needs of a host effect
 
     # -- slots ------------------------------------------------------------------------------------
     def new(self, a):
@@ -435,6 +436,8 @@ class _Spec:
         self.out = tape.out
         self.const_out = tape.const_out
         self.mods = [(m, tr) for m, tr in tape.mods.values()]
+        self.kinds = [(op[0][0], tape.objs.get(i)) for i, op in enumerate(ops)]
+        self.graph = None  # the _Graph of CuPy steps (made on the first replay); False: the flat replay
 
     def guard(self):
         for m, tr in self.mods:
@@ -443,6 +446,11 @@ class _Spec:
         return True
 
     def replay(self, tensors):
+        if self.graph is None:
+            cp = _cupy_for([t._data for t in tensors] + [t._data for t, _ in self.ext])
+            self.graph = False if cp is None else _Graph.make(self, cp)
+        if self.graph:
+            return self.graph.replay(tensors)
         S = self.template.copy()
         for t, s in self.ext:
             S[s] = t._data
@@ -457,6 +465,200 @@ class _Spec:
         finally:
             quiet_end(q)
         return _build(self.out, S, self.const_out)
+
+
+# -- the CUDA-graph replay (CuPy arrays) ------------------------------------------------------------
+
+class _NoGraph(Exception):
+    """The step cannot be a CUDA graph: it replays as flat array calls instead (warned once)."""
+
+
+def _cupy_for(arrays):
+    """CuPy when the step's arrays are CuPy arrays (it then replays as CUDA graphs), else None."""
+    return sys.modules.get("cupy") if any(type(a).__module__.startswith("cupy") for a in arrays) else None
+
+
+def _run_captured(run):
+    run()  # NOTE: one seam: tests/test_compile_cuda.py's stand-in CuPy notes `run` as what its graph launches
+
+
+def _no_rng(*_a, **_k):
+    raise _NoGraph("it draws random numbers (gg.randn, rand, randint, randperm, ...), which a CUDA graph would "
+                   "repeat on every launch")
+
+
+class _Graph:
+    """A specialization of a CuPy step replayed as CUDA graphs, captured on its first replay.
+
+    NOTE (the choices, see README "Compiled steps"):
+    - The step splits at its ``"o"`` calls (optimizer ``step``, ``zero_grad``): they run outside the graphs on every
+      replay, on the graphs' stream, so ``param_groups`` (a scheduler's lr) and the step count, which the kernels take
+      by value, are read as eagerly. Re-capturing on a change would mean every step (Adam's bias correction). Each
+      run of array calls between them is one graph: a usual step (zero_grad; forward; backward; step) is one launch.
+    - Capture is on a non-blocking stream (relaxed mode, CuPy's default), with a MemoryPool private to the graph as
+      the allocator: nothing else is ever handed its blocks, so the graph owns its memory for its lifetime. The cost:
+      each captured specialization keeps its step's whole working set (about eager's peak) allocated between calls.
+    - Inputs are copied into static buffers before each launch; a parameter whose array was replaced between calls
+      is copied into the captured one (and its tensor set to it). Dropout masks are drawn outside the graph before
+      each launch (eager's generator order) into the buffers the graph reads; any other random draw refuses the
+      graph. The fused kernels' error flags are read after the launch, one host read for them all.
+    - Host effects (``.grad`` of leaves, ``p.data = ...``) are undone while capturing and redone after each launch; a
+      ``.grad`` from the last replay still held elsewhere gets its own copy, since the graph rewrites its memory.
+    - A capture that fails (a host read or sync inside it, no graph support in this CuPy) warns once; this call
+      finishes and later calls run as the flat replay. A CompileError is raised as on the flat path.
+    """
+
+    @classmethod
+    def make(cls, spec, cp):
+        try:
+            if any(k == "g" and not o[2] for k, o in spec.kinds):
+                raise _NoGraph("it adds gradients into existing .grad tensors (zero_grad(set_to_none=False), or "
+                               "no zero_grad in the step)")
+            return cls(spec, cp)
+        except _NoGraph as e:
+            return cls.flat(e)
+
+    @staticmethod
+    def flat(why):
+        warnings.warn(f"gg.compile: this step replays as flat array calls, not as a CUDA graph: {why}",
+                      RuntimeWarning, stacklevel=4)
+        return False
+
+    def __init__(self, spec, cp):
+        self.spec, self.cp, self.S, self.handed = spec, cp, None, []
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        self.pool = cp.cuda.MemoryPool()
+        self.segs = []  # [i, f] of an "o" call, or [i, ops, graph, state] of a run of array calls
+        for i, ((f, fr), (k, obj)) in enumerate(zip(spec.plan, spec.kinds)):
+            if k == "o":
+                self.segs.append([i, f])
+            else:
+                if not self.segs or len(self.segs[-1]) == 2:
+                    self.segs.append([i, [], None, {}])
+                self.segs[-1][1].append((i, f, fr, k, obj))
+
+    def replay(self, tensors):
+        cp, st, spec = self.cp, self.stream, self.spec
+        cur = cp.cuda.get_current_stream()
+        st.wait_event(cur.record())  # NOTE: the inputs come from the current stream; the caller's work waits below
+        q = quiet_begin()
+        try:
+            with st:
+                if self.S is None:
+                    S = self.S = spec.template.copy()
+                    with cp.cuda.using_allocator(self.pool.malloc):
+                        self.inp = [cp.empty_like(t._data) for t in tensors]
+                    self.ext = [(t, s, t._data) for t, s in spec.ext]
+                    for s, b in zip(spec.inputs, self.inp):
+                        S[s] = b
+                    for t, s, a in self.ext:
+                        S[s] = a
+                S = self.S
+                for b, t in zip(self.inp, tensors):
+                    b[...] = t._data
+                for t, s, a in self.ext:
+                    if t._data is not a:  # NOTE: replaced between calls (load_state_dict, p.data = ...)
+                        if t._data.shape != a.shape or t._data.dtype != a.dtype:
+                            raise CompileError("gg.compile: a tensor the CUDA graph reads changed shape or dtype "
+                                               "between calls")
+                        a[...] = t._data
+                        t._data = a
+                for n, seg in enumerate(self.segs):
+                    if len(seg) == 2:
+                        seg[1](S)
+                    elif seg[2] is not None:
+                        self._launch(seg, S)
+                    elif not self._capture(seg, S):  # NOTE: then this call ends as the flat replay
+                        for f, fr in spec.plan[seg[0]:]:
+                            f(S)
+                            for s in fr:
+                                S[s] = None
+                        return _build(spec.out, S, True)
+                # NOTE: returned tensors are copies: the graph rewrites its outputs on the next launch
+                return _build(spec.out, S, True)
+        finally:
+            quiet_end(q)
+            cur.wait_event(st.record())
+
+    def _capture(self, seg, S):
+        cp, st, ops, state = self.cp, self.stream, seg[1], seg[3]
+        from . import random as _random  # noqa: PLC0415
+        from .fused import cuda as _cuda  # noqa: PLC0415
+        with cp.cuda.using_allocator(self.pool.malloc):
+            bufs = {i: cp.empty(o[0][1], o[0][2]) for i, _, _, k, o in ops if k == "r"}  # NOTE: (device, shape, dtype, p)
+            post = state["post"] = {}
+            S0 = S.copy()
+
+            def body():  # NOTE: on a copy of the slots, so the stand-in CuPy of the tests can run it again
+                W, fl, undo = S0.copy(), [], []
+                _cuda.flag_reads = fl
+                try:
+                    for i, f, fr, k, o in ops:
+                        if k == "r":  # NOTE: drawn before each launch (_launch)
+                            W[o[1]] = bufs[i]
+                            continue
+                        if k in "gdn":  # NOTE: host effects are undone at the end and redone after each launch
+                            undo.append((o[0], o[1], getattr(o[0], o[1])))
+                        f(W)
+                        if k in "gdn":
+                            post[i] = getattr(o[0], o[1])
+                        for s in fr:
+                            W[s] = None
+                    state["W"], state["flags"] = W, fl
+                    state["any"] = functools.reduce(lambda a, b: a | b, [e for e, _ in fl]) if fl else None
+                finally:
+                    _cuda.flag_reads = None
+                    for obj, attr, prev in reversed(undo):
+                        setattr(obj, attr, prev)
+            rng = _random.generator, _random.rng
+            _random.generator = _random.rng = _no_rng
+            try:
+                st.begin_capture()
+                try:
+                    _run_captured(body)
+                finally:
+                    g = st.end_capture()  # NOTE: ends an invalidated capture too (it then raises)
+            except CompileError:
+                self.spec.graph = False
+                raise
+            except Exception as e:  # noqa: BLE001  (a sync or host read inside, no graph support, a random draw)
+                self.spec.graph = self.flat(e if isinstance(e, _NoGraph) else f"its capture failed ({e!r})")
+                return False
+            finally:
+                _random.generator, _random.rng = rng
+        seg[2], state["bufs"] = g, bufs
+        self._launch(seg, S)
+        return True
+
+    def _launch(self, seg, S):
+        from .nn import functional as _F  # noqa: PLC0415
+        graph, state = seg[2], seg[3]
+        for i, b in state["bufs"].items():  # NOTE: a fresh mask from the generator, in eager's order
+            b[...] = _F._dropout_mask(*self.spec.kinds[i][1][0])
+        for x in self.handed:  # NOTE: a .grad of the last replay still held elsewhere keeps its values
+            if sys.getrefcount(x) > 3:
+                x._data = x._data.copy()
+        self.handed = []
+        graph.launch(self.stream)
+        S[:] = state["W"]
+        if state["flags"] and int(state["any"]):  # NOTE: one host read per launch (a sync, as eager's flag read)
+            for e, fail in state["flags"]:
+                if int(e):
+                    fail()
+        for i, _, _, k, o in seg[1]:
+            if k not in "gdn":
+                continue
+            v = state["post"][i]
+            if k == "g":
+                if o[0].grad is not None:
+                    raise CompileError("gg.compile: a parameter's .grad was None when the step was recorded and is "
+                                       "not now; set_to_none by code the recording could not see (call zero_grad "
+                                       "inside the compiled step)")
+                v = Tensor(v._data)
+                self.handed.append(v)
+            elif k == "n" and v is not None:
+                v = Tensor(v._data)
+            setattr(o[0], o[1], v)
 
 
 def _build(out, S, copy):
@@ -549,6 +751,7 @@ def _hooks(tape):
             t.refuse("a gradient of an input tensor or of a tensor made inside the step")
         gs = t.ref_a(g._data if isinstance(g, Tensor) else g)
         o = t.new(leaf.grad._data)
+        t.objs[len(t.ops)] = (leaf, "grad", was_none)
 
         def make():
             def f(S):
@@ -585,6 +788,7 @@ def _hooks(tape):
         if t is not None:  # NOTE: a fresh draw from the generator on every replay, as eager dropout
             args = (device, shape, dtype, p)
             o = t.new(out)
+            t.objs[len(t.ops)] = (args, o)
 
             def make():
                 def f(S):
@@ -636,6 +840,7 @@ def _hooks(tape):
         t = live()
         if t is not None and id(self) not in t.born and id(self) not in t.made:  # NOTE: p.data = ... on a parameter
             s = t.ref_t(value)
+            t.objs[len(t.ops)] = (self, "_data", None)
             t.add(("d", id(self), s), lambda: (lambda S: setattr(self, "_data", S[s])))
 
     orig_grad = Tensor.__dict__["grad"]
@@ -646,6 +851,7 @@ def _hooks(tape):
         if t is not None and id(self) not in t.born and id(self) not in t.made and hasattr(self, "_hooks"):
             # NOTE: p.grad = None (or a tensor) in the step; Tensor.__init__'s own (before _hooks is set) is not one
             s = None if value is None else t.ref_t(value)
+            t.objs[len(t.ops)] = (self, "grad", None)
             t.add(("n", id(self), s), lambda: (lambda S: orig_grad.__set__(self, None if s is None else Tensor(S[s]))))
 
     def scalar(o, dt, like_data):

@@ -192,6 +192,18 @@ def on(a):
     return cupy_module().cuda.Device(a.device.id)
 
 
+flag_reads = None  # NOTE: a list while gg.compile captures a CUDA graph (a host read is not allowed inside one)
+
+
+def check_flag(err, fail):
+    """Call ``fail()`` when the device-side error flag ``err`` is set: now (a 4-byte device->host copy, i.e. a sync),
+    or, while gg.compile captures a CUDA graph, after each launch of that graph (gpugrad/compile.py)."""
+    if flag_reads is not None:
+        flag_reads.append((err, fail))
+    elif int(err):
+        fail()
+
+
 def _call(source, kernel, dtype, grid, block, args):
     cp = cupy_module()
     # NOTE: 0-d arrays (device-side flags, scalar upstream gradients) are passed as they are: they are

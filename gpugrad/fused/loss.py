@@ -474,9 +474,8 @@ def _gpu_ce_index_fwd(cp, R, t, w, ig, eps, cdt, ldt):
         cuda.rows_launch(_SOURCE, "gpugrad_cross_entropy_fwd", R.x.dtype, R.rows, R.ncls,
                          (R.x, t, NULL if w is None else w, NULL if w is None else w.sum(dtype=cdt), loss, lse, err),
                          (np.int64(ig), np.float64(eps)))
-        # NOTE: reading the flag is one 4-byte device->host copy, i.e. a sync with the stream.
-        if R.rows and int(err):
-            _raise_bad_target(cp, t, ig, R.ncls)
+        if R.rows:  # NOTE: reading the flag is one 4-byte device->host copy, i.e. a sync with the stream
+            cuda.check_flag(err, lambda: _raise_bad_target(cp, t, ig, R.ncls))
     return loss, lse
 
 
@@ -534,8 +533,8 @@ def nll_loss_fwd(logp, target, weight=None, ignore_index: int = -100, reduction:
             # NOTE: one thread per row (an elementwise launch over rows): kernel(..., rows, ncls, ignore_index)
             cuda.map_launch(_SOURCE, "gpugrad_nll_loss_fwd", dt, R.rows, (R.x, t, NULL if w is None else w, loss_rows, err),
                             (np.int64(R.ncls), np.int64(ig)))
-            if R.rows and int(err):  # NOTE: one small device->host copy (a sync), as cross_entropy_fwd
-                _raise_bad_target(xp, t, ig, R.ncls)
+            if R.rows:  # NOTE: one small device->host copy (a sync), as cross_entropy_fwd
+                cuda.check_flag(err, lambda: _raise_bad_target(xp, t, ig, R.ncls))
     return _reduce_rows(xp, loss_rows, reduction, wt.sum() if reduction == "mean" else None, dt, R.sample_shape)
 
 
