@@ -207,7 +207,7 @@ class Primitive:
 
     @property
     def needs_input_grad(self):
-        return tuple(t._rg for t in self.inputs)
+        return tuple([t._rg for t in self.inputs])  # NOTE: a list first: tuple(genexpr) over-allocates, then shrinks
 
     @property
     def name(self):
@@ -296,7 +296,8 @@ def _lowp_forward(ctx, datas, params):
         y = ctx.forward(*[_widen(d) for d in datas], **params)
         floats = {d.dtype for d in datas if d.dtype.kind == "f" or d.dtype == _BF16}
         if y.dtype == _F32 and len(floats) == 1 and not floats.isdisjoint(_LOWP):
-            y = y.astype(floats.pop())  # NOTE: float16 + bfloat16 inputs promote to float32: no rounding
+            with np.errstate(over="ignore"):  # NOTE: beyond float16's range the result is inf, silently as PyTorch
+                y = y.astype(floats.pop())  # NOTE: float16 + bfloat16 inputs promote to float32: no rounding
     ctx.backward = _lowp_backward.__get__(ctx)  # NOTE: an instance attribute: other nodes pay nothing
     return y
 
@@ -316,8 +317,9 @@ def _lowp_backward(ctx, g):
     finally:
         ctx.inputs = ins
     one = type(gin) is not tuple
-    gin = tuple(gi.astype(ins[i]._data.dtype) if gi is not None and ins[i]._data.dtype in _LOWP
-                and gi.dtype != ins[i]._data.dtype else gi for i, gi in enumerate((gin,) if one else gin))
+    with np.errstate(over="ignore"):
+        gin = tuple(gi.astype(ins[i]._data.dtype) if gi is not None and ins[i]._data.dtype in _LOWP
+                    and gi.dtype != ins[i]._data.dtype else gi for i, gi in enumerate((gin,) if one else gin))
     return gin[0] if one else gin
 
 

@@ -139,13 +139,17 @@ def _cumprod_last(a):
 
 def _prod_last(a, keepdims):
     """prod of float NumPy ``a`` over its last axis: products over the middle axis of (rows, k, 128) run as
-    vector multiplies of 128 lanes, then one row reduction of 128."""
-    n = a.shape[-1]
-    k = n // _PROD_W
+    vector multiplies of 128 lanes; the lanes are then halved to 32 (compact halves) and the transposed
+    (32, rows) partials reduced along axis 0 (vector multiplies again, not a scalar chain per row)."""
+    n, w = a.shape[-1], _PROD_W
+    k = n // w
     rows = a.reshape(-1, n)
-    p = rows[:, :k * _PROD_W].reshape(rows.shape[0], k, _PROD_W).prod(axis=1)
-    p[:, :n - k * _PROD_W] *= rows[:, k * _PROD_W:]
-    return p.prod(axis=-1).reshape(a.shape[:-1] + ((1,) if keepdims else ()))
+    p = rows[:, :k * w].reshape(rows.shape[0], k, w).prod(axis=1)
+    p[:, :n - k * w] *= rows[:, k * w:]
+    while w > 32:  # NOTE: pairwise order (not sequential; PyTorch's vectorised order is neither): 0.12 -> 0.07 ms
+        w //= 2
+        p = np.multiply(p[:, :w], p[:, w:])
+    return np.multiply.reduce(np.ascontiguousarray(p.T), axis=0).reshape(a.shape[:-1] + ((1,) if keepdims else ()))
 
 
 # -- cumsum / cumprod / logcumsumexp -------------------------------------------------------------------
