@@ -161,6 +161,9 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):  # n
 
 # -- pooling --------------------------------------------------------------------------------------
 def _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, name):
+    if 0 in x.shape[1:]:  # NOTE: as PyTorch: only the batch may be empty (x is 4-D here: an unbatched input got N=1)
+        raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but "
+                           f"got:{list(x.shape)}")
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) else _pair(stride, "stride")
     p, d = _pair(padding, "padding"), _pair(dilation, "dilation")
@@ -187,12 +190,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """Max over each window (padding counts as -inf); the gradient goes to the window's argmax."""
     x, unbatched = _as_4d(input, "max_pool2d")
     k, s, pads, d, _ = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
-    n, c = x.shape[:2]
-    cols = _conv.im2col(x, k, s, pads, d, value=-math.inf)  # (C, KH, KW, N, OH, OW)
-    oh, ow = cols.shape[-2:]
-    cols = cols.reshape(c, k[0] * k[1], n, oh, ow)
-    idx = _conv.window_argmax(cols._data, 1)
-    y = _MaxMin.apply(cols, axis=1, idx=idx, keepdim=False, mode="max").permute(1, 0, 2, 3)
+    if k == s and pads == ((0, 0), (0, 0)) and d == (1, 1) and not return_indices:
+        y = _conv.MaxTiles.apply(x, kernel=k)  # NOTE: non-overlapping windows (the CNNs' 2x2 pools): fused
+        return y.squeeze(0) if unbatched else y
+    y, idx = _conv.max_pool(x, k, s, pads, d)
     if unbatched:
         y = y.squeeze(0)
     if not return_indices:
