@@ -24,8 +24,7 @@ from .tensor import (Tensor, arange, as_tensor, bool_, cat, chunk, concat, empty
                      float32, float64, from_numpy, full, full_like, get_default_dtype, int8, int16, int32, int64,
                      linspace, matmul, maximum, minimum, one_hot, ones, ones_like, pad, set_default_dtype, split,
                      stack, tensor, uint8, where, zeros, zeros_like)
-from . import _promotion
-from .tensor import bfloat16 as _bf16
+from . import _dtypes, _promotion
 from ._promotion import can_cast, promote_types
 from ._finfo import finfo, iinfo
 from . import autograd, func  # noqa: E402
@@ -35,8 +34,6 @@ __version__ = "0.1.0"
 # PyTorch's dtype aliases (gg.float, gg.int, gg.bool: see the end of this file)
 half, double = float16, float64
 short, long = int16, int64
-if _bf16 is not None:
-    bfloat16 = _bf16  # NOTE: ml_dtypes' numpy dtype (the bf16 extra); absent without it
 _BUILTIN_NAMED = {"float": float32, "int": int32, "bool": bool_}
 
 
@@ -352,8 +349,12 @@ def __getattr__(name):
         return getattr(_lazy("serialization"), name)
     if name in _BUILTIN_NAMED:
         return _BUILTIN_NAMED[name]
-    if name == "bfloat16":
-        raise AttributeError("gpugrad.bfloat16 needs the ml_dtypes package: pip install 'gpugrad[bf16]'")
+    if name == "bfloat16":  # NOTE: ml_dtypes (the bf16 extra) loads on first use: it costs ~0.6 s to import
+        from . import _dtypes  # noqa: PLC0415
+        try:
+            return _dtypes.bfloat16()
+        except TypeError as e:
+            raise AttributeError(f"gpugrad.bfloat16: {e}") from None
     raise AttributeError(f"module 'gpugrad' has no attribute {name!r}")
 
 
@@ -581,7 +582,7 @@ def embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sp
     bag = xp.minimum(xp.searchsorted(off, xp.arange(idx.size), side="right") - 1, nb - 1)
     keep = idx != padding_idx % weight.shape[0] if padding_idx is not None else xp.ones(idx.size, bool)
     size = xp.bincount(bag[keep], minlength=nb)[:nb].astype(_np.int64) if mode else xp.zeros(nb, _np.int64)
-    fast = mode == 0 and padding_idx is None and weight.dtype in (float16, float32, _bf16)
+    fast = mode == 0 and padding_idx is None and weight.dtype in _dtypes.LOWP | {float32}
     o2b = xp.zeros(0, _np.int64) if fast else bag
     mx = size.copy()
     if mode == 2:  # the first index (in order) holding each bag's maximum, per column

@@ -2,21 +2,66 @@
 
 bfloat16 is ``ml_dtypes.bfloat16`` (an optional dependency: ``pip install gpugrad[bf16]``): a NumPy dtype
 whose ``kind`` is ``'V'``, not ``'f'``, so "is this a float dtype" is :func:`is_float`, never
-``dt.kind == "f"``. Without ml_dtypes ``BF16`` is None and :func:`bfloat16` raises how to get it.
+``dt.kind == "f"``. ml_dtypes costs ~0.6 s to import, so it is loaded on first use (``gg.bfloat16``,
+``dtype="bfloat16"``, CPU autocast's default) or as soon as anything else imports it (:class:`_Watch`):
+bfloat16 arrays can only exist once it is imported, and from then on ``BF16`` is set, ``LOWP``/``FLOATS``
+(mutable sets, shared by every importer) hold it and the :func:`on_bf16` callbacks have run.
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import numpy as np
 
-try:
-    import ml_dtypes as _ml
-    BF16 = np.dtype(_ml.bfloat16)
-except ImportError:  # NOTE: optional: everything but bfloat16 works without it
-    _ml, BF16 = None, None
-
 F16, F32 = np.dtype(np.float16), np.dtype(np.float32)
-LOWP = frozenset(d for d in (F16, BF16) if d is not None)  # stored narrow, computed in float32
-FLOATS = frozenset(d for d in (F16, BF16, F32, np.dtype(np.float64)) if d is not None)
+BF16 = None  # NOTE: set by _load (read it as _dtypes.BF16, or register on_bf16: a from-import copies None)
+LOWP = {F16}  # stored narrow, computed in float32
+FLOATS = {F16, F32, np.dtype(np.float64)}
+_hooks = []
+
+
+def on_bf16(fn):
+    """Call ``fn(BF16)`` once bfloat16 is loaded (now, if it is)."""
+    _hooks.append(fn)
+    if BF16 is not None:
+        fn(BF16)
+
+
+def _load(ml):
+    global BF16
+    if BF16 is None:
+        BF16 = np.dtype(ml.bfloat16)
+        LOWP.add(BF16)
+        FLOATS.add(BF16)
+        for fn in _hooks:
+            fn(BF16)
+
+
+class _Watch:
+    """A meta-path finder that loads bfloat16 right after anyone imports ml_dtypes (then removes itself)."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "ml_dtypes":
+            return None
+        sys.meta_path.remove(cls)
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        if loader is not None and hasattr(loader, "exec_module"):
+            real = loader.exec_module
+
+            def exec_module(module):
+                real(module)
+                _load(module)
+            loader.exec_module = exec_module
+        return spec
+
+
+if "ml_dtypes" in sys.modules:
+    _load(sys.modules["ml_dtypes"])
+else:
+    sys.meta_path.insert(0, _Watch)
 
 
 def is_float(dt):
@@ -25,16 +70,20 @@ def is_float(dt):
 
 
 def bfloat16():
-    """The bfloat16 dtype, or a clear error when ml_dtypes is missing."""
+    """The bfloat16 dtype (loading ml_dtypes), or a clear error when ml_dtypes is missing."""
     if BF16 is None:
-        raise TypeError("bfloat16 needs the ml_dtypes package on the CPU: pip install 'gpugrad[bf16]' "
-                        "(or pip install ml_dtypes)")
+        try:
+            import ml_dtypes  # noqa: PLC0415
+        except ImportError:
+            raise TypeError("bfloat16 needs the ml_dtypes package on the CPU: pip install 'gpugrad[bf16]' "
+                            "(or pip install ml_dtypes)") from None
+        _load(ml_dtypes)
     return BF16
 
 
 def finfo_of(dt):
     """numpy-style finfo of a float dtype (ml_dtypes' for bfloat16)."""
-    return _ml.finfo(dt) if dt == BF16 else np.finfo(dt)
+    return sys.modules["ml_dtypes"].finfo(dt) if dt == BF16 else np.finfo(dt)
 
 
 # -- bfloat16 through DLPack on the CPU ---------------------------------------------------------------

@@ -21,13 +21,13 @@ import numbers
 
 import numpy as np
 
-from ._dtypes import BF16, is_float
+from ._dtypes import is_float, on_bf16
 
 __all__ = ["result_type", "promote_types", "can_cast", "short_name", "cpp_name", "tensor_type_name"]
 
 _BOOL = np.dtype(bool)
-_SUPPORTED = frozenset([np.dtype(d) for d in ("bool", "uint8", "int8", "int16", "int32", "int64",
-                                              "float16", "float32", "float64")] + ([BF16] if BF16 is not None else []))
+_SUPPORTED = {np.dtype(d) for d in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")}
+on_bf16(_SUPPORTED.add)
 _BAREBONES_UNSIGNED = frozenset(np.dtype(d) for d in ("uint16", "uint32", "uint64"))
 
 # names as PyTorch prints them: ScalarType ("Float"), C++ type ("float"), legacy tensor type ("FloatTensor")

@@ -27,13 +27,19 @@ int16 = np.dtype("int16")
 int32 = np.dtype("int32")
 int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
-bfloat16 = _dtypes.BF16  # NOTE: None without ml_dtypes; gg.bfloat16 then raises how to install it
+bfloat16 = None  # NOTE: ml_dtypes' dtype once loaded (gpugrad._dtypes: gg.bfloat16, or any import of ml_dtypes)
 _DTYPES = {"float16": float16, "half": float16, "float32": float32, "float": float32, "float64": float64,
            "double": float64, "int8": int8, "uint8": uint8, "int16": int16, "int32": int32, "int64": int64,
            "long": int64, "bool": bool_}
-if bfloat16 is not None:
-    _DTYPES["bfloat16"] = bfloat16
 _FLOATS = _dtypes.FLOATS
+
+
+def _set_bf16(dt):
+    global bfloat16
+    bfloat16 = _DTYPES["bfloat16"] = dt
+
+
+_dtypes.on_bf16(_set_bf16)
 _default_dtype = float32
 
 
@@ -1645,6 +1651,36 @@ class Tensor:
 
     def data_ptr(self):
         return _math.data_ptr(self)
+
+    def pin_memory(self, device=None):
+        """A copy in page-locked host memory (CuPy's pinned memory; in the graph, as PyTorch's), or self if pinned
+        already. NOTE: as PyTorch, CPU tensors only and a RuntimeError without CUDA: never an unpinned copy."""
+        if self.is_cuda:
+            raise RuntimeError(f"cannot pin '{self.type()}' only dense CPU tensors can be pinned")
+        if self.is_pinned(device):
+            return self
+        if device is not None and _be.device(device).type == "cpu":
+            raise RuntimeError("CPU device type not an accelerator.")
+        if _be._import_cupy() is None:
+            raise RuntimeError(f"pin_memory(): Cannot access accelerator device when none is available: "
+                               f"{_be.cuda.why_unavailable()}")
+        out = _sh.Alias.apply(self)
+        out._data = __import__("cupyx").empty_pinned(self._data.shape, self._data.dtype)
+        np.copyto(out._data, self._data)
+        return out
+
+    def is_pinned(self, device=None):
+        """Whether the memory is page-locked host memory, as the CUDA runtime reports; False without CUDA."""
+        if device is not None:
+            __import__("warnings").warn("The argument 'device' of Tensor.is_pinned() is deprecated. Please do not "
+                                        "pass this argument.", DeprecationWarning, stacklevel=2)
+        cp = None if self.is_cuda or self._data.size == 0 else _be._import_cupy()
+        if cp is None:
+            return False
+        try:  # NOTE: type 1 = cudaMemoryTypeHost (0 unregistered, 2 device, 3 managed); a view of pinned memory counts
+            return cp.cuda.runtime.pointerGetAttributes(self._data.ctypes.data).type == 1
+        except cp.cuda.runtime.CUDARuntimeError:  # older CUDA: an error for memory it does not know
+            return False
 
     def squeeze_(self, dim=None):
         return _math.reshape_inplace(self, lambda t: t.squeeze(dim), "squeeze_")

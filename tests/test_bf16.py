@@ -1,5 +1,8 @@
 """bfloat16 tensors on the CPU (ml_dtypes): dtype rules, one float32 computation per op rounded once,
 views, gradients, autocast, checkpoints; against PyTorch when it is installed."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -157,8 +160,19 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_without_ml_dtypes_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setattr(_dtypes, "BF16", None)
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # NOTE: makes `import ml_dtypes` raise ImportError
     with pytest.raises(TypeError, match=r"pip install 'gpugrad\[bf16\]'"):
         _dtypes.bfloat16()
+
+
+def test_ml_dtypes_loads_lazily_and_when_anyone_imports_it():
+    """`import gpugrad` does not import ml_dtypes (~0.6 s); a bfloat16 array made after the user imports it is
+    still computed through the float32 choke point (no bfloat16 accumulation)."""
+    code = ("import sys, numpy as np, gpugrad as gg; assert 'ml_dtypes' not in sys.modules; import ml_dtypes; "
+            "x = gg.from_numpy(np.full(1000, 0.01, ml_dtypes.bfloat16)); s = x.sum().item(); "
+            "assert abs(s - 10) < 0.05, s; assert (x * 2.5).dtype == gg.bfloat16; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
 # -- against PyTorch ---------------------------------------------------------------------------------

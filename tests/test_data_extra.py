@@ -215,3 +215,19 @@ def test_worker_errors_and_timeout():
 def test_pin_memory_is_accepted():
     dl = DataLoader(TensorDataset(np.arange(4.0)), batch_size=2, pin_memory=True)
     assert [b[0].tolist() for b in dl] == [[0.0, 1.0], [2.0, 3.0]]
+
+
+def test_pin_memory_pins_batches_only_when_cuda_is_usable(monkeypatch):
+    from gpugrad.data import dataloader as DL  # noqa: PLC0415
+    pinned = []
+    monkeypatch.setattr(gg.Tensor, "pin_memory", lambda t: pinned.append(t.shape) or t)
+    ds = gg.data.TensorDataset(gg.arange(6.0).reshape(6, 1), gg.arange(6))
+    monkeypatch.setattr(DL._cuda, "is_available", lambda: False)
+    assert len(list(gg.data.DataLoader(ds, batch_size=4, pin_memory=True))) == 2 and pinned == []
+    monkeypatch.setattr(DL._cuda, "is_available", lambda: True)
+    batches = list(gg.data.DataLoader(ds, batch_size=4, pin_memory=True))
+    assert [tuple(s) for s in pinned] == [(4, 1), (4,), (2, 1), (2,)]       # every tensor of every batch
+    assert batches[1][1].tolist() == [4, 5]
+    pinned.clear()
+    dicts = gg.data.DataLoader([{"x": gg.ones(2)}] * 3, batch_size=3, pin_memory=True)
+    assert list(dicts)[0]["x"].shape == (3, 2) and len(pinned) == 1

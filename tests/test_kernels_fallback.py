@@ -668,10 +668,11 @@ def test_cross_entropy_small_fast_path_matches_general_path(dt, shape, reduction
 # -- bfloat16 storage: as float16, computed in float32 and rounded once -------------------------------
 
 def _bf16():
-    from gpugrad._dtypes import BF16  # noqa: PLC0415
-    if BF16 is None:
+    from gpugrad import _dtypes  # noqa: PLC0415
+    try:
+        return _dtypes.bfloat16()  # NOTE: loads ml_dtypes (gpugrad loads it lazily)
+    except TypeError:
         pytest.skip("bfloat16 needs ml_dtypes")
-    return BF16
 
 
 def test_bfloat16_fallbacks_are_the_float32_ones_rounded_once():

@@ -23,7 +23,11 @@ from gpugrad.fused import cuda as loader  # noqa: E402
 from gpugrad.fused import loss as L  # noqa: E402
 from gpugrad.fused import softmax as S  # noqa: E402
 
-from gpugrad._dtypes import BF16  # noqa: E402
+try:
+    from gpugrad._dtypes import bfloat16 as _bf  # noqa: E402
+    BF16 = _bf()  # NOTE: gpugrad loads ml_dtypes lazily
+except TypeError:
+    BF16 = None
 
 DTYPES = [np.float16, np.float32, np.float64] + ([BF16] if BF16 is not None else [])
 TOL = {np.float16: dict(rtol=2e-3, atol=1e-4), np.float32: dict(rtol=1e-5, atol=1e-7),

@@ -211,3 +211,91 @@ def test_errors_as_torch():
         gg.alpha_dropout(x, 0.5)  # train is required, as torch
     with pytest.raises(TypeError, match="must be Tensor"):
         gg.narrow([1.0, 2.0], 0, 0, 1)
+
+
+# -- torch.linalg.diagonal, Tensor.pin_memory / is_pinned (issue 11, the last names) ------------------------------
+LDIAG = {"default": {}, "offset": {"offset": 1}, "dims": {"offset": -1, "dim1": 0, "dim2": 2},
+         "far offset": {"offset": 9}, "negative dims": {"dim1": -1, "dim2": -3}}
+
+
+@pytest.mark.parametrize("kw", list(LDIAG))
+def test_linalg_diagonal(kw):
+    a = _a(2, 3, 4)
+    x = gg.tensor(a, requires_grad=True)
+    y = gg.linalg.diagonal(x, **LDIAG[kw])
+    k = {"offset": 0, "dim1": -2, "dim2": -1, **LDIAG[kw]}
+    np.testing.assert_array_equal(y.detach().numpy(), np.diagonal(a, k["offset"], k["dim1"], k["dim2"]))
+    (y * y).sum().backward()
+    try:
+        import torch
+    except ImportError:
+        return
+    xt = torch.tensor(a, requires_grad=True)
+    yt = torch.linalg.diagonal(xt, **LDIAG[kw])
+    (yt * yt).sum().backward()
+    assert tuple(yt.shape) == tuple(y.shape)
+    np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+
+
+def test_linalg_diagonal_view_and_errors():
+    z = gg.zeros(2, 3, 3)
+    gg.linalg.diagonal(z).fill_(1.0)  # a view, as torch's: writes reach the base
+    np.testing.assert_array_equal(z.numpy(), np.broadcast_to(np.eye(3), (2, 3, 3)))
+    with pytest.raises(TypeError):
+        gg.linalg.diagonal(z, 1)  # offset/dims are keyword-only
+    with pytest.raises(TypeError, match="must be Tensor"):
+        gg.linalg.diagonal([[1.0]])
+    for bad in (gg.ones(3), gg.tensor(1.0)):
+        with pytest.raises(IndexError):
+            gg.linalg.diagonal(bad)
+    with pytest.raises(RuntimeError, match="cannot be identical"):
+        gg.linalg.diagonal(z, dim1=1, dim2=-2)
+
+
+def test_pin_memory_without_cuda_as_torch():
+    if gg.cuda.is_available():
+        pytest.skip("CUDA is usable here")
+    x = gg.ones(2)
+    assert x.is_pinned() is False
+    with pytest.raises(RuntimeError, match="Cannot access accelerator device"):
+        x.pin_memory()
+    with pytest.warns(DeprecationWarning), pytest.raises(RuntimeError, match="CPU device type not an accelerator"):
+        x.pin_memory("cpu")
+    try:
+        import torch
+    except ImportError:
+        return
+    assert torch.ones(2).is_pinned() is False
+    with pytest.raises(RuntimeError, match="Cannot access accelerator device"):
+        torch.ones(2).pin_memory()
+
+
+def test_pin_memory_with_a_cupy_stand_in(monkeypatch):
+    """The CUDA path against a stand-in: the copy lives in memory the (fake) runtime reports as page-locked."""
+    import sys
+    import types
+    from gpugrad import backend
+    pinned = []  # (start, end) of each "pinned" allocation
+
+    def empty_pinned(shape, dtype):
+        buf = np.empty(shape, dtype)
+        pinned.append((buf.ctypes.data, buf.ctypes.data + max(buf.nbytes, 1)))
+        keep.append(buf)
+        return buf
+    keep = []
+    err = type("CUDARuntimeError", (Exception,), {})
+    attrs = lambda p: types.SimpleNamespace(type=1 if any(a <= p < b for a, b in pinned) else 0)  # noqa: E731
+    cp = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+        pointerGetAttributes=attrs, CUDARuntimeError=err)))
+    monkeypatch.setattr(backend, "_import_cupy", lambda: cp)
+    monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(empty_pinned=empty_pinned))
+    a = _a(3, 4).astype(np.float32)
+    x = gg.tensor(a, requires_grad=True)
+    p = x.pin_memory()
+    assert p is not x and p.is_pinned() and not x.is_pinned() and p.dtype == x.dtype
+    assert p.pin_memory() is p  # already pinned: itself, as torch
+    assert p[1:].is_pinned()  # a view of pinned memory is pinned
+    np.testing.assert_array_equal(p.detach().numpy(), a)
+    (p * 2).sum().backward()  # in the graph, as torch's
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((3, 4), 2, np.float32))

@@ -13,12 +13,22 @@ import weakref
 
 import numpy as np
 
-from .._dtypes import BF16 as _BF16, F16 as _F16, F32 as _F32, LOWP as _LOWP
+from .. import _dtypes
+from .._dtypes import F16 as _F16, F32 as _F32, LOWP as _LOWP
 from .grad_mode import state
 
 __all__ = ["Primitive"]
 
 _Tensor = None  # set by gpugrad.tensor (avoids a circular import)
+_BF16 = None  # NOTE: bfloat16 once ml_dtypes is loaded (gpugrad._dtypes); tested by identity in apply
+
+
+def _set_bf16(dt):
+    global _BF16
+    _BF16 = dt
+
+
+_dtypes.on_bf16(_set_bf16)
 _seq = itertools.count()  # creation order of graph nodes (the backward sweep runs it in reverse)
 # NOTE: in-place writes also draw a number from _seq; last_write[0] is the latest, so the sweep
 # checks saved versions only on nodes recorded before some write (all others cannot be stale).
@@ -37,6 +47,7 @@ def recorded(fn, dynamic=None):
         t = tape
         return fn(*args, **kwargs) if t is None else t.call(fn, args, kwargs, dynamic)
     w.__name__, w.__qualname__, w.__doc__, w.__wrapped__ = fn.__name__, fn.__qualname__, fn.__doc__, fn
+    w.__module__ = fn.__module__
     return w
 
 

@@ -9,6 +9,7 @@ import operator
 import numpy as np
 
 from .. import random as _random
+from ..backend import cuda as _cuda
 from ..backend import device_of, to_device, xp_of
 from ..tensor import Tensor
 from . import _worker
@@ -43,6 +44,19 @@ class _Fetcher:
         return self.collate_fn(self.dataset[arg])
 
 
+def _pinned(batch):
+    """``batch`` with its CPU tensors in pinned memory (tuples, lists, namedtuples and dicts followed)."""
+    if isinstance(batch, Tensor):
+        return batch.pin_memory() if not batch.is_cuda else batch
+    if isinstance(batch, dict):
+        return type(batch)({k: _pinned(v) for k, v in batch.items()})
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*[_pinned(v) for v in batch])
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_pinned(v) for v in batch)
+    return batch
+
+
 class DataLoader:
     """Iterate over ``dataset`` in batches, PyTorch's ``torch.utils.data.DataLoader``.
 
@@ -68,8 +82,8 @@ class DataLoader:
     bounds the wait for one batch. Workers load on the CPU and never touch CUDA.
     A ``TensorDataset`` (or a ``Subset`` of one) with the default collate in the main process is
     batched without a per-sample loop: one fancy index per tensor per batch, on the tensors' own
-    device. ``pin_memory`` is accepted and does nothing (gpugrad batches are not staged through
-    pinned host memory).
+    device. ``pin_memory=True`` copies each batch's CPU tensors into page-locked host memory
+    (``Tensor.pin_memory``) when CUDA is usable, and does nothing otherwise (as PyTorch, which also warns).
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
@@ -167,6 +181,12 @@ class DataLoader:
         return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
     def __iter__(self):
+        it = self._iter()
+        if self.pin_memory and _cuda.is_available():
+            return (_pinned(b) for b in it)
+        return it
+
+    def _iter(self):
         self._epochs += 1
         fetch = _Fetcher(self.dataset, self.collate_fn, self._auto_collation, self.batch_size, self.drop_last,
                          self._is_iterable)

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._dtypes import BF16, LOWP
+from .._dtypes import FLOATS, LOWP
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-FLOATS = (F16, F32, F64) + ((BF16,) if BF16 is not None else ())
-_NAMES = ("bfloat16, " if BF16 is not None else "") + "float16, float32 or float64"
 
 
 def check_float(what: str, a) -> np.dtype:
     dt = np.dtype(a.dtype)
     if dt not in FLOATS:
-        raise TypeError(f"{what} must be {_NAMES}, got {dt}")
+        names = ("bfloat16, " if len(FLOATS) == 4 else "") + "float16, float32 or float64"
+        raise TypeError(f"{what} must be {names}, got {dt}")
     return dt
 
 

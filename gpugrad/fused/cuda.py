@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._dtypes import BF16
+from .._dtypes import on_bf16
 from ..backend import cupy_module
 
 __all__ = ["kernels_dir", "get_kernel", "register_kernels", "registered_kernels", "name_expression",
@@ -30,8 +30,7 @@ __all__ = ["kernels_dir", "get_kernel", "register_kernels", "registered_kernels"
            "elementwise_grid", "row_launch"]
 
 _CTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-if BF16 is not None:
-    _CTYPES[BF16] = "__nv_bfloat16"  # NOTE: ml_dtypes' bfloat16 (CuPy arrays of it have the same numpy dtype)
+on_bf16(lambda bf: _CTYPES.__setitem__(bf, "__nv_bfloat16"))  # NOTE: ml_dtypes' dtype (CuPy arrays have it too)
 
 # A null pointer argument: CuPy packs a numpy scalar by value, and a pointer is 8 bytes.
 # NOTE: not None: CuPy turns None into a missing argument slot, not a null pointer value.

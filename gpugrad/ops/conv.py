@@ -360,7 +360,7 @@ class ConvTranspose2d(Primitive):
     @staticmethod
     def composite(x, w, b=None, size=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         """Tensor ops (create_graph): one matrix product per group, then col2im."""
-        (n, c, h, wd), (ic, ocg, kh, kw) = x.shape, w.shape
+        (n, _, h, wd), (ic, ocg, kh, kw) = x.shape, w.shape
         xs = x.permute(1, 0, 2, 3).reshape(groups, ic // groups, n * h * wd)
         cols = (w.reshape(groups, ic // groups, ocg * kh * kw).transpose(1, 2) @ xs).reshape(ocg * groups, kh, kw,
                                                                                                n, h, wd)
