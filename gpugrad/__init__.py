@@ -618,6 +618,25 @@ def svd(input, some=True, compute_uv=True):  # noqa: A002
     return _SVD(u, s, vh.mT)  # NOTE: real dtypes only (gpugrad has no complex tensors): V = Vh^T
 
 
+def _pinnable(fn):
+    """fn with PyTorch's ``pin_memory=`` keyword: True gives the result in pinned host memory (raises without CUDA)."""
+    def f(*args, pin_memory=False, **kwargs):
+        t = fn(*args, **kwargs)
+        if not pin_memory:
+            return t
+        p = t.detach().pin_memory()  # NOTE: a leaf stays a leaf (torch.tensor(..., requires_grad=True, pin_memory=True))
+        return p.requires_grad_() if t.requires_grad else p
+    f.__name__, f.__qualname__, f.__doc__, f.__wrapped__ = fn.__name__, fn.__qualname__, fn.__doc__, fn
+    return f
+
+
+for _n in ("tensor", "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "rand", "randn", "randint",
+           "randperm", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like"):
+    if _n in globals():
+        globals()[_n] = _pinnable(globals()[_n])
+del _n
+
+
 # -- [issue 18: mixed precision] -------------------------------------------------------------------------------
 from . import amp  # noqa: E402  (light: no CUDA)
 from .amp import autocast  # noqa: E402

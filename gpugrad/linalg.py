@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from .ops.linalg2 import (EighResult, LinAlgError, QRResult, SlogdetResult, SVDResult, cholesky, det, eigh,
                           eigvalsh, inv, matrix_norm, norm, qr, slogdet, solve, svd, svdvals, vector_norm)
-from .ops._util import norm_dim
 from .tensor import Tensor, matmul
 
 __all__ = ["LinAlgError", "cholesky", "det", "diagonal", "eigh", "eigvalsh", "inv", "matrix_norm", "norm", "qr",
@@ -18,6 +17,4 @@ def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
     """torch.linalg.diagonal: ``A.diagonal(offset, dim1, dim2)`` (a view) with the last two dims as defaults."""
     if not isinstance(A, Tensor):
         raise TypeError(f"linalg_diagonal(): argument 'A' (position 1) must be Tensor, not {type(A).__name__}")
-    if A.ndim < 2:  # NOTE: torch checks the dims first: IndexError for the default -2 on a 0-d/1-d tensor
-        [norm_dim(int(d), 1) for d in (dim1, dim2)]
     return A.diagonal(offset, dim1, dim2)

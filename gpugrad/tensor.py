@@ -1288,9 +1288,7 @@ class Tensor:
 
     def diagonal(self, offset=0, dim1=0, dim2=1):
         nd = self.ndim
-        if nd < 2:
-            raise RuntimeError(f"diagonal(): expected a tensor with at least 2 dimensions, got {nd}")
-        a, b = _one(dim1, nd), _one(dim2, nd)
+        a, b = _one(dim1, max(nd, 1)), _one(dim2, max(nd, 1))  # NOTE: as PyTorch: an out-of-range dim is an IndexError
         if a == b:
             raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
         arg = (int(offset), a, b)

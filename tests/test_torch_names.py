@@ -299,3 +299,15 @@ def test_pin_memory_with_a_cupy_stand_in(monkeypatch):
     np.testing.assert_array_equal(p.detach().numpy(), a)
     (p * 2).sum().backward()  # in the graph, as torch's
     np.testing.assert_array_equal(x.grad.numpy(), np.full((3, 4), 2, np.float32))
+
+
+@pytest.mark.parametrize("make", [lambda m, **k: m.zeros(2, **k), lambda m, **k: m.tensor([1.0, 2.0], **k),
+                                  lambda m, **k: m.arange(3, **k), lambda m, **k: m.randn(2, **k),
+                                  lambda m, **k: m.full_like(m.ones(2), 3.0, **k)])
+def test_factories_take_pin_memory(make):
+    """PyTorch's factories take pin_memory=; False is the plain tensor, True needs CUDA (a RuntimeError without)."""
+    t = make(gg, pin_memory=False)
+    assert isinstance(t, gg.Tensor) and not t.is_pinned()
+    if not gg.cuda.is_available():
+        with pytest.raises(RuntimeError, match="accelerator"):
+            make(gg, pin_memory=True)
