@@ -202,14 +202,19 @@ def broadcast(tensor, src, group=None, async_op=False):
     return _inplace(tensor, lambda buf: (b.bcast(buf, src), None), async_op)
 
 
+def _rank_list(fname, what, tensors, a, size):
+    """The arrays of ``tensors``, one per rank, each of ``a``'s shape and dtype (else a ValueError saying so)."""
+    arrs = [_array(t, fname) for t in tensors]
+    if len(arrs) != size or any(o.shape != a.shape or o.dtype != a.dtype for o in arrs):
+        raise ValueError(f"{fname}: {what} must hold {size} tensors of shape {tuple(a.shape)} and dtype {a.dtype}")
+    return arrs
+
+
 def all_gather(tensor_list, tensor, group=None, async_op=False):
     """``tensor_list[r]`` gets rank r's ``tensor`` (all of the same shape and dtype)."""
     b = _pg(group)
     a = _array(tensor, "all_gather")
-    outs = [_array(o, "all_gather") for o in tensor_list]
-    if len(outs) != b.size or any(o.shape != a.shape or o.dtype != a.dtype for o in outs):
-        raise ValueError(f"all_gather: tensor_list must hold {b.size} tensors of shape {tuple(a.shape)} and "
-                         f"dtype {a.dtype}")
+    _rank_list("all_gather", "tensor_list", tensor_list, a, b.size)
     xp = xp_of(a)
     send, recv = xp.ascontiguousarray(a), xp.empty((b.size,) + a.shape, a.dtype)
 
@@ -224,10 +229,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     """``output`` on rank r gets the reduction over all ranks of their ``input_list[r]``."""
     b, op = _pg(group), ReduceOp(op)
     a = _array(output, "reduce_scatter")
-    ins = [_array(t, "reduce_scatter") for t in input_list]
-    if len(ins) != b.size or any(i.shape != a.shape or i.dtype != a.dtype for i in ins):
-        raise ValueError(f"reduce_scatter: input_list must hold {b.size} tensors of the output's shape "
-                         f"{tuple(a.shape)} and dtype {a.dtype}")
+    ins = _rank_list("reduce_scatter", "input_list", input_list, a, b.size)
     xp = xp_of(a)
     send = xp.ascontiguousarray(xp.stack(ins))
 

@@ -296,14 +296,18 @@ class TransformerEncoder(Module):
         self.enable_nested_tensor, self.mask_check = enable_nested_tensor, mask_check
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
-        first = self.layers[0] if len(self.layers) else None
-        bf = first.self_attn.batch_first if first is not None else False
-        seq = src.shape[1 if bf and src.ndim == 3 else 0]
-        causal = _detect_is_causal(mask, is_causal, seq)
+        causal = _stack_causal(self.layers, src, mask, is_causal)
         x = src
         for mod in self.layers:
             x = mod(x, src_mask=mask, is_causal=causal, src_key_padding_mask=src_key_padding_mask)
         return self.norm(x) if self.norm is not None else x
+
+
+def _stack_causal(layers, x, mask, is_causal):
+    """is_causal for every layer of a stack: given, or detected from ``mask`` over the sequence axis of the first
+    layer's layout (PyTorch's _detect_is_causal_mask)."""
+    bf = layers[0].self_attn.batch_first if len(layers) else False
+    return _detect_is_causal(mask, is_causal, x.shape[1 if bf and x.ndim == 3 else 0])
 
 
 class TransformerDecoder(Module):
@@ -316,10 +320,7 @@ class TransformerDecoder(Module):
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
-        first = self.layers[0] if len(self.layers) else None
-        bf = first.self_attn.batch_first if first is not None else False
-        seq = tgt.shape[1 if bf and tgt.ndim == 3 else 0]
-        causal = _detect_is_causal(tgt_mask, tgt_is_causal, seq)
+        causal = _stack_causal(self.layers, tgt, tgt_mask, tgt_is_causal)
         x = tgt
         for mod in self.layers:
             x = mod(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask, tgt_key_padding_mask=tgt_key_padding_mask,

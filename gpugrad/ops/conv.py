@@ -300,29 +300,26 @@ def _conv_weight(src, grid, m, geo, wshape, keep=None):
     return _tap_corr(gy.reshape(g, geo.oc // g, -1), src, geo.taps, geo.used, g, geo.mask(1), keep).reshape(wshape)
 
 
-def _f32(a):
-    return a.astype(np.float32) if a.dtype == np.float16 else a  # NOTE: float16 computes in float32
-
-
 class Conv2d(Primitive):
-    """conv2d(x, w) + b on arrays (4-D x; geometry normalised); backward: the input and weight gradients above."""
+    """conv2d(x, w) + b on arrays (4-D x; geometry normalised); backward: the input and weight gradients above.
+    NOTE: one dtype throughout: float16/bfloat16 arrive widened to float32 (Primitive.apply's choke point)."""
     saves = (0, 1)  # NOTE: as PyTorch's ConvolutionBackward: x and w (both, always), never the bias
 
     def forward(self, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         self.geo = _Geo(x.shape, w.shape, stride, padding, dilation, groups)
-        self.src, self.keep = self.geo.split(_f32(x)), {}
-        y = _conv(self.src, _f32(w), self.geo, self.keep)
+        self.src, self.keep = self.geo.split(x), {}
+        y = _conv(self.src, w, self.geo, self.keep)
         if b is not None:
-            y += _f32(b)[:, None]
-        return self.geo.crop(y).astype(x.dtype, copy=False)
+            y += b[:, None]
+        return self.geo.crop(y)
 
     def backward(self, g):
         vals, need = self.values(), self.needs_input_grad
-        x, w, geo, g32 = vals[0], vals[1], self.geo, _f32(g)
-        grid, m = geo.grid(g32)
-        gx = _conv_data(grid, m, _f32(w), geo).astype(x.dtype, copy=False) if need[0] else None
-        gw = _conv_weight(self.src, grid, m, geo, w.shape, self.keep).astype(w.dtype, copy=False) if need[1] else None
-        gb = g32.sum((0, 2, 3)).astype(g.dtype, copy=False) if len(vals) > 2 and need[2] else None
+        w, geo = vals[1], self.geo
+        grid, m = geo.grid(g)
+        gx = _conv_data(grid, m, w, geo) if need[0] else None
+        gw = _conv_weight(self.src, grid, m, geo, w.shape, self.keep) if need[1] else None
+        gb = g.sum((0, 2, 3)) if len(vals) > 2 and need[2] else None
         return gx, gw, gb
 
     @staticmethod
@@ -343,18 +340,18 @@ class ConvTranspose2d(Primitive):
 
     def forward(self, x, w, b=None, size=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         self.geo = _Geo((x.shape[0], w.shape[1] * groups) + tuple(size), w.shape, stride, padding, dilation, groups)
-        y = _conv_data(*self.geo.grid(_f32(x)), _f32(w), self.geo)
+        y = _conv_data(*self.geo.grid(x), w, self.geo)
         if b is not None:
-            y += _f32(b)[:, None, None]
-        return y.astype(x.dtype, copy=False)
+            y += b[:, None, None]
+        return y
 
     def backward(self, g):
         vals, need = self.values(), self.needs_input_grad
         x, w, geo = vals[0], vals[1], self.geo
-        src = geo.split(_f32(g))
-        gx = geo.crop(_conv(src, _f32(w), geo)).astype(x.dtype, copy=False) if need[0] else None
-        gw = _conv_weight(src, *geo.grid(_f32(x)), geo, w.shape).astype(w.dtype, copy=False) if need[1] else None
-        gb = _f32(g).sum((0, 2, 3)).astype(g.dtype, copy=False) if len(vals) > 2 and need[2] else None
+        src = geo.split(g)
+        gx = geo.crop(_conv(src, w, geo)) if need[0] else None
+        gw = _conv_weight(src, *geo.grid(x), geo, w.shape) if need[1] else None
+        gb = g.sum((0, 2, 3)) if len(vals) > 2 and need[2] else None
         return gx, gw, gb
 
     @staticmethod
