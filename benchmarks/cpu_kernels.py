@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from common import interleaved, save, table
-from ops_vs_torch import Case, bench_ops, setup
+from ops_vs_torch import Case, bench_ops, engines, setup
 
 LIMIT = 1.5
 CNN_LIMIT = 1.2
@@ -112,12 +112,13 @@ def main(argv=()):
     print()
     print(table(rows, ["op", "shape", "fwd_gg_ms", "fwd_torch_ms", "fwd_ratio", "fb_gg_ms", "fb_torch_ms",
                        "fb_ratio", "check"],
-                title=f"gpugrad vs torch {torch.__version__} CPU, 1 thread, float32; ratio = gpugrad/torch "
+                title=f"{engines(gg, torch)}, float32; ratio = gpugrad/torch "
                       f"(median, interleaved); fb = forward+backward; target fb <= {LIMIT:g}x "
                       f"(CNN step <= {CNN_LIMIT:g}x); run {wall:.0f} s"))
     over = [r["op"] for r in rows if r["over_target"]]
     print("\nover target (fwd+bwd): " + (", ".join(over) or "none"))
-    method = ("as benchmarks/ops_vs_torch.py (float32, torch.set_num_threads(1), BLAS threads 1, in turns, "
+    method = (f"as benchmarks/ops_vs_torch.py (float32, torch.set_num_threads(1), BLAS threads 1, "
+              f"gg.set_num_threads({gg.get_num_threads()}), in turns, "
               "median); the CNN step: train_step.cnn_steps, SGD, batch 32, gpugrad eager / compiled / torch in turns.")
     if only:
         print("(subset of the rows: results not saved)")

@@ -295,6 +295,12 @@ def bench_optimizers(gg, torch, budget, min_repeat, max_repeat, only):
     return rows
 
 
+def engines(gg, torch):
+    """What a table compares: gpugrad's intra-op threads (--threads) against single-threaded PyTorch."""
+    n = gg.get_num_threads()
+    return f"gpugrad ({n} thread{'s' if n > 1 else ''}) vs torch {torch.__version__} CPU (1 thread)"
+
+
 def setup(prog, argv, what):
     """(args, gpugrad, torch, the --only substrings) of a comparison run, or None without PyTorch."""
     ap = argparse.ArgumentParser(prog=prog)
@@ -302,12 +308,15 @@ def setup(prog, argv, what):
     ap.add_argument("--min-repeat", type=int, default=7)
     ap.add_argument("--max-repeat", type=int, default=200)
     ap.add_argument("--only", default="", help="comma-separated substrings of case names")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="gpugrad's intra-op threads (gg.set_num_threads; PyTorch keeps one)")
     args = ap.parse_args(list(argv))
     torch = try_torch()
     if torch is None:
         print(f"{what}: PyTorch is not installed: nothing to compare against (skipped)")
         return None
     import gpugrad as gg
+    gg.set_num_threads(args.threads)
     return args, gg, torch, [s for s in args.only.split(",") if s]
 
 
@@ -325,7 +334,7 @@ def main(argv=()):
     print()
     print(table(rows, ["op", "shape", "fwd_gg_ms", "fwd_torch_ms", "fwd_ratio", "fb_gg_ms", "fb_torch_ms",
                        "fb_ratio", "check"],
-                title=f"gpugrad vs torch {torch.__version__} CPU, 1 thread, float32; ratio = gpugrad/torch "
+                title=f"{engines(gg, torch)}, float32; ratio = gpugrad/torch "
                       f"(median, interleaved); fb = forward+backward; run {wall:.0f} s"))
     over = [(r["op"], k, r[f"{k}_ratio"]) for r in rows for k in r["over_3x"]]
     errs = [r for r in rows if "error" in r]
@@ -337,6 +346,7 @@ def main(argv=()):
               "requires_grad, .grad=None, forward, autograd.backward(float outputs, fixed random grads); "
               "gpugrad and torch timed in turns (common.interleaved), median; repeat per case from a probe "
               f"call to fill ~{args.budget:g} s (min {args.min_repeat}); torch.set_num_threads(1), "
+              f"gg.set_num_threads({gg.get_num_threads()}), "
               "OPENBLAS/OMP/MKL_NUM_THREADS=1; optimizers: step() on a 2^20 parameter with a fixed gradient "
               "after 6 warm steps.")
     if only:  # a subset must not overwrite the full table

@@ -27,6 +27,7 @@ from .tensor import (Tensor, arange, as_tensor, bool_, cat, chunk, concat, empty
 from . import _dtypes, _promotion
 from ._promotion import can_cast, promote_types
 from ._finfo import finfo, iinfo
+from ._threads import get_num_threads, set_num_threads  # torch.get/set_num_threads: the CPU fallbacks' threads
 from . import autograd, func  # noqa: E402
 
 __version__ = "0.1.0"

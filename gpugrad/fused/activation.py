@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .. import tensor as _tensor
+from .. import _threads, tensor as _tensor
 from ..backend import xp_of
 from ..ops.elementwise import Erfc
 from . import cuda
@@ -680,9 +680,7 @@ def _run(f, chunked, arrays, p):
         return f(*arrays, None, *p)
     out = np.empty_like(a0)
     flat, of = [a.reshape(-1) for a in arrays], out.reshape(-1)
-    for i in range(0, n, _CHUNK):
-        j = i + _CHUNK
-        f(*(a[i:j] for a in flat), of[i:j], *p)
+    _threads.blocks(n, lambda i, j: f(*(a[i:j] for a in flat), of[i:j], *p), _CHUNK)
     return out
 
 
