@@ -404,8 +404,9 @@ class Tensor:
 
     # -- indexed updates (out of place; the in-place forms below write them into self) ---------------
     def index_add(self, dim, index, source, *, alpha=1):
+        _same_dtype(self, source, "index_add_(): self ({}) and source ({}) must have the same scalar type")
         src = source * alpha if alpha != 1 else source
-        return _idx_add(self, src, _dim_index(self, dim, index, "index_add"))
+        return _idx_add(self, src, _dim_index(self, dim, index, "index_add", negative=False))
 
     def index_fill(self, dim, index, value):
         mask = self.xp.zeros(self.shape, dtype=bool)
@@ -413,9 +414,12 @@ class Tensor:
         return self.masked_fill(Tensor(mask), value)
 
     def index_copy(self, dim, index, source):
-        return _sh.IndexPut.apply(self, source, idx=_dim_index(self, dim, index, "index_copy"))
+        _same_dtype(self, source, "index_copy_(): self and source expected to have the same dtype, but got (self) {} "
+                                  "and (source) {}")
+        return _sh.IndexPut.apply(self, source, idx=_dim_index(self, dim, index, "index_copy", negative=False))
 
     def scatter_add(self, dim, index, src):
+        _same_dtype(self, src, _SCATTER_DTYPE)
         idx, part = _scatter_index(self, dim, index, "scatter_add")
         return _idx_add(self, src[part], idx)
 
@@ -424,6 +428,7 @@ class Tensor:
             raise TypeError("scatter(): give src (a Tensor) or value (a number)")
         if not isinstance(src, Tensor):
             src, value = None, src if value is None else value
+        _same_dtype(self, src, _SCATTER_DTYPE)
         idx, part = _scatter_index(self, dim, index, "scatter")
         if reduce == "add":
             return _idx_add(self, src[part] if src is not None else
@@ -435,12 +440,13 @@ class Tensor:
         return _sh.IndexPut.apply(self, v, idx=idx)
 
     def masked_scatter(self, mask, source):
+        _same_dtype(self, source, "masked_scatter: expected self and source to have same dtypes but got {} and {}")
         m = mask._data if isinstance(mask, Tensor) else self.xp.asarray(mask)
         m = self.xp.broadcast_to(m, self.shape)
         k = int(m.sum())
         if k > source.numel():
             raise RuntimeError(f"masked_scatter: the mask selects {k} elements but source has only {source.numel()}")
-        return _sh.IndexPut.apply(self, source.reshape(-1)[:k].type(self.dtype), idx=m)
+        return _sh.IndexPut.apply(self, source.reshape(-1)[:k], idx=m)
 
     def contiguous(self, memory_format=None):
         if self._data.flags.c_contiguous:
@@ -2528,16 +2534,29 @@ def addcdiv(input, tensor1, tensor2, value=1):  # noqa: A002
     return input + value * tensor1 / tensor2 if value != 1 else input + tensor1 / tensor2
 
 
-def _dim_index(t, dim, index, what):
-    """The index tuple selecting ``index`` (a 1-D int tensor) along ``dim`` of t."""
+_SCATTER_DTYPE = "scatter(): Expected self.dtype to be equal to src.dtype (self {}, src {})"
+
+
+def _same_dtype(t, src, msg):
+    """PyTorch's error (``msg`` with the two dtype names) when an indexed update's source has another dtype than
+    self: PyTorch refuses rather than promoting or casting."""
+    if isinstance(src, Tensor) and src.dtype != t.dtype:
+        raise RuntimeError(msg.format(_TNAME.get(str(t.dtype), t.dtype), _TNAME.get(str(src.dtype), src.dtype)) +
+                           f"; cast the source first with .to(gg.{t.dtype})")
+
+
+def _dim_index(t, dim, index, what, negative=True):
+    """The index tuple selecting ``index`` (a 1-D int tensor) along ``dim`` of t; ``negative``: -n..-1 count from
+    the end (index_fill), else they are out of range as in PyTorch's index_add/index_copy."""
     d = _one(dim, max(t.ndim, 1))
     idx = index._data if isinstance(index, Tensor) else t.xp.asarray(index)
     if idx.ndim > 1 or idx.dtype.kind not in "iu":
         raise IndexError(f"{what}: index must be a 1-D integer tensor, got shape {tuple(idx.shape)} and dtype "
                          f"{idx.dtype}")
     n = t.shape[d] if t.ndim else 1
-    if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
-        raise IndexError(f"{what}: index out of range for dimension {d} of size {n}")
+    if idx.size and (int(idx.min()) < (-n if negative else 0) or int(idx.max()) >= n):
+        bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
+        raise IndexError(f"{what}: index {bad} is out of bounds for dimension {d} with size {n}")
     return (slice(None),) * d + (idx.reshape(-1),)
 
 
@@ -2560,4 +2579,4 @@ def _scatter_index(t, dim, index, what):
 
 
 def _idx_add(t, src, idx):
-    return t + _sh.IndexAdd.apply(src, shape=t.shape, idx=idx)
+    return _sh.IndexAddTo.apply(t, src, idx=idx)

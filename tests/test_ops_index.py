@@ -1,6 +1,7 @@
 """Indexing, scatter_reduce, scans and order statistics (gpugrad/ops/index.py, gpugrad/ops/scan.py): values,
 dtypes and errors written out, and checked against torch when it is installed. Gradients: tests/gradrows_index.py."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -291,3 +292,131 @@ def test_flat_index_is_writable_and_gather_matches():
         for j in range(9):
             want[i, idx[i, j]] += g[i, j]
     np.testing.assert_allclose(a.grad.numpy(), want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["rows", "view", "dim1", "partial", "broken", "general"])
+def test_scatter_add_row_index_bit_identical(case):
+    # a scatter index that is one row index broadcast along the other dims takes the row-rounds path
+    # (shape._row_index): values and gradients stay bit-identical to the sequential np.add.at order
+    from gpugrad.ops.shape import _row_index
+    rng = np.random.default_rng(3)
+    shape, d, n = ((30, 40), 0, 400) if case != "dim1" else ((3, 20, 33), 1, 300)
+    ishape = list(shape)
+    ishape[d] = n
+    heads = rng.integers(0, shape[d], n).reshape([n if k == d else 1 for k in range(len(shape))])
+    idx = np.broadcast_to(heads, ishape)
+    if case == "partial":  # other dims smaller than self's: not a row index (general path)
+        idx = idx[:, :25]
+    idx = idx if case == "view" else idx.copy()
+    if case == "broken":
+        idx[n // 2, 7] = (idx[n // 2, 7] + 1) % shape[d]
+    if case == "general":
+        idx = rng.integers(0, shape[d], ishape)
+    src = rng.standard_normal(idx.shape).astype(np.float32)
+    grid = np.ix_(*[np.arange(s) for s in idx.shape])
+    tup = tuple(idx if k == d else grid[k] for k in range(len(shape)))
+    assert (_row_index(tup, shape) is not None) == (case in ("rows", "view", "dim1"))
+    z = gg.zeros(shape, requires_grad=True)
+    s = gg.tensor(src, requires_grad=True)
+    y = z.scatter_add(d, gg.tensor(idx), s)
+    want = np.zeros(shape, np.float32)
+    np.add.at(want, tup, src)
+    assert np.array_equal(y.detach().numpy(), want)
+    g = rng.standard_normal(shape).astype(np.float32)
+    y.backward(gg.tensor(g))
+    assert np.array_equal(s.grad.numpy(), g[tup]) and np.array_equal(z.grad.numpy(), g)
+    if torch is not None:
+        t = torch.zeros(shape).scatter_add(d, torch.tensor(np.ascontiguousarray(idx)), torch.tensor(src))
+        assert np.array_equal(y.detach().numpy(), t.numpy())
+    # double backward through the saved row index / linear index
+    x = gg.tensor(src.astype(np.float64), requires_grad=True)
+    w = gg.tensor(g.astype(np.float64), requires_grad=True)
+    (gx,) = gg.autograd.grad((gg.zeros(shape, dtype=gg.float64).scatter_add(d, gg.tensor(idx), x) * w).sum(), x,
+                             create_graph=True)
+    (gw,) = gg.autograd.grad((gx * gx).sum(), w)
+    want_w = np.zeros(shape)
+    np.add.at(want_w, tup, 2 * g.astype(np.float64)[tup])
+    np.testing.assert_allclose(gw.numpy(), want_w, rtol=1e-12)
+
+
+def _sequential(base, idx_tuple, src):
+    """PyTorch's CPU order: each target adds its sources one by one onto its own value (float32 each step)."""
+    out = base.copy()
+    full = [np.broadcast_to(i, src.shape) for i in idx_tuple]
+    for pos in np.ndindex(src.shape):
+        tgt = tuple(int(i[pos]) for i in full)
+        out[tgt] = np.float32(out[tgt] + src[pos])
+    return out
+
+
+@pytest.mark.parametrize("case", ["rows", "general", "index_add"])
+def test_indexed_adds_accumulate_onto_self_in_order(case):
+    # ((t + a) + b), not t + (a + b): bit for bit PyTorch's CPU scatter_add/index_add on a non-zero self
+    rng = np.random.default_rng(7)
+    base = (rng.standard_normal((6, 40)) * 1e4).astype(np.float32)
+    if case == "index_add":
+        rows = rng.integers(0, 6, 300)
+        src = rng.standard_normal((300, 40)).astype(np.float32)
+        t, s = gg.tensor(base, requires_grad=True), gg.tensor(src, requires_grad=True)
+        y = t.index_add(0, gg.tensor(rows), s)
+        idx = np.broadcast_to(rows[:, None], src.shape)
+    else:
+        idx = (np.broadcast_to(rng.integers(0, 6, (300, 1)), (300, 40)).copy() if case == "rows"
+               else rng.integers(0, 6, (300, 40)))
+        src = rng.standard_normal(idx.shape).astype(np.float32)
+        t, s = gg.tensor(base, requires_grad=True), gg.tensor(src, requires_grad=True)
+        y = t.scatter_add(0, gg.tensor(idx), s)
+    grid = np.ix_(*[np.arange(n) for n in idx.shape])
+    want = _sequential(base, (idx, grid[1]), src)
+    assert np.array_equal(y.detach().numpy(), want)
+    assert not np.array_equal(want, base + _sequential(np.zeros_like(base), (idx, grid[1]), src))  # the order shows
+    if torch is not None:
+        tt = torch.tensor(base)
+        got = (tt.index_add(0, torch.tensor(rows), torch.tensor(src)) if case == "index_add"
+               else tt.scatter_add(0, torch.tensor(idx), torch.tensor(src)))
+        assert np.array_equal(got.numpy(), want)
+    g = rng.standard_normal(base.shape).astype(np.float32)
+    y.backward(gg.tensor(g))
+    assert np.array_equal(t.grad.numpy(), g) and np.array_equal(s.grad.numpy(), g[idx, grid[1]])
+    t2 = gg.tensor(base.copy())
+    (t2.index_add_(0, gg.tensor(rows), gg.tensor(src)) if case == "index_add"
+     else t2.scatter_add_(0, gg.tensor(idx), gg.tensor(src)))
+    assert np.array_equal(t2.numpy(), want)
+
+
+_DTYPE_ERRORS = [
+    ("scatter_add", lambda m, x, s: x.scatter_add(0, m.tensor([0]), s), "scatter(): Expected self.dtype to be equal"),
+    ("scatter", lambda m, x, s: x.scatter(0, m.tensor([0]), s), "scatter(): Expected self.dtype to be equal"),
+    ("scatter add", lambda m, x, s: x.scatter(0, m.tensor([0]), s, reduce="add"), "scatter(): Expected self.dtype"),
+    ("scatter_", lambda m, x, s: x.scatter_(0, m.tensor([0]), s), "scatter(): Expected self.dtype to be equal"),
+    ("index_add", lambda m, x, s: x.index_add(0, m.tensor([0]), s), r"index_add_\(\): self \(Float\) and source "
+                                                                     r"\(Double\) must have the same scalar type"),
+    ("index_add_", lambda m, x, s: x.index_add_(0, m.tensor([0]), s), "must have the same scalar type"),
+    ("index_copy", lambda m, x, s: x.index_copy(0, m.tensor([0]), s), r"index_copy_\(\): self and source expected "
+                                                                       r"to have the same dtype, but got \(self\) Float"),
+    ("masked_scatter", lambda m, x, s: x.masked_scatter(x > -1, s), "masked_scatter: expected self and source to "
+                                                                    "have same dtypes but got"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
+@pytest.mark.parametrize("name,call,msg", _DTYPE_ERRORS, ids=[r[0] for r in _DTYPE_ERRORS])
+def test_indexed_updates_refuse_another_source_dtype(name, call, msg):
+    # PyTorch raises (never promotes or casts) when src/source has another dtype than self
+    for m in (gg, torch) if torch is not None else (gg,):
+        x = m.zeros(3)
+        with pytest.raises(RuntimeError, match=msg if "\\" in msg else re.escape(msg)):
+            call(m, x, m.ones(3, dtype=m.float64))
+    assert np.array_equal(x.numpy(), np.zeros(3))  # nothing written
+
+
+@pytest.mark.parametrize("name", ["index_add", "index_copy"])
+def test_negative_index_out_of_range_as_pytorch(name):
+    # index_add/index_copy refuse negative indices (PyTorch: IndexError); index_fill counts them from the end
+    x = gg.zeros(3)
+    with pytest.raises(IndexError, match="index -1 is out of bounds for dimension 0 with size 3"):
+        getattr(x, name)(0, gg.tensor([-1]), gg.ones(1))
+    assert x.index_fill(0, gg.tensor([-1]), 2.0).tolist() == [0.0, 0.0, 2.0]
+    if torch is not None:
+        with pytest.raises(IndexError):
+            getattr(torch.zeros(3), name)(0, torch.tensor([-1]), torch.ones(1))

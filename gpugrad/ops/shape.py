@@ -189,39 +189,114 @@ class IndexAdd(Primitive):
     saves = ()
     """zeros(shape)[idx] += g, with repeated indices accumulating (the adjoint of GetItem)."""
     def forward(self, g, shape, idx):
+        return self.accumulate(xp_of(g).zeros(shape, dtype=g.dtype), g, idx, True)
+
+    def accumulate(self, z, g, idx, fresh):
+        """z[idx] += g in place, repeats in g's C order (np.add.at's and PyTorch's CPU order); ``fresh``: z is
+        zeros. Keeps the index the backward's take uses."""
         self.idx = idx
         xp = xp_of(g)
-        z = xp.zeros(shape, dtype=g.dtype)
+        shape = z.shape
+        self.lin = None
         if _is_basic(idx if isinstance(idx, tuple) else (idx,)):
-            z[idx] = g
-        elif xp is np and _add_rows(z, g, idx):
-            pass
+            if fresh:
+                z[idx] = g  # NOTE: not 0 + g: -0.0 stays -0.0
+            else:
+                z[idx] += g
+            return z
+        if xp is np:
+            rows = _row_index(idx, shape)
+            if rows is not None:
+                # NOTE: a scatter grid whose index is one row index broadcast along the other dims (scatter_add of
+                # whole rows) is the same sum as z[..., rows, ...] += g, in the same order per element: the row
+                # rounds below (bit-identical to add.at), and a backward np.take of rows instead of a 2-array
+                # fancy index (~20x faster)
+                self.idx = idx = rows
+            if _add_rows(z, g, idx, fresh):
+                return z
+        lin = flat_index(idx, shape)
+        if lin is not None:
+            # NOTE: the 1-D ufunc.at fast path on the raveled zeros (~10x faster than a tuple index); each
+            # target still sums its values in g's C order, so the result is bit-identical
+            zf, gf, tgt = z.reshape(-1), xp.ascontiguousarray(g).reshape(-1), lin
+            if len(_adv_layout(idx, shape)[1]) > 1:
+                # NOTE: kept for backward's flat take (2-3x faster than numpy's tuple index of several arrays);
+                # lin is in range wherever this add succeeds (the callers check their indices; add.at raises)
+                self.lin, self.gshape = lin, g.shape
         else:
-            lin = flat_index(idx, shape)
-            if lin is not None:
-                # NOTE: the 1-D ufunc.at fast path on the raveled zeros (~10x faster than a tuple index); each
-                # target still sums its values in g's C order, so the result is bit-identical
-                zf, gf, tgt = z.reshape(-1), xp.ascontiguousarray(g).reshape(-1), lin
-            else:
-                zf, gf, tgt = z, g, idx
-            if xp is np:
-                np.add.at(zf, tgt, gf)
-            else:
-                import cupyx  # noqa: PLC0415
-                cupyx.scatter_add(zf, tgt, gf)
+            zf, gf, tgt = z, g, idx
+        if xp is np:
+            np.add.at(zf, tgt, gf)
+        else:
+            import cupyx  # noqa: PLC0415
+            cupyx.scatter_add(zf, tgt, gf)
         return z
 
     def backward(self, gz):
+        if self.lin is not None:
+            return self.call(GetItem, gz.reshape(-1), idx=Trusted((self.lin,))).reshape(self.gshape)
         return self.call(GetItem, gz, idx=self.idx)
 
 
-def _add_rows(z, g, idx):
-    """z[idx] += g in place for NumPy z of zeros and an index of one integer array (full slices around it) that
+class IndexAddTo(IndexAdd):
+    """t.clone()[idx] += g (index_add, scatter_add): each target accumulates onto t's own value in index order,
+    as PyTorch's CPU kernels do (t + IndexAdd(g) would round (t + (g1 + g2)) instead of ((t + g1) + g2))."""
+
+    def forward(self, t, g, idx):
+        return self.accumulate(xp_of(t).array(t, copy=True, order="C"), g, idx, False)
+
+    def backward(self, gz):
+        return gz, IndexAdd.backward(self, gz)
+
+
+def _row_index(idx, shape):
+    """``(slice(None),) * d + (rows,)`` for a NumPy scatter grid (``tensor._scatter_index``: one integer array a
+    at axis d, of the full sizes on the other axes, which hold ``ix_`` aranges) whose a is constant along every
+    axis but d (a row index broadcast); None otherwise. Costs one compare pass over a (~0.3 ms per 10^6)."""
+    nd = len(shape)
+    if not isinstance(idx, tuple) or len(idx) != nd or nd < 2:
+        return None
+    if not all(type(i) is np.ndarray and i.ndim == nd and i.dtype.kind in "iu" for i in idx):
+        return None
+    grid = [i.shape == tuple(shape[j] if k == j else 1 for k in range(nd)) for j, i in enumerate(idx)]
+    d = next((j for j in range(nd) if all(grid[:j] + grid[j + 1:])), None)
+    if d is None:
+        return None
+    a = idx[d]
+    if a.size == 0 or any(a.shape[k] != shape[k] for k in range(nd) if k != d):
+        return None
+    if not all(np.array_equal(idx[j].reshape(-1), np.arange(shape[j])) for j in range(nd) if j != d):
+        return None
+    sel = tuple(slice(None) if k == d else 0 for k in range(nd))
+    if not all(a.strides[k] == 0 or a.shape[k] == 1 for k in range(nd) if k != d):  # NOTE: a broadcast view: no pass
+        if not a.flags.c_contiguous:
+            return None
+        n = a.shape[d]
+        A = int(np.prod(a.shape[:d], dtype=np.int64))
+        v = a.reshape(A, -1)
+        if A > 1 and not (bool((v[-1] == v[0]).all()) and bool((v[1:] == v[:1]).all())):
+            return None
+        f = v[0]
+        B = f.size // n
+        if B > 1:
+            if not bool((f[B - 1::B] == f[::B]).all()):  # NOTE: a cheap rejection first (each row's ends)
+                return None
+            # NOTE: neighbours equal within each row: one contiguous compare (a broadcast compare against the
+            # row heads runs a short inner loop per row, 3x slower); the row boundaries are masked
+            eq = np.equal(f[1:], f[:-1])
+            eq[B - 1::B] = True
+            if not bool(eq.all()):
+                return None
+    return (slice(None),) * d + (a[sel].astype(np.intp),)  # NOTE: a small copy: the caller's index is not kept
+
+
+def _add_rows(z, g, idx, fresh=True):
+    """z[idx] += g in place for NumPy z (of zeros when ``fresh``) and an index of one integer array (full slices around it) that
     picks rows of >= 32 elements; False (nothing done) for any other index, or when too few rows repeat per round.
     NOTE: round k adds the k-th occurrence (in g's order: a stable sort) of every target row. With the targets
     ordered by their count (descending), round k's targets are a prefix of that order: each round takes its rows
     of g into a buffer and adds it to a contiguous prefix of the accumulator. Each target sums its rows in g's order
-    from 0, as np.add.at does (bit-identical), ~2x faster than add.at on the flat index (embedding backward)"""
+    from z's value, as np.add.at does (bit-identical), ~2x faster than add.at on the flat index (embedding backward)"""
     lay = _adv_layout(idx, z.shape)
     if lay is None or len(lay[1]) != 1:
         return False
@@ -248,12 +323,14 @@ def _add_rows(z, g, idx):
     order = np.empty(t.size, np.intp)
     order[start[rank] + pos[t]] = np.arange(t.size)
     g3 = g.reshape(P, t.size, R)
-    acc = np.zeros((P, int(n[0]), R), z.dtype)
+    z3 = z.reshape(P, Q, R)
+    # NOTE: every target row is in round 0: its accumulator starts from z's row (0 when fresh)
+    acc = np.zeros((P, int(n[0]), R), z.dtype) if fresh else z3[:, perm[:int(n[0])]]
     buf = np.empty_like(acc)
     for s0, nk in zip(start.tolist(), n.tolist()):
         # NOTE: mode="clip" (the indices are in range): with out=, mode="raise" would buffer a copy first
         acc[:, :nk] += g3.take(order[s0:s0 + nk], axis=1, out=buf[:, :nk], mode="clip")
-    z.reshape(P, Q, R)[:, perm[:int(n[0])]] = acc
+    z3[:, perm[:int(n[0])]] = acc
     return True
 
 
