@@ -4,13 +4,20 @@ The implementations live in :mod:`gpugrad.ops.linalg2`; gradients follow PyTorch
 """
 from __future__ import annotations
 
-from .ops.linalg2 import (EighResult, LinAlgError, QRResult, SlogdetResult, SVDResult, cholesky, det, eigh,
-                          eigvalsh, inv, matrix_norm, norm, qr, slogdet, solve, svd, svdvals, vector_norm)
+from .ops.linalg2 import (CholeskyExResult, EighResult, InvExResult, LinAlgError, LstsqResult, LUFactorExResult,
+                          LUFactorResult, LUResult, QRResult, SlogdetResult, SolveExResult, SVDResult, cholesky,
+                          cholesky_ex, cond, cross, det, eig, eigh, eigvals, eigvalsh, householder_product, inv, inv_ex,
+                          lstsq, lu, lu_factor, lu_factor_ex, lu_solve, matrix_exp, matrix_norm, matrix_power,
+                          matrix_rank, multi_dot, norm, pinv, qr, slogdet, solve, solve_ex, solve_triangular, svd,
+                          svdvals, tensorinv, tensorsolve, vander, vecdot, vector_norm)
 from .tensor import Tensor, matmul
 
-__all__ = ["LinAlgError", "cholesky", "det", "diagonal", "eigh", "eigvalsh", "inv", "matrix_norm", "norm", "qr",
-           "slogdet", "solve", "svd", "svdvals", "vector_norm", "matmul", "EighResult", "QRResult", "SlogdetResult",
-           "SVDResult"]
+__all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eig", "eigh", "eigvals",
+           "eigvalsh", "householder_product", "inv", "inv_ex", "lstsq", "lu", "lu_factor", "lu_factor_ex", "lu_solve",
+           "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr",
+           "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals", "tensorinv", "tensorsolve", "vander",
+           "vecdot", "vector_norm", "CholeskyExResult", "EighResult", "InvExResult", "LstsqResult", "LUFactorExResult",
+           "LUFactorResult", "LUResult", "QRResult", "SlogdetResult", "SolveExResult", "SVDResult"]
 
 
 def diagonal(A, *, offset=0, dim1=-2, dim2=-1):

@@ -16,12 +16,12 @@ from collections import namedtuple
 
 import numpy as np
 
-from .._dtypes import is_float as _isf
+from .._dtypes import LOWP as _LOWP, is_float as _isf
 from .. import tensor as _tensor
 from .._promotion import short_name
 from ..autograd.primitive import Primitive
 from ..backend import xp_of
-from ._util import one_dim, quiet_family
+from ._util import one_dim, quiet, quiet_family
 from .shape import Diagonal, DiagonalScatter
 
 Tensor = _tensor.Tensor
@@ -978,7 +978,738 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa
     return vector_norm(A, ord, dim, keepdim, dtype=dtype)
 
 
-quiet_family(Einsum, Inv, Det, LogAbsDet, Solve, Cholesky, QR, Eigh, SVD)
+# -- more of torch.linalg (issue 11): products, powers, pseudo-inverses, least squares, triangular solves, LU, *_ex ---
+_REAL = (np.float32, np.float64)
+
+
+def _no_out(out, fname):
+    if out is not None:
+        raise NotImplementedError(f"{fname}: out= is not supported by gpugrad")
+
+
+def _host(x):
+    x = _arr(x)
+    return np.asarray(x.get() if hasattr(x, "get") else x)
+
+
+def _finite(t):  # NOTE: NumPy raises on a singular input; CuPy returns inf/nan, which sends it to the slow path
+    return t.xp is np or bool(t.xp.isfinite(t._data).all())
+
+
+def _info0(t, batch):
+    return Tensor(t.xp.zeros(tuple(batch), np.int32))
+
+
+def _check_info(info, fname, text, err=LinAlgError):
+    """Raise PyTorch's error for the first batch element whose LAPACK-style info is non-zero."""
+    flat = _host(info).reshape(-1)
+    bad = np.flatnonzero(flat)
+    if bad.size:
+        where = f"(Batch element {bad[0]}): " if _arr(info).ndim else ""
+        raise err(f"{fname}: {where}{text(int(flat[bad[0]]))}")
+
+
+_INV_TEXT = "The diagonal element {} is zero, the inversion could not be completed because the input matrix is singular."
+_CHOL_TEXT = ("The factorization could not be completed because the input is not positive-definite (the leading minor "
+              "of order {} is not positive-definite).")
+_LU_TEXT = ("U[{0},{0}] is zero and using it on lu_solve would result in a division by zero. If you still want to "
+            "perform the factorization, consider calling linalg.lu(A, pivot) or linalg.lu_factor_ex(A, pivot)")
+
+
+def _square_shape(A, fname):
+    if A.ndim < 2:
+        raise RuntimeError(f"{fname}: The input tensor A must have at least 2 dimensions.")
+    if A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"{fname}: A must be batches of square matrices, but they are {A.shape[-2]} by "
+                           f"{A.shape[-1]} matrices")
+
+
+def _eye_like(A):
+    xp, n = A.xp, A.shape[-1]
+    return Tensor(xp.broadcast_to(xp.eye(n, dtype=A.dtype), tuple(A.shape)).copy())
+
+
+def _bshape(*shapes):
+    return tuple(np.broadcast_shapes(*[tuple(s) for s in shapes]))
+
+
+def cross(input, other, *, dim=-1, out=None):  # noqa: A002
+    _no_out(out, "linalg.cross")
+    _need(input, "linalg_cross", "input", 1)
+    _need(other, "linalg_cross", "other", 2)
+    if input.ndim != other.ndim:
+        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
+    if input.dtype != other.dtype:
+        raise RuntimeError(f"expected scalar type {short_name(input.dtype)} but found {short_name(other.dtype)}")
+    nd = max(input.ndim, 1)
+    if not -nd <= dim < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got {dim})")
+    d = dim % nd
+    if input.shape[d] != 3 or other.shape[d] != 3:
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got {input.shape[d]} and "
+                           f"{other.shape[d]}")
+    a, b = [input.select(d, i) for i in range(3)], [other.select(d, i) for i in range(3)]
+    return _tensor.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]], d)
+
+
+def vecdot(x, y, *, dim=-1, out=None):
+    _no_out(out, "linalg.vecdot")
+    _need(x, "linalg_vecdot", "x", 1)
+    _need(y, "linalg_vecdot", "y", 2)
+    if not _isf(x.dtype):
+        raise RuntimeError(f"linalg.vecdot: Expected a floating point or complex tensor as input. Got "
+                           f"{short_name(x.dtype)}")
+    if x.dtype != y.dtype:
+        raise RuntimeError(f"linalg.vecdot: Expected x and y to have the same dtype, but found x of type "
+                           f"{short_name(x.dtype)} and y of type {short_name(y.dtype)} instead")
+    if x.dtype in _LOWP:  # NOTE: products and their sum in float32, one rounding (PyTorch's opmath)
+        return (x.float() * y.float()).sum(dim).type(x.dtype)
+    return (x * y).sum(dim)
+
+
+def multi_dot(tensors, *, out=None):
+    """torch.linalg.multi_dot: the chain product in PyTorch's order (the cheaper of two for three matrices, the
+    matrix-chain program for more); a 1-D first / last operand is a row / column vector."""
+    _no_out(out, "linalg.multi_dot")
+    ts = list(tensors)
+    n = len(ts)
+    if n < 2:
+        raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {n}")
+    for t in ts:
+        _need(t, "linalg_multi_dot", "tensors", 1)
+    for i, t, what in ((0, ts[0], "first"), (n - 1, ts[-1], "last")):
+        if t.ndim not in (1, 2):
+            raise RuntimeError(f"multi_dot(): the {what} tensor must be 1D or 2D but got {t.ndim}D")
+    for i in range(1, n - 1):
+        if ts[i].ndim != 2:
+            raise RuntimeError(f"multi_dot(): tensor {i} must be 2D but got {ts[i].ndim}D")
+    c = _tensor._promo.cpp_name
+    for i, t in enumerate(ts):
+        if t.dtype != ts[0].dtype:
+            raise RuntimeError(f"multi_dot(): all tensors must have be the same dtype but tensor 0 is "
+                               f"{c(ts[0].dtype)} and tensor {i} {c(t.dtype)}")
+    v0, v1 = ts[0].ndim == 1, ts[-1].ndim == 1
+    mats = [ts[0].unsqueeze(0) if v0 else ts[0], *ts[1:-1], ts[-1].unsqueeze(-1) if v1 else ts[-1]]
+    for i in range(n - 1):
+        if mats[i].shape[1] != mats[i + 1].shape[0]:
+            raise RuntimeError(f"multi_dot(): tensors {i} and {i + 1} with shapes {list(ts[i].shape)} and "
+                               f"{list(ts[i + 1].shape)} cannot be multiplied")
+    dims = [mats[0].shape[0]] + [m.shape[1] for m in mats]
+    cost, split = {(i, i): 0 for i in range(n)}, {}
+    for span in range(1, n):
+        for i in range(n - span):
+            j = i + span
+            # NOTE: ties: the first split (PyTorch's strict '<'), but (AB)C for three (its 'cost_1 > cost_2' test)
+            cost[i, j], _, split[i, j] = min((cost[i, k] + cost[k + 1, j] + dims[i] * dims[k + 1] * dims[j + 1],
+                                              -k if n == 3 else k, k) for k in range(i, j))
+
+    def chain(i, j):
+        return mats[i] if i == j else _tensor.matmul(chain(i, split[i, j]), chain(split[i, j] + 1, j))
+    y = chain(0, n - 1)
+    y = y.squeeze(0) if v0 else y
+    return y.squeeze(-1) if v1 else y
+
+
+def matrix_power(A, n, *, out=None):
+    _no_out(out, "linalg.matrix_power")
+    _need(A, "linalg_matrix_power", "input", 1)
+    if not isinstance(n, (int, np.integer)):
+        raise TypeError(f"linalg_matrix_power(): argument 'n' (position 2) must be int, not {type(n).__name__}")
+    _square_shape(A, "linalg.matrix_power")
+    if n == 0:  # NOTE: the identity, with a zero gradient (PyTorch copies eye into a clone)
+        return _tensor.where(Tensor(A.xp.ones(tuple(A.shape), bool)), _eye_like(A), A)
+    if n < 0:
+        A, n = inv(A), -n
+    if n == 1:
+        return A.clone()
+    if n == 3:
+        return (A @ A) @ A
+    z = res = None
+    while n:  # NOTE: PyTorch's binary decomposition, least significant bit first
+        n, bit = divmod(n, 2)
+        z = A if z is None else z @ z
+        if bit:
+            res = z if res is None else res @ z
+    return res
+
+
+def _cutoff(A, atol, rtol, S):
+    """max(atol, rtol * max(S)) per matrix (..., 1), PyTorch's defaults: rtol = eps * max(m, n) unless atol > 0."""
+    xp = xp_of(S)
+    a = xp.asarray(_arr(atol) if atol is not None else 0.0, dtype=np.float64)
+    if rtol is not None:
+        r = xp.asarray(_arr(rtol), dtype=np.float64)
+    else:
+        r = xp.asarray(np.finfo(A.dtype).eps * max(A.shape[-2:]))
+        r = xp.where(a > 0, 0.0, r) if atol is not None else r
+    return xp.maximum(a[..., None], r[..., None] * S.max(-1, keepdims=True))
+
+
+def _legacy_tol(fname, tol, atol, rtol):
+    if tol is None:
+        return atol, rtol
+    if atol is not None or rtol is not None:
+        raise TypeError(f"{fname}() received an invalid combination of arguments: a positional tolerance together "
+                        "with atol= or rtol=")
+    return 0.0 if fname == "linalg_pinv" else tol, tol if fname == "linalg_pinv" else 0.0
+
+
+class Pinv(Primitive):
+    """V diag(1/S where S > tol) U^T from svd (U diag(1/L where |L| > tol) U^T from eigh when hermitian); the singular
+    values and the kept mask go to ``box``. PyTorch's pinv_backward."""
+    save_output = True
+
+    def forward(self, a, atol, rtol, hermitian, box):
+        xp = xp_of(a)
+        if hermitian:
+            s, u = xp.linalg.eigh(a)
+            vt, mag = _mT(u), xp.abs(s)
+        else:
+            u, s, vt = xp.linalg.svd(a, full_matrices=False)
+            mag = s
+        keep = mag > _cutoff(a, atol, rtol, mag)
+        box[:] = [s, keep]
+        return (_mT(vt) * xp.where(keep, 1 / xp.where(keep, s, 1), 0)[..., None, :]) @ _mT(u)
+
+    def backward(self, g):
+        a, p = self.values()[0], self.result()
+        ph, gh = _mT(p), _mT(g)
+        if a.shape[-2] <= a.shape[-1]:
+            K = gh @ p
+            Kph = K @ ph
+            return -_mT(p @ K) + Kph - (a @ p) @ Kph + (ph @ p) @ (gh - K @ a)
+        K = p @ gh
+        phK = ph @ K
+        return -_mT(K @ p) + ((gh - a @ K) @ p) @ ph + phK - (phK @ p) @ a
+
+
+def _pinv(A, atol, rtol, hermitian=False):
+    xp = A.xp
+    atol, rtol = [None if t is None else xp.asarray(_arr(t), dtype=np.float64) for t in (atol, rtol)]
+    batch = _bshape(A.shape[:-2], *[t.shape for t in (atol, rtol) if t is not None])
+    box = []
+    y = Pinv.apply(A.expand(batch + tuple(A.shape[-2:])), atol=atol, rtol=rtol, hermitian=bool(hermitian), box=box)
+    return y, box
+
+
+def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None, out=None):
+    _no_out(out, "linalg.pinv")
+    if not isinstance(A, Tensor) or A.ndim < 2 or A.dtype not in _REAL:
+        d = f"{short_name(A.dtype)}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
+        raise RuntimeError(f"linalg.pinv({d}): expected a tensor with 2 or more dimensions of float, double, cfloat "
+                           "or cdouble types")
+    atol, rtol = _legacy_tol("linalg_pinv", rcond, atol, rtol)
+    return A.mT * 0 if A.numel() == 0 else _pinv(A, atol, rtol, hermitian)[0]
+
+
+def matrix_rank(A, tol=None, hermitian=False, *, atol=None, rtol=None, out=None):
+    """torch.linalg.matrix_rank: the singular values (|eigenvalues| when hermitian) above the cut-off (int64)."""
+    _no_out(out, "linalg.matrix_rank")
+    _need(A, "linalg_matrix_rank", "input", 1)
+    if A.ndim < 2:
+        raise RuntimeError("torch.linalg.matrix_rank: The input tensor input must have at least 2 dimensions.")
+    if A.dtype not in _REAL:
+        raise RuntimeError("This function doesn't handle types other than float and double")
+    atol, rtol = _legacy_tol("linalg_matrix_rank", tol, atol, rtol)
+    xp, a = A.xp, A._data
+    if 0 in a.shape[-2:]:
+        return Tensor(xp.zeros(a.shape[:-2], np.int64))
+    S = xp.abs(xp.linalg.eigvalsh(a)) if hermitian else xp.linalg.svd(a, compute_uv=False)
+    return Tensor((S > _cutoff(A, atol, rtol, S)).sum(-1).astype(np.int64))
+
+
+LstsqResult = namedtuple("linalg_lstsq", ["solution", "residuals", "rank", "singular_values"])
+
+
+def lstsq(A, B, rcond=None, *, driver=None):
+    """torch.linalg.lstsq. Every driver computes the minimum-norm solution through the SVD, singular values at most
+    rcond * max(S) cut (gels: none); what each returns besides follows PyTorch (CPU default gelsy, CUDA gels)."""
+    _need(A, "linalg_lstsq", "self", 1)
+    _need(B, "linalg_lstsq", "b", 2)
+    pre = "torch.linalg.lstsq: "
+    if A.ndim < 2:
+        raise RuntimeError(pre + "input must have at least 2 dimensions.")
+    if B.ndim < 1:
+        raise RuntimeError(pre + "other must have at least 1 dimension.")
+    if A.dtype != B.dtype:
+        raise RuntimeError(f"{pre}Expected input and other to have the same dtype, but got input's dtype "
+                           f"{short_name(A.dtype)} and other's dtype {short_name(B.dtype)}")
+    vector = A.ndim - B.ndim == 1
+    if not 0 <= A.ndim - B.ndim <= 1:
+        raise RuntimeError(pre + "input.dim() must be greater or equal to other.dim() and (input.dim() - other.dim()) "
+                                 "<= 1")
+    Bm = B.unsqueeze(-1) if vector else B
+    m, n = A.shape[-2:]
+    if Bm.shape[-2] != m:
+        raise RuntimeError(f"{pre}input.size(-2) should match other.size({-1 if vector else -2})")
+    if A.dtype not in _REAL:
+        raise RuntimeError("This function doesn't handle types other than float and double")
+    driver = driver or ("gels" if A.is_cuda else "gelsy")
+    if driver not in ("gels", "gelsy", "gelsd", "gelss"):
+        raise RuntimeError(pre + "parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
+    if A.is_cuda and driver != "gels":
+        raise RuntimeError(pre + "`driver` other than `gels` is not supported on CUDA")
+    eps = float(np.finfo(A.dtype).eps)
+    rc = eps * max(m, n) if rcond is None else (rcond if rcond >= 0 else eps)  # NOTE: LAPACK: rcond < 0 means eps
+    batch = _bshape(A.shape[:-2], Bm.shape[:-2])
+    A, Bm = A.expand(batch + (m, n)), Bm.expand(batch + tuple(Bm.shape[-2:]))
+    # NOTE: gels assumes full rank (no cut-off); the gradient is PyTorch's (pinv_backward and pinv(A)^T gX)
+    P, (s, keep) = _pinv(A, 0.0, 0.0 if driver == "gels" else rc)
+    X, xp = P @ Bm, A.xp
+    empty = Tensor(xp.zeros((0,), A.dtype))
+    rank = Tensor(xp.zeros((0,), np.int64)) if driver == "gels" else Tensor(keep.sum(-1).astype(np.int64))
+    full = driver == "gels" or bool((rank._data == n).all())
+    res = ((A @ X - Bm) ** 2).sum(-2) if m > n and driver != "gelsy" and full else empty
+    return LstsqResult(X.squeeze(-1) if vector else X, res, rank, Tensor(s.copy()) if driver in ("gelsd", "gelss") else empty)
+
+
+@quiet
+def _subst(t, b, upper):
+    """Row-by-row substitution on triangular t (..., n, n): zeros on the diagonal give inf/nan, as PyTorch's trsm."""
+    n = t.shape[-1]
+    x = np.zeros(_bshape(t.shape[:-2], b.shape[:-2]) + b.shape[-2:], np.result_type(t, b))
+    for i in range(n - 1, -1, -1) if upper else range(n):
+        s = slice(i + 1, n) if upper else slice(0, i)
+        x[..., i, :] = (b[..., i, :] - (t[..., i, None, s] @ x[..., s, :])[..., 0, :]) / t[..., i, i, None]
+    return x
+
+
+class _TriSolve(Solve):
+    """Solve for a triangular A (Solve's gradient); a singular A gives inf/nan instead of an error."""
+
+    def forward(self, a, b, upper):
+        try:
+            return xp_of(a).linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            return _subst(a, b, upper)
+
+
+def _tri_solve(M, B, upper):
+    n, batch = M.shape[-1], _bshape(M.shape[:-2], B.shape[:-2])
+    return _TriSolve.apply(M.expand(batch + (n, n)), B.expand(batch + tuple(B.shape[-2:])), upper=bool(upper))
+
+
+def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
+    _no_out(out, "linalg.solve_triangular")
+    _need(A, "linalg_solve_triangular", "input", 1)
+    _need(B, "linalg_solve_triangular", "B", 2)
+    if A.dtype not in _REAL:
+        raise NotImplementedError(f"\"triangular_solve_{'cuda' if A.is_cuda else 'cpu'}\" not implemented for "
+                                  f"'{short_name(A.dtype)}'")
+    B = B.type(A.dtype)  # NOTE: PyTorch casts B to A's dtype here (linalg.solve refuses mixed dtypes)
+    _square_shape(A, "linalg.solve_triangular")
+    if B.ndim < 2:
+        raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
+    n, (r, c) = A.shape[-1], B.shape[-2:]
+    if (r if left else c) != n:
+        raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the equation "
+                           f"{'AX' if left else 'XA'} = B ({n}x{n} and {r}x{c})")
+    if not left:
+        return solve_triangular(A.mT, B.mT, upper=not upper, unitriangular=unitriangular).mT
+    tri = triu if upper else tril
+    M = tri(A, (1 if upper else -1)) + _eye_like(A) if unitriangular else tri(A, 0)
+    return _tri_solve(M, B, upper)
+
+
+class MatrixExp(Primitive):
+    """exp(A) by scaling and squaring with the [13/13] Pade approximant (Higham 2005); PyTorch's backward: the
+    top-right block of exp([[A^T, G], [0, A^T]])."""
+    saves = None
+
+    def forward(self, a):
+        return _expm(a)
+
+    def backward(self, g):
+        (a,) = self.values()
+        n, at = a.shape[-1], _mT(a)
+        z = _const(self, xp_of(_arr(a)).zeros(a.shape, _arr(a).dtype))
+        big = _cat(self, [_cat(self, [at, g], -1), _cat(self, [z, at], -1)], -2)
+        return self.call(MatrixExp, big)[..., :n, n:]
+
+
+_PADE13 = (64764752532480000., 32382376266240000., 7771770303897600., 1187353796428800., 129060195264000.,
+           10559470521600., 670442572800., 33522128640., 1323241920., 40840800., 960960., 16380., 182., 1.)
+
+
+def _expm(a):
+    xp, dt = xp_of(a), a.dtype
+    if a.size == 0:
+        return a.copy()
+    a = a.astype(np.float64)  # NOTE: float32 computes in float64 and rounds once
+    nrm = xp.abs(a).sum(-2).max(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = xp.ceil(xp.log2(nrm / 5.371920351148152))
+    s = xp.where(xp.isfinite(s) & (s > 0), s, 0).astype(np.int64)
+    a = a * (0.5 ** s)[..., None, None]
+    b, eye = _PADE13, xp.eye(a.shape[-1])
+    a2 = a @ a
+    a4 = a2 @ a2
+    a6 = a4 @ a2
+    u = a @ (a6 @ (b[13] * a6 + b[11] * a4 + b[9] * a2) + b[7] * a6 + b[5] * a4 + b[3] * a2 + b[1] * eye)
+    v = a6 @ (b[12] * a6 + b[10] * a4 + b[8] * a2) + b[6] * a6 + b[4] * a4 + b[2] * a2 + b[0] * eye
+    r = xp.linalg.solve(v - u, v + u)
+    for k in range(int(s.max()) if s.size else 0):
+        r = xp.where((k < s)[..., None, None], r @ r, r)
+    return r.astype(dt, copy=False)
+
+
+def matrix_exp(A):
+    _check_square(A, "linalg.matrix_exp")
+    return MatrixExp.apply(A)
+
+
+# -- LU (LAPACK getrf in array code: NumPy has none; the same loop runs on CuPy) ------------------------------
+def _getrf(a, pivot=True):
+    """(LU packed, 1-based int32 pivots, int32 info = first zero pivot) of (..., m, n), as LAPACK's getrf."""
+    xp = xp_of(a)
+    shape, (m, n) = a.shape, a.shape[-2:]
+    k = min(m, n)
+    a = a.reshape((-1, m, n)).copy()
+    nb = a.shape[0]
+    r = xp.arange(nb)
+    piv, info = xp.empty((nb, k), np.int32), xp.zeros(nb, np.int32)
+    for j in range(k):
+        p = j + xp.argmax(xp.abs(a[:, j:, j]), axis=-1) if pivot else xp.full(nb, j)
+        piv[:, j] = p + 1
+        row = a[r, p].copy()
+        a[r, p] = a[:, j]
+        a[:, j] = row
+        d = a[:, j, j]
+        z = d == 0
+        info = xp.where((info == 0) & z, j + 1, info)
+        # NOTE: a zero pivot leaves its column (all zero when pivoting) unscaled, as getrf
+        a[:, j + 1:, j] /= xp.where(z, 1, d)[:, None]
+        a[:, j + 1:, j + 1:] -= a[:, j + 1:, j, None] * a[:, j, None, j + 1:]
+    return a.reshape(shape), piv.reshape(shape[:-2] + (k,)), info.reshape(shape[:-2])
+
+
+def _pmat(piv, m, dt):
+    """P (..., m, m) with A = P L U, from LAPACK's row interchanges."""
+    xp = xp_of(piv)
+    b = piv.reshape((-1, piv.shape[-1])).astype(np.int64) - 1
+    perm, r = xp.tile(xp.arange(m), (b.shape[0], 1)), xp.arange(b.shape[0])
+    for j in range(b.shape[1]):
+        t = perm[r, b[:, j]].copy()
+        perm[r, b[:, j]] = perm[:, j]
+        perm[:, j] = t
+    return _mT(xp.eye(m, dtype=dt)[perm.reshape(piv.shape[:-1] + (m,))])
+
+
+class LUFactor(Primitive):
+    """The packed LU factor (pivots and info go to ``box``); PyTorch's lu_factor_ex_backward (linalg_lu_backward)."""
+    save_output = True
+    saves = ()
+
+    def forward(self, a, pivot, box):
+        y, self.piv, info = _getrf(a, pivot)
+        self.pivot = pivot
+        box[:] = [self.piv, info]
+        return y
+
+    def backward(self, g):
+        LU = self.result()
+        m, n = LU.shape[-2:]
+        k, xp, dt = min(m, n), xp_of(_arr(LU)), _arr(LU).dtype
+
+        def tri(x, d, up):
+            return self.call(Tri, x, k=d, upper=up)
+        L = tri(LU[..., :, :k], -1, False) + _const(self, xp.eye(m, k, dtype=dt))
+        U = tri(LU[..., :k, :], 0, True)
+        gL, gU = g[..., :, :k], g[..., :k, :]
+        if m <= n:  # NOTE: the wide case; the square one is the same formula without U2
+            X = tri(_mT(L) @ gL - tri(gU, 0, True) @ _mT(U), -1, False)
+            X = _mT(self.call(Solve, U[..., :, :k], _mT(X))) + tri(gU[..., :, :k], 0, True)
+            X = _cat(self, [X, gU[..., :, k:]], -1) if n > m else X
+            X = self.call(Solve, _mT(L), X)
+        else:
+            X = tri(gU @ _mT(U) - _mT(L) @ tri(gL, -1, False), 0, True)
+            X = self.call(Solve, _mT(L[..., :k, :]), X)
+            X = _cat(self, [X + tri(gL[..., :k, :], -1, False), gL[..., k:, :]], -2)
+            X = _mT(self.call(Solve, U, _mT(X)))
+        return _const(self, _pmat(self.piv, m, dt)) @ X if self.pivot else X
+
+
+LUFactorResult = namedtuple("linalg_lu_factor", ["LU", "pivots"])
+LUFactorExResult = namedtuple("linalg_lu_factor_ex", ["LU", "pivots", "info"])
+LUResult = namedtuple("linalg_lu", ["P", "L", "U"])
+
+
+def lu_factor_ex(A, *, pivot=True, check_errors=False, out=None):
+    _no_out(out, "linalg.lu_factor_ex")
+    _need(A, "linalg_lu_factor_ex", "A", 1)
+    if A.ndim < 2:
+        raise RuntimeError(f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: {list(A.shape)} "
+                           "instead")
+    if A.dtype not in _REAL:
+        raise NotImplementedError(f"\"lu_{'cuda' if A.is_cuda else 'cpu'}\" not implemented for '{short_name(A.dtype)}'")
+    if not pivot and not A.is_cuda:
+        raise RuntimeError("linalg.lu_factor: LU without pivoting is not implemented on the CPU")
+    box = []
+    LU = LUFactor.apply(A, pivot=bool(pivot), box=box)
+    # NOTE: copies: the box arrays are also the op's recorded parameters, so gg.compile would bake them in as
+    # constants; fresh arrays are tensors made outside the recorded ops, which it refuses when they feed a step
+    piv, info = Tensor(box[0].copy()), Tensor(box[1].copy())
+    if check_errors:
+        _check_info(info, "torch.linalg.lu_factor_ex", _LU_TEXT.format, RuntimeError)
+    return LUFactorExResult(LU, piv, info)
+
+
+def lu_factor(A, *, pivot=True, out=None):
+    _no_out(out, "linalg.lu_factor")
+    LU, piv, info = lu_factor_ex(A, pivot=pivot)
+    _check_info(info, "torch.linalg.lu_factor", _LU_TEXT.format, RuntimeError)
+    return LUFactorResult(LU, piv)
+
+
+def lu(A, *, pivot=True, out=None):
+    """torch.linalg.lu: P, L (unit lower, m x k), U (k x n) with A = P L U, differentiable through the packed LU."""
+    _no_out(out, "linalg.lu")
+    LU, piv, _ = lu_factor_ex(A, pivot=pivot)
+    m, n = A.shape[-2:]
+    k = min(m, n)
+    L = tril(LU[..., :, :k], -1) + Tensor(A.xp.eye(m, k, dtype=A.dtype))
+    P = Tensor(_pmat(piv._data, m, A.dtype)) if pivot else Tensor(A.xp.zeros((0,), A.dtype))
+    return LUResult(P, L, triu(LU[..., :k, :]))
+
+
+def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):
+    """torch.linalg.lu_solve as two triangular solves (differentiable in LU and B)."""
+    _no_out(out, "linalg.lu_solve")
+    _check_square(LU, "torch.linalg.lu_solve")
+    _need(pivots, "linalg_lu_solve", "pivots", 2)
+    _need(B, "linalg_lu_solve", "B", 3)
+    n = LU.shape[-1]
+    if B.ndim < 2:
+        raise RuntimeError("linalg.lu_solve: The input tensor B must have at least 2 dimensions.")
+    if LU.dtype != B.dtype:
+        raise RuntimeError(f"linalg.lu_solve: Expected LU and B to have the same dtype, but found LU of type "
+                           f"{short_name(LU.dtype)} and B of type {short_name(B.dtype)} instead")
+    if pivots.dtype != np.int32:
+        raise RuntimeError("linalg.lu_solve: pivots should be a Tensor of scalar type torch.int32")
+    if pivots.ndim < 1 or pivots.shape[-1] != n:
+        raise RuntimeError("linalg.lu_solve: Number of pivots per batch should be same as the dimension of the matrix")
+    if tuple(pivots.shape) != tuple(LU.shape[:-1]):
+        raise RuntimeError(f"linalg.lu_solve: Expected LU.shape[:-1] and pivots.shape to be the same, but got pivots "
+                           f"with shape {list(pivots.shape)} instead")
+    r, c = B.shape[-2:]
+    if (r if left else c) != n:
+        raise RuntimeError(f"linalg.lu_solve: Incompatible shapes of A and B for the equation {'AX' if left else 'XA'}"
+                           f" = B ({n}x{n} and {r}x{c})")
+    if not left:  # NOTE: X A = B is A^T X^T = B^T
+        return lu_solve(LU, pivots, B.mT, adjoint=not adjoint).mT
+    batch = _bshape(LU.shape[:-2], B.shape[:-2])
+    LU, B = LU.expand(batch + (n, n)), B.expand(batch + (r, c))
+    P = Tensor(_pmat(LU.xp.broadcast_to(pivots._data, batch + (n,)), n, LU.dtype))
+    L, U = tril(LU, -1) + _eye_like(LU), triu(LU)
+    if adjoint:  # NOTE: A^T = U^T L^T P^T; P @ (inf/nan of a singular A) must not warn
+        with np.errstate(invalid="ignore"):
+            return P @ _tri_solve(L.mT, _tri_solve(U.mT, B, False), True)
+    return _tri_solve(U, _tri_solve(L, P.mT @ B, False), True)
+
+
+# -- the *_ex variants: info instead of an error ------------------------------------------------------------------
+InvExResult = namedtuple("linalg_inv_ex", ["inverse", "info"])
+CholeskyExResult = namedtuple("linalg_cholesky_ex", ["L", "info"])
+SolveExResult = namedtuple("linalg_solve_ex", ["result", "info"])
+
+
+def inv_ex(A, *, check_errors=False, out=None):
+    """torch.linalg.inv_ex: linalg.inv when A is invertible, else LU and two solves (inf/nan, as PyTorch's)."""
+    _no_out(out, "linalg.inv_ex")
+    _check_square(A, "linalg.inv")
+    try:
+        Y = Inv.apply(A)
+        if _finite(Y):
+            return InvExResult(Y, _info0(A, A.shape[:-2]))
+    except LinAlgError:
+        pass
+    LU, piv, info = lu_factor_ex(A)
+    if check_errors:
+        _check_info(info, "linalg.inv_ex", _INV_TEXT.format)
+    return InvExResult(lu_solve(LU, piv, _eye_like(A)), info)
+
+
+def solve_ex(A, B, *, left=True, check_errors=False, out=None):
+    _no_out(out, "linalg.solve_ex")
+    try:
+        X = solve(A, B, left=left)
+        if _finite(X):
+            return SolveExResult(X, _info0(A, _bshape(A.shape[:-2], X.shape[:-1 if X.ndim < A.ndim else -2])))
+    except LinAlgError:
+        pass
+    vector = left and (B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1])))
+    Bm = B.unsqueeze(-1) if vector else (B if left else B.mT)
+    n, A = A.shape[-1], A if left else A.mT  # NOTE: X A = B: the LU of A^T, as PyTorch
+    LU, piv, info = lu_factor_ex(A.expand(_bshape(A.shape[:-2], Bm.shape[:-2]) + (n, n)))
+    if check_errors:
+        _check_info(info, "torch.linalg.solve_ex", lambda i: "The solver failed because the input matrix is singular.")
+    X = lu_solve(LU, piv, Bm)
+    return SolveExResult(X.squeeze(-1) if vector else (X if left else X.mT), info)
+
+
+@quiet
+def _potf2(a):
+    """LAPACK potf2 (lower) over a batch: stops at the first non-positive pivot, stores it, leaves the rest."""
+    xp = xp_of(a)
+    a = xp.tril(a)
+    info = xp.zeros(a.shape[:-2], np.int32)
+    for j in range(a.shape[-1]):
+        live = info == 0
+        d = a[..., j, j] - (a[..., j, :j] ** 2).sum(-1)
+        bad = live & ~(d > 0)
+        info = xp.where(bad, j + 1, info)
+        a[..., j, j] = xp.where(live, xp.where(bad, d, xp.sqrt(xp.abs(d))), a[..., j, j])
+        col = (a[..., j + 1:, j] - (a[..., j + 1:, :j] @ a[..., j, :j, None])[..., 0]) / a[..., j, j, None]
+        a[..., j + 1:, j] = xp.where((info == 0)[..., None], col, a[..., j + 1:, j])
+    return a, info
+
+
+class CholeskyEx(Cholesky):
+    def forward(self, a, box):
+        y, info = _potf2(a)
+        box[:] = [info]
+        return y
+
+
+def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
+    _no_out(out, "linalg.cholesky_ex")
+    _check_square(A, "linalg.cholesky")
+    if upper:
+        L, info = cholesky_ex(A.mT, check_errors=check_errors)
+        return CholeskyExResult(L.mT, info)
+    try:
+        L = Cholesky.apply(A)
+        if _finite(L):
+            return CholeskyExResult(L, _info0(A, A.shape[:-2]))
+    except LinAlgError:
+        pass
+    box = []
+    L = CholeskyEx.apply(A, box=box)
+    if check_errors:
+        _check_info(box[0], "linalg.cholesky_ex", _CHOL_TEXT.format)
+    return CholeskyExResult(L, Tensor(box[0].copy()))  # NOTE: a copy, as in lu_factor_ex
+
+
+# -- built from the above ------------------------------------------------------------------------------------------
+def cond(A, p=None, *, out=None):
+    """torch.linalg.cond: S_max / S_min for p in (None, 2, -2) (any shape), else norm(A, p) * norm(inv(A), p) with
+    inf for a singular A."""
+    _no_out(out, "linalg.cond")
+    _need(A, "linalg_cond", "input", 1)
+    if A.ndim < 2:
+        raise RuntimeError("linalg.cond: The input tensor must have at least 2 dimensions.")
+    ok = p in ("fro", "nuc") if isinstance(p, str) else p is None or p in (1, -1, 2, -2, math.inf, -math.inf)
+    if not ok:
+        raise RuntimeError(f"linalg.cond got an invalid norm type: {p}")
+    if p is None or p in (2, -2):
+        _check_float(A, "linalg.svd")
+        if A.numel() == 0:
+            return Tensor(A.xp.zeros(tuple(A.shape[:-2]), A.dtype))
+        S = svdvals(A)
+        return S[..., -1] / S[..., 0] if p == -2 else S[..., 0] / S[..., -1]
+    _square_shape(A, f"linalg.cond(ord={p if isinstance(p, str) else format(p, 'g')})")
+    _check_float(A, "linalg.inv")
+    if A.numel() == 0:
+        return Tensor(A.xp.zeros(tuple(A.shape[:-2]), A.dtype))
+    Y, info = inv_ex(A)
+    bad = info._data > 0  # NOTE: a singular A: inf, as PyTorch (0 * inf would be nan)
+    Y = _tensor.where(Tensor(bad[..., None, None]), 1.0, Y) if bad.any() else Y
+    y = matrix_norm(A, p) * matrix_norm(Y, p)
+    return _tensor.where(Tensor(bad), math.inf, y) if bad.any() else y
+
+
+def vander(x, *, N=None):
+    _need(x, "linalg_vander", "x", 1)
+    if x.dtype == np.bool_ or x.dtype.kind not in "iuf" or x.dtype in _LOWP:
+        raise RuntimeError(f"linalg.vander supports floating point, complex, and integer tensors, but got "
+                           f"{short_name(x.dtype)}")
+    x = x.unsqueeze(-1) if x.ndim == 0 else x
+    n = x.shape[-1] if N is None else N
+    if n <= 1:
+        raise RuntimeError("N must be greater than 1.")
+    y = x.unsqueeze(-1).expand(tuple(x.shape) + (n - 1,)).cumprod(-1)  # NOTE: integers become int64, as cumprod
+    return _tensor.cat([Tensor(x.xp.ones(tuple(x.shape) + (1,), y.dtype)), y], -1)
+
+
+def tensorinv(A, ind=2, *, out=None):
+    _no_out(out, "linalg.tensorinv")
+    _need(A, "linalg_tensorinv", "input", 1)
+    if ind <= 0:
+        raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
+    a, b = int(np.prod(A.shape[:ind])), int(np.prod(A.shape[ind:]))
+    if a != b:
+        raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[ind:]) == "
+                           f"prod(self.shape[:ind]), but got {b} != {a}")
+    _check_float(A, "linalg.inv")
+    Y, info = inv_ex(A.reshape((a, a)))
+    _check_info(info, "inv", _INV_TEXT.format)
+    return Y.reshape(tuple(A.shape[ind:]) + tuple(A.shape[:ind]))
+
+
+def tensorsolve(A, B, dims=None, *, out=None):
+    _no_out(out, "linalg.tensorsolve")
+    _need(A, "linalg_tensorsolve", "input", 1)
+    _need(B, "linalg_tensorsolve", "other", 2)
+    if dims is not None:
+        dims = [dims] if isinstance(dims, int) else list(dims)
+        A = A.movedim(dims, list(range(A.ndim - len(dims), A.ndim)))
+    rs = tuple(A.shape[B.ndim:])
+    rp, op = int(np.prod(rs)), int(np.prod(B.shape))
+    if rp != op:
+        raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[other.ndim:]) == "
+                           f"prod(self.shape[:other.ndim]), but got {rp} != {op}")
+    return solve(A.reshape((rp, rp)), B.reshape((-1,))).reshape(rs)
+
+
+def householder_product(A, tau, *, out=None):
+    """torch.linalg.householder_product: the first n columns of H_1 ... H_k, H_i = I - tau_i v_i v_i^T."""
+    _no_out(out, "linalg.householder_product")
+    _need(A, "linalg_householder_product", "input", 1)
+    _need(tau, "linalg_householder_product", "tau", 2)
+    pre = "torch.linalg.householder_product: "
+    if A.ndim < 2:
+        raise RuntimeError(pre + "input must have at least 2 dimensions.")
+    m, n = A.shape[-2:]
+    if m < n:
+        raise RuntimeError(pre + "input.shape[-2] must be greater than or equal to input.shape[-1]")
+    if tau.ndim == 0:
+        raise IndexError("Dimension specified as -1 but tensor has no dimensions")
+    if n < tau.shape[-1]:
+        raise RuntimeError(pre + "input.shape[-1] must be greater than or equal to tau.shape[-1]")
+    if A.ndim - tau.ndim != 1:
+        raise RuntimeError(f"{pre}Expected tau to have one dimension less than input, but got tau.ndim equal to "
+                           f"{tau.ndim} and input.ndim is equal to {A.ndim}")
+    if tuple(tau.shape[:-1]) != tuple(A.shape[:-2]):
+        raise RuntimeError(f"{pre}Expected batch dimensions of tau to be equal to input.shape[:-2], but got "
+                           f"{list(tau.shape[:-1])}")
+    if tau.dtype != A.dtype:
+        raise RuntimeError(f"{pre}tau dtype {short_name(tau.dtype)} does not match input dtype {short_name(A.dtype)}")
+    if A.dtype not in _REAL:
+        raise NotImplementedError(f"\"orgqr_{'cuda' if A.is_cuda else 'cpu'}\" not implemented for "
+                                  f"'{short_name(A.dtype)}'")
+    eye = Tensor(A.xp.broadcast_to(A.xp.eye(m, n, dtype=A.dtype), tuple(A.shape)).copy())
+    V, Q = tril(A, -1) + eye, eye
+    for i in reversed(range(tau.shape[-1])):
+        v = V[..., :, i:i + 1]
+        Q = Q - (tau[..., i:i + 1, None] * v) @ (v.mT @ Q)
+    return Q
+
+
+def _no_complex(A, fname):
+    _check_square(A, fname)
+    raise NotImplementedError(f"{fname}: complex tensors are not supported by gpugrad (the eigenvalues and "
+                              "eigenvectors of a general real matrix are complex); use linalg.eigh for a symmetric one")
+
+
+def eig(A, *, out=None):
+    _no_complex(A, "linalg.eig")
+
+
+def eigvals(A, *, out=None):
+    _no_complex(A, "linalg.eigvals")
+
+
+quiet_family(Einsum, Inv, Det, LogAbsDet, Solve, Cholesky, QR, Eigh, SVD, _TriSolve, MatrixExp, LUFactor, Pinv)
 
 
 def inner(input, other):  # noqa: A002
