@@ -1,5 +1,6 @@
 """Gradient-check rows for the nn ops of issue "The everyday PyTorch ops", part 2 (losses, cdist, LRN,
-embedding_bag, max_unpool2d)."""
+embedding_bag, max_unpool2d) and of issue 11's breadth pass (shrinks, RReLU, margin losses, pdist,
+bilinear, channel_shuffle, 3-D pools, padding modules)."""
 import numpy as np
 
 import gpugrad as gg
@@ -36,4 +37,30 @@ def rows(R, ANY, POS, NONZERO, away):
         R("embedding_bag_sum_psw", lambda w, s: F.embedding_bag(idx, w, off, mode="sum", per_sample_weights=s),
           None, (4, 3), (5,)),
         R("max_unpool2d", lambda x: F.max_unpool2d(x, T([[[[0, 3], [9, 15]]]]), 2), None, (1, 1, 2, 2)),
+        # issue 11 (breadth)
+        R("hardshrink", lambda x: F.hardshrink(x, 0.5), lambda a: np.where(np.abs(a) > 0.5, a, 0), (2, 3),
+          dom=away(-0.5, 0.5)),
+        R("softshrink", lambda x: F.softshrink(x), lambda a: a - np.clip(a, -0.5, 0.5), (2, 3), dom=away(-0.5, 0.5)),
+        R("rrelu_eval", lambda x: F.rrelu(x), lambda a: np.where(a > 0, a, a * 11 / 48), (2, 3), dom=NONZERO),
+        # NOTE: order2=False: F.elu(inplace=True)'s create_graph backward is wrong (ops/activation.py _in_place keeps
+        # no copy of the input for the composite); elu_ shares it. Reported, not fixed here.
+        R("elu_", lambda x: F.elu_(x * 1.0), lambda a: np.where(a > 0, a, np.expm1(a)), (3,), dom=NONZERO, order2=False),
+        R("leaky_relu_", lambda x: F.leaky_relu_(x * 1.0, 0.2), lambda a: np.where(a > 0, a, 0.2 * a), (3,),
+          dom=NONZERO),
+        R("soft_margin_loss", lambda x: F.soft_margin_loss(x, tgt), lambda a: np.log1p(np.exp(-a * [1, -1, 1])).mean(),
+          (3,)),
+        R("multilabel_margin_loss", lambda x: F.multilabel_margin_loss(x, T([[2, 0, -1, 1], [1, 2, 3, 0]])), None,
+          (2, 4), dom=lambda r, s: r.uniform(-0.3, 0.3, s)),
+        R("triplet_margin_with_distance_loss", lambda a, p, n: F.triplet_margin_with_distance_loss(
+            a, p, n, distance_function=lambda u, v: ((u - v) ** 2).sum(-1), margin=20.0, swap=True), None,
+          (3, 4), (3, 4), (3, 4)),
+        R("pdist", lambda x: F.pdist(x), None, (4, 3)),
+        R("pdist_p1.5", lambda x: F.pdist(x, 1.5), None, (3, 2)),
+        R("bilinear", lambda a, b, w, c: F.bilinear(a, b, w, c), None, (2, 3), (2, 2), (4, 3, 2), (4,)),
+        R("channel_shuffle", lambda x: F.channel_shuffle(x, 2), None, (1, 4, 3)),
+        R("max_pool3d", lambda x: F.max_pool3d(x, 2, 1, 1, ceil_mode=True), None, (1, 1, 3, 3, 2), order2=False),
+        R("avg_pool3d", lambda x: F.avg_pool3d(x, (2, 3, 2), 1, 1, count_include_pad=False), None, (1, 3, 2, 3)),
+        R("adaptive_avg_pool3d", lambda x: F.adaptive_avg_pool3d(x, (2, 2, 3)), None, (1, 3, 3, 4)),
+        R("circular_pad2d", lambda x: gg.nn.CircularPad2d((1, 2, -1, 1))(x), None, (1, 3, 3)),
+        R("reflection_pad3d", lambda x: gg.nn.ReflectionPad3d(1)(x), None, (1, 2, 2, 3)),
     ]

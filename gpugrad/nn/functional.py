@@ -415,34 +415,58 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
 
 # -- shapes -----------------------------------------------------------------------------------------
 def _pad_index(n, lo, hi, mode):
+    if n + lo + hi < 0:
+        raise RuntimeError("Negative padding value is resulting in an empty dimension" if mode == "circular" else
+                           f"input (W: {n}) is too small. Calculated output W: {n + lo + hi}")
     i = np.arange(-lo, n + hi)
     if mode == "replicate":
         return np.clip(i, 0, n - 1)
     if mode == "circular":
-        if lo > n or hi > n:
-            raise ValueError(f"pad: circular padding ({lo}, {hi}) can't exceed the dimension size {n}")
-        return i % n
-    if lo >= n or hi >= n:
-        raise ValueError(f"pad: reflect padding ({lo}, {hi}) must be less than the dimension size {n}")
+        # NOTE: as PyTorch, negative widths crop first and the positive ones wrap around the cropped part
+        a, m = max(-lo, 0), n - max(-lo, 0) - max(-hi, 0)
+        if max(lo, 0) > m or max(hi, 0) > m:
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        return a + np.arange(-max(lo, 0), m + max(hi, 0)) % max(m, 1)
     i = np.abs(i)
     return np.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
+_PAD_COMBOS = ("Supported combinations for non-constant padding:\n  - 2D or 3D input: padding size = 2 (pads last "
+               "dimension)\n  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n  - 4D or 5D input: padding "
+               "size = 6 (pads last 3 dimensions)")
 
 
 def pad(input, pad, mode="constant", value=None):  # noqa: A002
     """torch.nn.functional.pad: ``pad`` = (left, right, top, bottom, ...) from the LAST dim backwards.
 
-    Modes: 'constant' (``value``, default 0), 'reflect', 'replicate', 'circular'.
-    """
+    Modes: 'constant' (``value``, default 0; any number of dims), and 'reflect', 'replicate', 'circular' on the last
+    1, 2 or 3 dims of a (batched or unbatched) input, PyTorch's combinations and checks."""
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > input.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension but got "
+                           f"padding length {len(pad)} and input of dimension {input.ndim}")
     if mode == "constant":
         return _core_pad(input, pad, value=0.0 if value is None else value)
     if mode not in ("reflect", "replicate", "circular"):
-        raise NotImplementedError(f"pad: unknown mode {mode!r}")
-    if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise ValueError(f"pad: expected an even number of values covering at most {input.ndim} dims, got {pad}")
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if value is not None and value != 0:
+        raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+    k = len(pad) // 2
+    if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"
+                                  + _PAD_COMBOS)
+    if mode != "circular" and 0 in tuple(input.shape)[input.ndim - k - 1:]:
+        raise RuntimeError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 batch size and other "
+                           f"non-zero dimensions for input, but got: {list(input.shape)}")
     y = input
-    for i in range(len(pad) // 2):
+    for i in range(k):
         d = input.ndim - 1 - i
         lo, hi = int(pad[2 * i]), int(pad[2 * i + 1])
+        if mode == "reflect" and (lo >= y.shape[d] or hi >= y.shape[d]):
+            raise RuntimeError(f"Argument #{4 + 2 * i}: Padding size should be less than the corresponding input "
+                               f"dimension, but got: padding ({lo}, {hi}) at dimension {d} of input "
+                               f"{list(input.shape)}")
         if lo == hi == 0:
             continue
         idx = y.xp.asarray(_pad_index(y.shape[d], lo, hi, mode))
@@ -876,7 +900,11 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):  # noqa: A002
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     if inplace:
-        return _inplace_act(hardtanh, input, min_val, max_val)
+        return _inplace_act(_hardtanh, input, min_val, max_val)
+    return _hardtanh(input, min_val, max_val)
+
+
+def _hardtanh(input, min_val, max_val):  # noqa: A002
     inside = Tensor((input._data > min_val) & (input._data < max_val))
     return where(inside, input, input.clamp(min_val, max_val).detach())
 
@@ -1304,15 +1332,20 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
             k = max(len(b1), len(b2)) - i
             raise RuntimeError(f"The size of tensor a ({b1[-i]}) must match the size of tensor b ({b2[-i]}) at "
                                f"non-singleton dimension {k}")
-    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (B.., P, R, M)
+    return _pnorm(x1.unsqueeze(-2) - x2.unsqueeze(-3), p)  # diff: (B.., P, R, M)
+
+
+def _pnorm(diff, p):
+    """||diff||_p over the last dim with cdist's/pdist's gradients: 0 where a distance is 0; for p = inf, to every
+    coordinate attaining the max."""
     p = float(p)
     if p == 0.0:
-        cnt = Tensor((diff._data != 0).sum(-1).astype(x1.dtype))
+        cnt = Tensor((diff._data != 0).sum(-1).astype(diff.dtype))
         return cnt + (diff * 0.0).sum(-1)  # NOTE: a zero gradient, as PyTorch's
     if math.isinf(p):
         a = diff.abs()
         m = a._data.max(-1, keepdims=True) if diff.shape[-1] else a._data.sum(-1, keepdims=True)
-        d = (a * Tensor((a._data == m).astype(x1.dtype))).sum(-1)
+        d = (a * Tensor((a._data == m).astype(diff.dtype))).sum(-1)
         return d + Tensor(m[..., 0]) - d.detach()
     return diff.norm(p, -1)
 
@@ -1602,6 +1635,310 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     out = base.scatter(input.ndim - 2, Tensor(flat_i), input.reshape(lead + (-1,)))
     return out.reshape(lead + (oh, ow))
 
+
+# == issue 11 (breadth): shrinks, RReLU, the in-place functional forms, soft/multilabel margin and distance-function
+# == triplet losses, pdist, bilinear, channel_shuffle, 3-D pooling, max_pool*_with_indices ==========================
+__all__ += ["hardshrink", "softshrink", "rrelu", "rrelu_", "relu_", "elu_", "leaky_relu_", "hardtanh_", "threshold_",
+            "selu_", "celu_", "soft_margin_loss", "multilabel_margin_loss", "triplet_margin_with_distance_loss", "pdist",
+            "bilinear", "channel_shuffle", "max_pool3d", "avg_pool3d", "adaptive_avg_pool3d", "max_pool1d_with_indices",
+            "max_pool2d_with_indices", "max_pool3d_with_indices"]
+_FMAX = {"Half": "65504", "BFloat16": "3.38953e+38", "Float": "3.40282e+38", "Double": "1.79769e+308"}
+
+
+def _float_only(input, kernel):  # noqa: A002
+    if not _isf(input.dtype):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{_promo.short_name(input.dtype)}'")
+
+
+def hardshrink(input, lambd=0.5):  # noqa: A002
+    """input where |input| > lambd, else 0; the gradient is 0 on [-lambd, lambd] (PyTorch's hardshrink_backward)."""
+    _float_only(input, "hardshrink_cpu")
+    d = input._data
+    return where(Tensor((d >= -lambd) & (d <= lambd)), _const_like(input, 0.0), input)
+
+
+def softshrink(input, lambd=0.5):  # noqa: A002
+    """input - lambd above lambd, input + lambd below -lambd, else 0 (input * 0: PyTorch's -0.0 for negatives)."""
+    _float_only(input, "softshrink_check")
+    name = _promo.short_name(input.dtype)
+    if not 0 <= lambd <= float(_FMAX[name]):
+        raise RuntimeError(f"lambda must be in range [0, {_FMAX[name]}] for input dtype {name}, but found {lambd:g}")
+    d = input._data
+    return where(Tensor(d > lambd), input - lambd, where(Tensor(d < -lambd), input + lambd, input * 0.0))
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):  # noqa: A002
+    """Randomized leaky ReLU. Training: each element <= 0 times its own slope ~ U[lower, upper) drawn from gpugrad's
+    generator (the gradient is that slope); eval: leaky_relu with the fixed slope (lower + upper) / 2."""
+    if lower > upper:
+        raise RuntimeError("Lower bound should be less than or equal to the upper bound")
+    if inplace:
+        return _inplace_act(rrelu, input, lower, upper, training)
+    _float_only(input, "rrelu_with_noise_out_cpu" if training else "leaky_relu_cpu")
+    if not training:
+        return _act.leaky_relu(input, (lower + upper) / 2)
+    g = _random.generator(input.device)
+    dt = input.dtype if input.dtype in (np.float32, np.float64) else np.float32
+    r = g.random(tuple(input.shape), dtype=dt) * (upper - lower) + lower
+    # NOTE: one draw per element (PyTorch draws only for the elements <= 0; its stream is not reproduced anyway)
+    return input * Tensor(input.xp.where(input._data <= 0, r, 1).astype(input.dtype, copy=False))
+
+
+def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):  # noqa: A002
+    return rrelu(input, lower, upper, training, True)
+
+
+def relu_(input):  # noqa: A002
+    return _act.relu(input, True)
+
+
+def elu_(input, alpha=1.0):  # noqa: A002
+    return _act.elu(input, alpha, True)
+
+
+def leaky_relu_(input, negative_slope=0.01):  # noqa: A002
+    return _act.leaky_relu(input, negative_slope, True)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):  # noqa: A002
+    # NOTE: PyTorch's hardtanh_ is the C++ op: no min_val <= max_val check (F.hardtanh's); clamp's max then wins
+    return _inplace_act(_hardtanh, input, min_val, max_val)
+
+
+def threshold_(input, threshold, value):  # noqa: A002
+    return globals()["threshold"](input, threshold, value, True)
+
+
+def selu_(input):  # noqa: A002
+    return _act.selu(input, True)
+
+
+def celu_(input, alpha=1.0):  # noqa: A002
+    return celu(input, alpha, True)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    """log(1 + exp(-target * input)) per element (target and input broadcast), then the reduction."""
+    reduction = _reduction_enum(size_average, reduce, reduction)
+    if target.requires_grad and _grad_enabled():
+        raise RuntimeError("The function 'soft_margin_loss' is not differentiable with respect to argument 'target'. "
+                           "This input cannot have requires_grad True.")
+    # NOTE: as -logsigmoid(target * input): PyTorch's log1p(exp(.)) overflows to inf (and a NaN gradient) past ~88
+    # in float32; equal values below
+    return _reduce_loss(-_act.logsigmoid(input * target), reduction)
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    """Per sample, the sum over target classes j (target's entries before the first -1) and non-target classes i of
+    max(0, 1 - (x[j] - x[i])), divided by C; the gradient flows where that is > 0."""
+    reduction = _reduction_enum(size_average, reduce, reduction)
+    nd, shape = input.ndim, list(input.shape)
+    if not ((nd <= 2 and input.numel() > 0) or (nd == 2 and shape[1] > 0)):
+        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: {shape}")
+    c = shape[-1] if nd else 1
+    if (target.ndim > 1 or target.numel() != c) if nd <= 1 else list(target.shape) != shape:
+        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: {shape}")
+    _float_only(input, "multilabel_margin_loss_forward_out_frame")
+    if target.dtype != np.int64:
+        raise RuntimeError(f"expected scalar type Long but found {_promo.short_name(target.dtype)}")
+    xp, y = input.xp, target._data.reshape(-1, c)
+    if y.size and (int(y.min()) < -1 or int(y.max()) >= c):
+        raise RuntimeError("argument #2 'target' is out of range")
+    valid = xp.cumprod(y >= 0, axis=1).astype(bool)  # NOTE: the target list ends at its first -1
+    y = xp.where(valid, y, 0)
+    is_target = ((y[:, :, None] == xp.arange(c)) & valid[:, :, None]).any(1)
+    x = input.reshape(-1, c)
+    z = _relu_mask(1 - x.gather(1, Tensor(y)).unsqueeze(2) + x.unsqueeze(1))  # (N, J, C)
+    out = (z * Tensor((valid[:, :, None] & ~is_target[:, None, :]).astype(input.dtype))).sum((1, 2)) / c
+    return _reduce_loss(out.reshape(()) if nd <= 1 else out, reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0, swap=False,
+                                      reduction="mean"):
+    """max(0, margin + d(a, p) - d(a, n)) with d = distance_function (default pairwise_distance); ``swap``:
+    d(a, n) -> min(d(a, n), d(p, n))."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the same number of "
+                           f"dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative "
+                           f"{negative.ndim}D inputs")
+    dist = pairwise_distance if distance_function is None else distance_function
+    dpos, dneg = dist(anchor, positive), dist(anchor, negative)
+    if swap:
+        from ..tensor import minimum  # noqa: PLC0415
+        dneg = minimum(dneg, dist(positive, negative))
+    return _reduce_loss((margin + dpos - dneg).clamp(min=0), reduction)
+
+
+def pdist(input, p=2):  # noqa: A002
+    """p-norm distances between the rows of input (N, M), pairs (0, 1), (0, 2), ..., (N-2, N-1): (N (N-1) / 2,)."""
+    if input.ndim != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    if not _isf(input.dtype):
+        raise RuntimeError("pdist only supports floating-point dtypes")
+    if p < 0:
+        raise RuntimeError("pdist only supports non-negative p values")
+    if input.dtype == np.float16:
+        raise NotImplementedError("\"pdist\" not implemented for 'Half'")
+    i, j = (Tensor(input.xp.asarray(a)) for a in np.triu_indices(input.shape[0], 1))
+    return _pnorm(input[i] - input[j], p)
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y[..., o] = sum_ij input1[..., i] weight[o, i, j] input2[..., j] (+ bias[o]): one matmul and a product-sum."""
+    named = [("input1", input1), ("input2", input2), ("weight", weight)] + ([("bias", bias)] if bias is not None else [])
+    if len({t.dtype for _, t in named}) > 1:
+        raise RuntimeError("All tensors must have the same dtype, got " +
+                           ", ".join(f"{n}: {_promo.cpp_name(t.dtype)}" for n, t in named))
+    if input1.ndim != input2.ndim:
+        raise RuntimeError(f"bilinear(): input dimensions do not match: got {input1.ndim} and {input2.ndim}")
+    if input1.ndim == 0:
+        raise IndexError("Dimension specified as -1 but tensor has no dimensions")
+    for d in range(input1.ndim - 1):
+        if input1.shape[d] != input2.shape[d]:
+            raise RuntimeError(f"bilinear(): input batch dimensions do not match at dim {d}: got {input1.shape[d]} "
+                               f"and {input2.shape[d]}")
+    for k, t in ((1, input1), (2, input2)):
+        if t.shape[-1] != weight.shape[k]:
+            raise RuntimeError(f"bilinear(): input{k} size does not match weight size: got {t.shape[-1]} but expected "
+                               f"{weight.shape[k]}")
+    if bias is not None and bias.shape[0] != weight.shape[0]:
+        raise RuntimeError(f"bilinear(): bias size does not match weight size: got {bias.shape[0]} but expected "
+                           f"{weight.shape[0]}")
+    o, i1, i2 = weight.shape
+    z = matmul(input1, weight.permute(1, 0, 2).reshape(i1, o * i2))
+    y = (z.reshape(*input1.shape[:-1], o, i2) * input2.unsqueeze(-2)).sum(-1)
+    return y if bias is None else y + bias
+
+
+def channel_shuffle(input, groups):  # noqa: A002
+    """(N, C, *) -> channels regrouped: (N, groups, C/groups, *) transposed to (N, C/groups, groups, *)."""
+    if not isinstance(groups, numbers.Integral):
+        raise TypeError(f"channel_shuffle(): argument 'groups' (position 2) must be int, not {type(groups).__name__}")
+    if input.ndim <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(input.shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    n, c = input.shape[:2]
+    if c % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups.")
+    return input.reshape(n, groups, c // groups, *input.shape[2:]).transpose(1, 2).reshape(tuple(input.shape))
+
+
+def _pool3d_args(input, kernel_size, stride, padding, dilation, ceil_mode, name, prefix):  # noqa: A002
+    """PyTorch's pool3d checks; the 5-D input (an unbatched 4-D one gets N = 1) and k, s, p, d triples."""
+    if input.ndim not in (4, 5):
+        raise RuntimeError("non-empty 4D or 5D (batch mode) tensor expected for input")
+    if 0 in tuple(input.shape)[-4:]:
+        raise RuntimeError(f"{prefix}Expected input's non-batch dimensions to have positive length, but input has a "
+                           f"shape of {list(input.shape)} and non-batch dimension 0 has length zero!")
+    either = "either " if name == "max_pool3d" else ""
+
+    def trip(v, what, how=f"{either}be a single int"):
+        v = (int(v),) * 3 if isinstance(v, numbers.Integral) else tuple(int(a) for a in v)
+        if len(v) not in (1, 3):
+            raise RuntimeError(f"{name}: {what} must {how}, or a tuple of three ints")
+        return v * 3 if len(v) == 1 else v
+    k = trip(kernel_size, "kernel_size")
+    s = k if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) else \
+        trip(stride, "stride", f"{either}be omitted, a single int")
+    p, d = trip(padding, "padding"), trip(dilation, "dilation", "be either a single int")
+    out = []
+    for n_, k_, s_, p_, d_ in zip(input.shape[-3:], k, s, p, d):
+        if p_ > (d_ * (k_ - 1) + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p_}, kernel_size="
+                               f"{k_} and dilation={d_}")
+        o = (n_ + 2 * p_ - d_ * (k_ - 1) - 1 + (s_ - 1 if ceil_mode else 0)) // s_ + 1
+        out.append(o - 1 if ceil_mode and (o - 1) * s_ >= n_ + p_ else o)
+    if min(out) < 1:
+        c, sz = input.shape[-4], tuple(input.shape[-3:])
+        raise RuntimeError(f"Given input size: ({c}x{'x'.join(map(str, sz))}). Calculated output size: ({c}x"
+                           f"{'x'.join(map(str, out))}). Output size is too small" if name == "max_pool3d" else
+                           f"input image (T: {sz[0]} H: {sz[1]} W: {sz[2]}) smaller than kernel size (kT: {k[0]} kH: "
+                           f"{k[1]} kW: {k[2]})")
+    return (input if input.ndim == 5 else input.unsqueeze(0)), k, s, p, d
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    """Max over (D, H, W) windows, as two max_pool2d passes: over each (H, W) plane, then over depth (a max over a
+    box is the max of its planes' maxima; ties go to the first maximum in (d, h, w) order, as PyTorch's)."""
+    x, k, s, p, d = _pool3d_args(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool3d",
+                                 "max_pool3d_with_indices_out_cpu_template(): ")
+    n, c, dd, h, w = x.shape
+    r1 = max_pool2d(x.reshape(n, c * dd, h, w), k[1:], s[1:], p[1:], d[1:], ceil_mode, return_indices)
+    y1 = r1[0] if return_indices else r1
+    oh, ow = y1.shape[-2:]
+    r2 = max_pool2d(y1.reshape(n, c, dd, oh * ow), (k[0], 1), (s[0], 1), (p[0], 0), (d[0], 1), ceil_mode,
+                    return_indices)
+    y = (r2[0] if return_indices else r2).reshape(n, c, -1, oh, ow)
+    y = y if input.ndim == 5 else y.squeeze(0)
+    if not return_indices:
+        return y
+    dep = r2[1]._data // (oh * ow)  # (N, C, OD, OH*OW): the depth of each window's maximum
+    hw = x.xp.take_along_axis(r1[1]._data.reshape(n, c, dd, oh * ow), dep, axis=2)
+    idx = (dep * (h * w) + hw).reshape(tuple(y.shape) if input.ndim == 5 else (1,) + tuple(y.shape))
+    return y, Tensor(idx if input.ndim == 5 else idx[0])
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
+               divisor_override=None):
+    """Mean over (D, H, W) windows, as avg_pool2d over each plane, then over depth (the divisor of a box window is
+    the product of its per-dim counts, so the two means make PyTorch's one)."""
+    x, k, s, p, _ = _pool3d_args(input, kernel_size, stride, padding, 1, ceil_mode, "avg_pool3d", "avg_pool3d(): ")
+    n, c, dd, h, w = x.shape
+    div = None if divisor_override is None else 1  # NOTE: with an override: sums, then one division
+    y1 = avg_pool2d(x.reshape(n, c * dd, h, w), k[1:], s[1:], p[1:], ceil_mode, count_include_pad, div)
+    oh, ow = y1.shape[-2:]
+    y = avg_pool2d(y1.reshape(n, c, dd, oh * ow), (k[0], 1), (s[0], 1), (p[0], 0), ceil_mode, count_include_pad,
+                   divisor_override).reshape(n, c, -1, oh, ow)
+    return y if input.ndim == 5 else y.squeeze(0)
+
+
+def adaptive_avg_pool3d(input, output_size):  # noqa: A002
+    """Average pooling to a fixed (D, H, W) size (an int or a triple; None keeps that input size): adaptive_avg_pool2d
+    over each plane, then over depth (the adaptive windows are boxes)."""
+    if input.ndim not in (4, 5):
+        raise RuntimeError(f"adaptive_avg_pool3d(): Expected 4D or 5D tensor, but got {list(input.shape)}")
+    size = (output_size,) * 3 if isinstance(output_size, numbers.Integral) or output_size is None else \
+        tuple(output_size)
+    if len(size) != 3:
+        raise RuntimeError("adaptive_avg_pool3d: output_size must be 3")
+    for i in range(input.ndim - 4, input.ndim):
+        if input.shape[i] == 0:
+            raise RuntimeError(f"adaptive_avg_pool3d(): Expected input to have non-zero size for non-batch dimensions, "
+                               f"but input has sizes {list(input.shape)} with dimension {i} being empty")
+    od, oh, ow = (int(v) if v is not None else n for v, n in zip(size, input.shape[-3:]))
+    if min(od, oh, ow) < 0:
+        raise RuntimeError(f"adaptive_avg_pool3d: elements of output_size must be greater than or equal to 0 but "
+                           f"received {{{od}, {oh},{ow}}}")
+    x = input if input.ndim == 5 else input.unsqueeze(0)
+    n, c, dd, h, w = x.shape
+    if 0 in (od, oh, ow):
+        y = x.reshape(-1)[:0].reshape(n, c, od, oh, ow)
+    else:
+        y1 = adaptive_avg_pool2d(x.reshape(n, c * dd, h, w), (oh, ow))
+        y = adaptive_avg_pool2d(y1.reshape(n, c, dd, oh * ow), (od, oh * ow)).reshape(n, c, od, oh, ow)
+    return y if input.ndim == 5 else y.squeeze(0)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+                            return_indices=False):
+    """max_pool1d's (output, indices), whatever return_indices says (as PyTorch's)."""
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+                            return_indices=False):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+                            return_indices=False):
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
 # -- a clear TypeError for NumPy arrays / torch.Tensors passed where Tensors are needed ------------------
