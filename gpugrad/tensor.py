@@ -525,6 +525,8 @@ class Tensor:
                 _rebase(self, r._node, old)
                 node = r._node
                 node.keep_output(self._data)  # NOTE: the node reads its output from our memory (r is freed)
+                if node.save_output:  # NOTE: and a create_graph backward reads it as this Tensor (exp_, tan_)
+                    node.out = __import__("weakref").ref(self)
                 node.yver, node.outv = self._ver, self._ver[0]
             if self._ver[2]:
                 _views_stale(self)

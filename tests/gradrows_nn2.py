@@ -42,9 +42,11 @@ def rows(R, ANY, POS, NONZERO, away):
           dom=away(-0.5, 0.5)),
         R("softshrink", lambda x: F.softshrink(x), lambda a: a - np.clip(a, -0.5, 0.5), (2, 3), dom=away(-0.5, 0.5)),
         R("rrelu_eval", lambda x: F.rrelu(x), lambda a: np.where(a > 0, a, a * 11 / 48), (2, 3), dom=NONZERO),
-        # NOTE: order2=False: F.elu(inplace=True)'s create_graph backward is wrong (ops/activation.py _in_place keeps
-        # no copy of the input for the composite); elu_ shares it. Reported, not fixed here.
-        R("elu_", lambda x: F.elu_(x * 1.0), lambda a: np.where(a > 0, a, np.expm1(a)), (3,), dom=NONZERO, order2=False),
+        # NOTE: in place: the create_graph route differentiates PyTorch's formula in the output (fused.activation dy)
+        R("elu_", lambda x: F.elu_(x * 1.0), lambda a: np.where(a > 0, a, np.expm1(a)), (3,), dom=NONZERO),
+        R("selu_", lambda x: F.selu_(x * 1.0), None, (3,), dom=NONZERO),
+        R("tanh_", lambda x: (x * 1.0).tanh_(), lambda a: np.tanh(a), (2, 3)),
+        R("sigmoid_", lambda x: (x * 1.0).sigmoid_(), lambda a: 1 / (1 + np.exp(-a)), (2, 3)),
         R("leaky_relu_", lambda x: F.leaky_relu_(x * 1.0, 0.2), lambda a: np.where(a > 0, a, 0.2 * a), (3,),
           dom=NONZERO),
         R("soft_margin_loss", lambda x: F.soft_margin_loss(x, tgt), lambda a: np.log1p(np.exp(-a * [1, -1, 1])).mean(),

@@ -486,3 +486,41 @@ def test_inplace_on_nonleaf_keeps_no_copy(op):
     saved = [v for v in vars(h.grad_fn).values() if isinstance(v, np.ndarray) and v.size > 1]
     assert all(np.shares_memory(v, h._data) for v in saved)
     assert h._version == 1 and not h.is_leaf
+
+
+_CG_CASES = {
+    "tanh_": lambda m, h: h.tanh_(), "sigmoid_": lambda m, h: h.sigmoid_(), "relu_": lambda m, h: h.relu_(),
+    "elu inplace": lambda m, h: m.nn.functional.elu(h, inplace=True),
+    "selu inplace": lambda m, h: m.nn.functional.selu(h, inplace=True),
+    "leaky inplace": lambda m, h: m.nn.functional.leaky_relu(h, 0.1, inplace=True),
+    "celu inplace": lambda m, h: m.nn.functional.celu(h, inplace=True),
+    "elu then mul_": lambda m, h: m.nn.functional.elu(h).mul_(2),
+    "leaky then mul_": lambda m, h: m.nn.functional.leaky_relu(h, 0.2).mul_(3),
+    "sigmoid then input mul_": lambda m, h: (h.sigmoid(), h.mul_(2))[0],
+}
+
+
+@pytest.mark.parametrize("name", list(_CG_CASES))
+def test_create_graph_through_in_place_activations(name):
+    """create_graph=True after an in-place activation (its input overwritten) or a write to its output: first and
+    second derivatives as PyTorch's (the input route read overwritten memory before)."""
+    torch = pytest.importorskip("torch")
+    out = []
+    for m in (torch, gg):
+        x = m.tensor(np.array([-1.5, -0.3, 0.4, 2.0]), dtype=m.float64, requires_grad=True)
+        y = _CG_CASES[name](m, x * 1.0)
+        (g,) = m.autograd.grad((y * y).sum(), x, create_graph=True)
+        (g2,) = m.autograd.grad(g.sum(), x)
+        out.append((g.detach().numpy(), g2.numpy()))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_create_graph_refuses_an_overwritten_input():
+    """An input written in place since the forward: create_graph raises PyTorch's error (not a wrong gradient)."""
+    x = gg.tensor(np.array([-1.5, 0.4]), dtype=gg.float64, requires_grad=True)
+    h = x * 1.0
+    y = gg.nn.functional.silu(h)
+    h.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        gg.autograd.grad(y.sum(), x, create_graph=True)

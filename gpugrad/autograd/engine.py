@@ -114,7 +114,17 @@ def _check_finite(node, i, gi):
 
 def _composite_vjp(node, g):
     """Differentiable gradient of a fused op through its composite definition (create_graph path)."""
+    if node.ycomposite is not None and node.reads_output() and node.yver[0] == node.outv:
+        # NOTE: PyTorch's formula from the output (tanh, sigmoid, elu, ...): an in-place activation overwrote its
+        # input, and the output's own node carries the second-order terms
+        return (node.ycomposite(node.result(), g, **node.params),)
     inputs = _inputs_of(node)
+    vers = node.vers
+    if vers is not None or len(inputs) == 1:  # NOTE: else unknown (saves=() multi-input nodes record no versions)
+        for i, t in enumerate(inputs):
+            then = vers[i] if vers is not None else 0
+            if t._ver[0] != then:  # NOTE: the composite re-reads every input: one written in place since is wrong
+                _fn._modified(node, t, f"input {i}", t._ver[0], then)
     aliases = [_fn.Alias.apply(t) for t in inputs]
     need = [a for a, t in zip(aliases, inputs) if t._rg]
     out = type(node).composite(*aliases, **node.params)

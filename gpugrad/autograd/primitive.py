@@ -118,6 +118,8 @@ class Primitive:
     outv = 0              # version of the saved output at record time (non-zero only for in-place results)
     vers = None           # versions of the inputs at record time (None: all were 0)
     composite = None      # fused ops: staticmethod(*tensors, **params) -> Tensor, used for higher order
+    ycomposite = None     # and staticmethod(y, g, **params) -> the input's gradient from the output Tensor y
+                          # (the create_graph route of nodes that read their output: their input may be gone)
     graph = False         # True while a differentiable (create_graph) backward runs
     hooks = None          # gradient hooks of the output tensor (Tensor.register_hook on a non-leaf)
     # float16/bfloat16 inputs (see _lowp_forward): "widen" computes forward and backward in float32; "forward"

@@ -464,6 +464,12 @@ def _const(x, arr):
     return _tensor.Tensor(arr.astype(x.dtype, copy=False))
 
 
+def _y_le0(y, neg, pos):
+    """g's factor from the output y: ``neg`` (a Tensor function of y) where y <= 0, the constant ``pos`` elsewhere
+    (NaN too, as the kernels' masks)."""
+    return _tensor.where(_tensor.Tensor(y._data <= 0), neg(y), pos)
+
+
 def _sign_abs(x):
     """(s, |x|) with s = +-1 a constant (+1 at 0), so that d|x|/dx = s is never 0 (kinks stay exact)."""
     s = _const(x, x.xp.where(x._data >= 0, 1, -1))
@@ -548,13 +554,17 @@ class Act(FusedOp):
     chunked    large inputs run in cache-sized chunks (multi-pass formulas with temporaries)
     torch_saves_output  PyTorch's node saves the output too, so an in-place write to it may fail
                backward there as here; otherwise ours keeps a private copy (see ops.activation)
+    dy         dy(y, g, *p): rows whose backward reads the output: the input's gradient as core Tensor ops of
+               the output Tensor y (PyTorch's formula; the create_graph route, which works after an in-place
+               activation has overwritten the input)
     """
     __slots__ = ("np_fwd", "np_bwd", "params", "limits", "cases", "torch", "variant", "kinks", "quiet", "chunked",
-                 "torch_saves_output", "defaults", "names")
+                 "torch_saves_output", "defaults", "names", "dy")
 
     def __init__(self, name, np_fwd, np_bwd, composite, limits, params=(), saves="input", cases=(), torch=None,
-                 variant=None, kinks=None, quiet=False, chunked=True, torch_saves_output=False):
+                 variant=None, kinks=None, quiet=False, chunked=True, torch_saves_output=False, dy=None):
         super().__init__(name, _SOURCE, "map", saves, None, None, composite)
+        self.dy = dy
         self.np_fwd, self.np_bwd, self.limits = np_fwd, np_bwd, limits
         self.params, self.cases, self.variant = tuple(params), tuple(cases), variant
         self.torch = torch or (name, {})
@@ -585,28 +595,31 @@ class Act(FusedOp):
 _INF = math.inf
 _ROWS = [
     Act("relu", _relu_f, _relu_b, _c_relu, (0, _INF, 0, 1), saves="output", quiet=True, chunked=False,
-        torch_saves_output=True),
+        torch_saves_output=True, dy=lambda y, g: g * _const(y, ~(y._data <= 0))),
     Act("leaky_relu", _leaky_f, _leaky_b, lambda x, s: _tensor.where(_pos(x), x, x * s), (-_INF, _INF, 0.01, 1),
         params=[("negative_slope", 0.01)], saves=_leaky_saves,
-        cases=[{"negative_slope": -0.2}, {"negative_slope": 1.5}]),
+        cases=[{"negative_slope": -0.2}, {"negative_slope": 1.5}],
+        dy=lambda y, g, s: g * _const(y, y.xp.where(y._data > 0, 1, s))),
     Act("elu", _elu_f, _elu_b, lambda x, a: _tensor.where(_pos(x), x, _expm1_neg(x) * a), (-1, _INF, 0, 1),
-        params=[("alpha", 1.0)], saves=_elu_saves, cases=[{"alpha": -0.5}, {"alpha": 0.0}, {"alpha": 1.3}]),
+        params=[("alpha", 1.0)], saves=_elu_saves, cases=[{"alpha": -0.5}, {"alpha": 0.0}, {"alpha": 1.3}],
+        dy=lambda y, g, a: g * _y_le0(y, lambda u: u + a, 1.0)),
     Act("selu", _selu_f, _selu_b,
         lambda x: _tensor.where(_pos(x), x, _expm1_neg(x) * _SELU_ALPHA) * _SELU_SCALE,
-        (-_SELU_SCALE * _SELU_ALPHA, _INF, 0, _SELU_SCALE), saves="output"),
+        (-_SELU_SCALE * _SELU_ALPHA, _INF, 0, _SELU_SCALE), saves="output",
+        dy=lambda y, g: g * _y_le0(y, lambda u: u + _SELU_SCALE * _SELU_ALPHA, _SELU_SCALE)),
     Act("gelu", _gelu_f, _gelu_b, _c_gelu, (0, _INF, 0, 1), variant=("approximate", {"tanh": "gelu_tanh"}, "none")),
     Act("gelu_tanh", _gelu_tanh_f, _gelu_tanh_b, _c_gelu_tanh, (0, _INF, 0, 1), torch=("gelu", {"approximate": "tanh"})),
     Act("silu", _silu_f, _silu_b, lambda x: x * _c_sigmoid(x), (0, _INF, 0, 1)),
     Act("mish", _mish_f, _mish_b, _c_mish, (0, _INF, 0, 1)),
     Act("sigmoid", np_sigmoid, _sigmoid_b, _c_sigmoid, (0, 1, 0, 0), saves="output", chunked=False,
-        torch_saves_output=True),
+        torch_saves_output=True, dy=lambda y, g: g * (1 - y) * y),
     Act("tanh", np.tanh, _tanh_b, _c_tanh, (-1, 1, 0, 0), saves="output", quiet=True, chunked=False,
-        torch_saves_output=True),
+        torch_saves_output=True, dy=lambda y, g: g * (1 - y * y)),
     Act("softplus", _softplus_f, _softplus_b, _c_softplus, (0, _INF, 0, 1),
         params=[("beta", 1.0), ("threshold", 20.0)], cases=[{"beta": 2.0, "threshold": 5.0}],
         kinks=lambda beta, threshold: (threshold / beta,)),
     Act("log_sigmoid", _log_sigmoid_f, _log_sigmoid_b, lambda x: -c_softplus1(-x), (-_INF, 0, 1, 0),
-        saves="output", torch=("logsigmoid", {})),
+        saves="output", torch=("logsigmoid", {}), dy=lambda y, g: g * -y.expm1()),
     Act("celu", _celu_f, _celu_b, lambda x, a: _tensor.where(_pos(x), x, ((x.clamp(max=0.0) * (1 / a)).exp() - 1) * a),
         (-1, _INF, 0, 1), params=[("alpha", 1.0)], cases=[{"alpha": 0.5}, {"alpha": 2.0}]),
     Act("hardswish", _hardswish_f, _hardswish_b, _c_hardswish, (math.nan, _INF, 0, 1), kinks=lambda: (-3.0, 3.0)),

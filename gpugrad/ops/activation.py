@@ -6,11 +6,9 @@ otherwise); the node keeps exactly what the row's ``saves`` names (the input or 
 ``create_graph=True`` the engine differentiates the row's composite: the same function written with
 core Tensor ops in stable forms, so every order of derivative works without a second-order kernel.
 
-NOTE: tanh, sigmoid and relu take the composite route too, although their first-order formulas
-(g * (1 - y*y), ...) are Tensor expressions of the output: Primitive.result() hands the output
-Tensor back only for a class-level ``save_output``, which would keep the output of every
-activation alive, including those that must save only the input. One route for all; it costs a
-few more graph nodes, and only while a create_graph backward runs.
+NOTE: rows whose backward reads the output (relu, tanh, sigmoid, elu, ...) differentiate PyTorch's
+formula in the output instead (``dy``: g * (1 - y*y), ...): an in-place activation has overwritten its
+input, and the output's own node then carries the second-order terms, as in PyTorch.
 """
 from __future__ import annotations
 
@@ -56,12 +54,15 @@ class Activation(Primitive):
         if self.from_y:
             self.s = arr
             self.cow = False  # NOTE: an in-place activation: PyTorch's node saves the result here too
+        if self.save_output:
+            self.y = arr  # NOTE: not the freed out-of-place result (it would stay alive here)
 
     def own_output(self):
         """Our output is about to be overwritten in place: keep a private copy (see ``cow`` in node)."""
         if self.from_y and self.inputs is not None:
-            self.s = self.s.copy()
+            self.s = self.y = self.s.copy()
             self.yver = [self.outv]
+            self.ycomposite = None  # NOTE: the output Tensor is about to change: create_graph takes the input route
         self.cow = False
 
     def backward(self, g):
@@ -79,12 +80,19 @@ def node(name):
 
         def composite(x, **params):
             return op.composite(x, *op.values(params))
+
+        def ycomposite(y, g, **params):
+            return op.dy(y, g, *op.values(params))
         from_y = op.saves_output(op.defaults)
         # NOTE: ``cow``: where PyTorch's node saves the INPUT and ours reads the output, a later in-place write to
         # the output must not fail backward: the node then takes a private copy of it (Activation.own_output)
+        # NOTE: rows that read their output differentiate PyTorch's output formula under create_graph (``dy``):
+        # save_output keeps a reference to the output Tensor for it (the array is saved anyway; with params that
+        # make the row save its input, elu(alpha < 0), the output array is kept too, and unused)
         cls = _NODES[name] = type("".join(w.capitalize() for w in name.split("_")), (Activation,), {
             "op": op, "from_y": from_y, "cow": from_y and not op.torch_saves_output,
-            "composite": staticmethod(composite)})
+            "composite": staticmethod(composite), "save_output": op.dy is not None,
+            "ycomposite": staticmethod(ycomposite) if op.dy is not None else None})
     return cls
 
 
