@@ -15,7 +15,23 @@ import sys
 import numpy as np
 
 F16, F32 = np.dtype(np.float16), np.dtype(np.float32)
-BF16 = None  # NOTE: set by _load (read it as _dtypes.BF16, or register on_bf16: a from-import copies None)
+
+
+class _Unloaded:
+    """bfloat16 before ml_dtypes is loaded: false, and equal to no dtype. NOTE: not None: NumPy compares
+    ``np.dtype("float64") == None`` as True (None means the default dtype), which made float64 arrays look
+    like bfloat16 (a checkpoint saved them as bfloat16 bits)."""
+    __slots__ = ()
+
+    def __bool__(self):
+        return False
+
+    def __repr__(self):
+        return "<bfloat16: ml_dtypes not loaded>"
+
+
+UNLOADED = _Unloaded()
+BF16 = UNLOADED  # NOTE: set by _load (read it as _dtypes.BF16, or register on_bf16: a from-import copies UNLOADED)
 LOWP = {F16}  # stored narrow, computed in float32
 FLOATS = {F16, F32, np.dtype(np.float64)}
 _hooks = []
@@ -24,13 +40,13 @@ _hooks = []
 def on_bf16(fn):
     """Call ``fn(BF16)`` once bfloat16 is loaded (now, if it is)."""
     _hooks.append(fn)
-    if BF16 is not None:
+    if BF16:
         fn(BF16)
 
 
 def _load(ml):
     global BF16
-    if BF16 is None:
+    if not BF16:
         BF16 = np.dtype(ml.bfloat16)
         LOWP.add(BF16)
         FLOATS.add(BF16)
@@ -71,7 +87,7 @@ def is_float(dt):
 
 def bfloat16():
     """The bfloat16 dtype (loading ml_dtypes), or a clear error when ml_dtypes is missing."""
-    if BF16 is None:
+    if not BF16:
         try:
             import ml_dtypes  # noqa: PLC0415
         except ImportError:

@@ -262,7 +262,7 @@ def _read_array(zf, spec, name, file_size):
     if info.file_size > file_size:
         raise _bad(name, f"{spec['name']} claims {info.file_size} bytes but the whole file has {file_size}")
     bf16 = spec["dtype"] == "bfloat16"
-    if bf16 and _dtypes.BF16 is None:
+    if bf16 and not _dtypes.BF16:
         raise TypeError(f"{name}: {spec['name']} is a bfloat16 array; loading it needs ml_dtypes: "
                         "pip install 'gpugrad[bf16]'")
     try:

@@ -27,7 +27,7 @@ int16 = np.dtype("int16")
 int32 = np.dtype("int32")
 int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
-bfloat16 = None  # NOTE: ml_dtypes' dtype once loaded (gpugrad._dtypes: gg.bfloat16, or any import of ml_dtypes)
+bfloat16 = _dtypes.UNLOADED  # NOTE: ml_dtypes' dtype once loaded (gpugrad._dtypes: gg.bfloat16, or any import of ml_dtypes)
 _DTYPES = {"float16": float16, "half": float16, "float32": float32, "float": float32, "float64": float64,
            "double": float64, "int8": int8, "uint8": uint8, "int16": int16, "int32": int32, "int64": int64,
            "long": int64, "bool": bool_}

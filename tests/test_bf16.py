@@ -261,3 +261,24 @@ def test_compiled_low_precision_step_is_eager_bit_for_bit(low, how):
         return [f32(p) for p in m.parameters()]
     for a, b in zip(run(False), run(True)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_float64_is_not_bfloat16_before_ml_dtypes_loads(tmp_path):
+    """Until ml_dtypes is imported, bfloat16 is a placeholder equal to no dtype (NumPy's float64 == None is True:
+    checkpoints stored float64 tensors as bfloat16 bits, DLPack and printing took the bfloat16 paths)."""
+    code = f"""
+import sys, numpy as np, gpugrad as gg
+assert "ml_dtypes" not in sys.modules
+vals = [1.123456789012345, -2.5, 3e-300]
+t = gg.tensor(np.array(vals), dtype=gg.float64)
+gg.save({{"t": t, "s": gg.tensor(2.0, dtype=gg.float64)}}, {str(tmp_path / "c.gg")!r})
+back = gg.load({str(tmp_path / "c.gg")!r})
+assert back["t"].dtype == gg.float64 and back["t"].tolist() == vals and back["s"].item() == 2.0
+d = gg.from_dlpack(t.__dlpack__())
+assert d.dtype == gg.float64 and d.tolist() == vals
+assert "1.1235" in repr(t) and "float64" in repr(t)
+assert "ml_dtypes" not in sys.modules
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

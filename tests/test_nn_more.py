@@ -300,3 +300,18 @@ def test_module_repr_state_dict_as_torch(name, args):
     assert repr(g) == repr(t)
     assert list(g.state_dict()) == list(t.state_dict())
     assert [tuple(v.shape) for v in g.state_dict().values()] == [tuple(v.shape) for v in t.state_dict().values()]
+
+
+@pytest.mark.parametrize("cls,args", [("BatchNorm1d", (3,)), ("BatchNorm2d", (3,)), ("BatchNorm3d", (3,)),
+                                      ("InstanceNorm2d", (3,)), ("GroupNorm", (2, 4)), ("LayerNorm", (4,))])
+@pytest.mark.parametrize("kw", [{}, {"bias": False}, {"affine": False}])
+def test_norm_layers_bias_keyword_as_pytorch(cls, args, kw):
+    """PyTorch 2.13's ``bias=`` keyword of the norm layers: parameters, state_dict keys and repr."""
+    torch = pytest.importorskip("torch")
+    if cls == "LayerNorm" and "affine" in kw:
+        kw = {"elementwise_affine": False}
+    g, t = getattr(gg.nn, cls)(*args, **kw), getattr(torch.nn, cls)(*args, **kw)
+    assert repr(g) == repr(t)
+    assert list(g.state_dict()) == list(t.state_dict())
+    assert (g.bias is None) == (t.bias is None)
+    g.reset_parameters()

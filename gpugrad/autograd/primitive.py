@@ -20,7 +20,7 @@ from .grad_mode import state
 __all__ = ["Primitive"]
 
 _Tensor = None  # set by gpugrad.tensor (avoids a circular import)
-_BF16 = None  # NOTE: bfloat16 once ml_dtypes is loaded (gpugrad._dtypes); tested by identity in apply
+_BF16 = _dtypes.UNLOADED  # NOTE: bfloat16 once ml_dtypes is loaded (gpugrad._dtypes); tested by identity in apply
 
 
 def _set_bf16(dt):

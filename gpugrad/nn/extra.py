@@ -8,12 +8,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tensor import full, ones, zeros
+from ..tensor import full, ones
 from . import functional as F
 from .layers import _empty
 from .loss import _Loss
 from .module import Module
-from .normalization import register_running_stats
+from .normalization import _BatchNorm
 from .parameter import Parameter
 
 __all__ = ["Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d",
@@ -405,24 +405,12 @@ class PairwiseDistance(Module):
 
 
 # -- normalisation ------------------------------------------------------------------------------------------------------
-class _InstanceNorm(Module):
+class _InstanceNorm(_BatchNorm):
     _dims = 3
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, device=None,
                  dtype=None, *, bias=True):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(ones(self.num_features, dtype=dtype, device=device))
-            if bias:
-                self.bias = Parameter(zeros(self.num_features, dtype=dtype, device=device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        register_running_stats(self, track_running_stats, dtype, device)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
     def forward(self, input):  # noqa: A002
         d = self._dims
@@ -439,10 +427,6 @@ class _InstanceNorm(Module):
                             self.training or not self.track_running_stats,
                             self.momentum if self.momentum is not None else 0.0, self.eps)
         return y.squeeze(0) if unbatched else y
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class InstanceNorm1d(_InstanceNorm):
@@ -775,7 +759,6 @@ __all__ += ["Hardshrink", "Softshrink", "RReLU", "ZeroPad1d", "ZeroPad2d", "Zero
             "InstanceNorm3d", "MaxPool3d", "AvgPool3d", "AdaptiveAvgPool3d"]
 
 from .conv import AvgPool2d  # noqa: E402
-from .normalization import _BatchNorm  # noqa: E402
 
 
 class _Shrink(Module):
@@ -994,30 +977,8 @@ class UpsamplingBilinear2d(Upsample):
 
 
 class BatchNorm3d(_BatchNorm):
-    """Batch norm over (N, C, D, H, W) input, per channel; ``bias=False`` (keyword, PyTorch 2.13) drops the shift."""
+    """Batch norm over (N, C, D, H, W) input, per channel."""
     _dims = (5,)
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
-                 dtype=None, *, bias=True):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
-        if affine and not bias:
-            self.register_parameter("bias", None)
-
-    def _check_input_dim(self, x):
-        if x.ndim != 5:
-            raise ValueError(f"expected 5D input (got {x.ndim}D input)")
-        super()._check_input_dim(x)
-
-    def reset_parameters(self):
-        self.reset_running_stats()
-        if self.affine:
-            self.weight._data[...] = 1
-            if self.bias is not None:
-                self.bias._data[...] = 0
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class InstanceNorm3d(_InstanceNorm):

@@ -123,7 +123,7 @@ def import_array(obj):
     if dev_type in _CPU_TYPES:
         cap = obj.capsule if isinstance(obj, _Capsule) else _cpu_capsule(obj)
         legacy = _name(cap) == b"dltensor"
-        bf16 = _dt.BF16 is not None and _dt.dlpack_retag(cap, _dt._BF, _dt._U16)
+        bf16 = bool(_dt.BF16) and _dt.dlpack_retag(cap, _dt._BF, _dt._U16)
         try:
             arr = np.from_dlpack(_Capsule(cap))
         except RuntimeError as e:  # NOTE: NumPy reports an unsupported dtype (bfloat16, ...) as RuntimeError
