@@ -13,6 +13,7 @@ from . import backend as _backend
 from .ops import activation as _activation, loss as _loss, softmax as _softmax  # noqa: F401
 from .ops import linalg2 as _linalg2  # noqa: F401,E402
 from .ops import math as _math_ops  # noqa: E402  (issue 11: elementwise math, shape)
+from .ops import extra_ops as _extra_ops  # noqa: E402,F401  (issue 11 breadth: see below)
 from .autograd.primitive import recorded as _recorded
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                        set_grad_enabled)
@@ -635,6 +636,32 @@ for _n in ("tensor", "zeros", "ones", "empty", "full", "arange", "linspace", "ey
            "randperm", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like"):
     if _n in globals():
         globals()[_n] = _pinnable(globals()[_n])
+del _n
+
+
+# -- [issue 11 breadth: the everyday names gpugrad lacked; ops in gpugrad/ops/extra_ops.py] --------------------
+from .ops.extra_ops import (addbmm, addr, are_deterministic_algorithms_enabled, asarray, bartlett_window,  # noqa: E402
+                            blackman_window, block_diag, bucketize, cartesian_prod, chain_matmul, combinations,
+                            corrcoef, cov, cross, cumulative_trapezoid, deg2rad, diagonal_scatter, diff, dist, fmax,
+                            fmin, frexp, gcd, hamming_window, hann_window, histogram, index_put, index_put_, isin,
+                            is_deterministic_algorithms_warn_only_enabled, kaiser_window, lcm, ldexp, logdet, logspace,
+                            mv, put, rad2deg, rsub, scalar_tensor, searchsorted, select_scatter, set_printoptions,
+                            signbit, slice_scatter, trapezoid, trapz, tril_indices, triu_indices, unique_consecutive,
+                            unravel_index, use_deterministic_algorithms)
+from .func import vmap  # noqa: E402,F401
+
+
+def concatenate(tensors, dim=0):
+    """torch.concatenate: gg.cat (looked up per call, so autocast's wrapper of cat applies)."""
+    return cat(tensors, dim)
+
+
+for _n in ("absolute negative positive greater greater_equal less less_equal not_equal ravel msort is_complex "
+           "is_nonzero is_same_size is_signed get_device clamp_min clamp_max adjoint acos_ acosh_ arccos_ arccosh_ "
+           "arcsin_ arcsinh_ arctan_ arctanh_ asin_ asinh_ atan_ atanh_ ceil_ cosh_ deg2rad_ erf_ erfc_ exp2_ expm1_ "
+           "fix_ floor_ frac_ gcd_ lcm_ ldexp_ log10_ log1p_ log2_ logit_ nan_to_num_ negative_ rad2deg_ "
+           "reciprocal_ round_ rsqrt_ sinc_ sinh_ tan_ trunc_ xlogy_").split():
+    globals()[_n] = _method(_n)
 del _n
 
 

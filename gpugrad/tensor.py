@@ -200,7 +200,7 @@ class Tensor:
         data = self._data if type(self._data) is np.ndarray else self._data.get()
         if data.dtype == bfloat16:
             data = data.astype(float32)  # NOTE: printed as its float32 values (ml_dtypes' repr shows 6 digits)
-        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4)
+        body = np.array2string(data, separator=", ", prefix="tensor(", **_PRINT)
         extra = []
         if str(self.device) != "cpu":
             extra.append(f"device='{self.device}'")
@@ -967,23 +967,23 @@ class Tensor:
     def __rxor__(self, o):
         return self._cmp(o, _op_xor)
 
-    def eq(self, o):
-        return self == o
+    def eq(self, other):
+        return self == other
 
-    def ne(self, o):
-        return self != o
+    def ne(self, other):
+        return self != other
 
-    def lt(self, o):
-        return self < o
+    def lt(self, other):
+        return self < other
 
-    def le(self, o):
-        return self <= o
+    def le(self, other):
+        return self <= other
 
-    def gt(self, o):
-        return self > o
+    def gt(self, other):
+        return self > other
 
-    def ge(self, o):
-        return self >= o
+    def ge(self, other):
+        return self >= other
 
     @_function.recorded
     def isnan(self):
@@ -1825,6 +1825,65 @@ _ix = _sc = None  # issue 11: set by gpugrad/ops/index.py and gpugrad/ops/scan.p
 _math = None  # set by gpugrad/ops/math.py (elementwise math and shape composites, issue 11)
 _gg = __import__("sys").modules[__package__]  # NOTE: the package (Tensor.bmm/prelu/cholesky/qr/svd call into it)
 from .ops._util import norm_dim as _norm_dim, one_dim as _one  # noqa: E402
+
+
+# -- issue 11 breadth: more in-place forms, aliases and properties (the ops themselves: ops/extra_ops.py) -----
+_PRINT = {"precision": 4}  # np.array2string options of Tensor.__repr__; gg.set_printoptions edits them
+
+
+def _inplace_form(name, keep=True):
+    """``x.<name>_(...)``: ``x.<name>(...)`` written into x's memory by Tensor._inplace (version bump, graph
+    rebase, PyTorch's cast refusal), with the out-of-place method's signature."""
+    m = getattr(Tensor, name)
+    sig = __import__("inspect").signature(m)
+
+    def f(self, *args, **kwargs):
+        if kwargs:  # NOTE: Tensor arguments travel positionally, so _inplace sees whether they require grad
+            b = sig.bind(self, *args, **kwargs)
+            args, kwargs = b.args[1:], b.kwargs
+        return self._inplace(lambda t, *a: m(t, *a, **kwargs), *args, keep=keep)
+    f.__name__, f.__qualname__, f.__signature__ = name + "_", f"Tensor.{name}_", sig
+    f.__doc__ = f"In-place :meth:`{name}`: the result is written into this tensor (same memory, version bumped)."
+    return f
+
+
+for _n in ("acos asin atan acosh asinh atanh arccos arcsin arctan arccosh arcsinh arctanh atan2 arctan2 erf erfc "
+           "erfinv exp2 expm1 log10 log1p log2 logit lgamma digamma reciprocal rsqrt sinc sinh cosh tan hypot fmod "
+           "remainder copysign xlogy nan_to_num cumprod").split():
+    setattr(Tensor, _n + "_", _inplace_form(_n))
+# NOTE: these never read self's old values in backward (zero or constant gradients): no copy under autograd
+for _n in ("ceil floor round trunc fix frac sgn sign heaviside cumsum tril triu logical_and logical_or logical_xor "
+           "logical_not bitwise_and bitwise_or bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift eq ne "
+           "lt le gt ge").split():
+    setattr(Tensor, _n + "_", _inplace_form(_n, keep=False))
+Tensor.clamp_min = lambda self, min: self.clamp(min=min)  # noqa: A006,E731
+Tensor.clamp_max = lambda self, max: self.clamp(max=max)  # noqa: A006,E731
+Tensor.clamp_min_ = _inplace_form("clamp_min")  # NOTE: a Tensor bound travels to _inplace (its gradient)
+Tensor.clamp_max_ = _inplace_form("clamp_max")
+Tensor.absolute, Tensor.absolute_, Tensor.negative, Tensor.negative_ = Tensor.abs, Tensor.abs_, Tensor.neg, Tensor.neg_
+Tensor.multiply_, Tensor.subtract_, Tensor.divide_ = Tensor.mul_, Tensor.sub_, Tensor.div_
+Tensor.true_divide_ = lambda self, value: self.div_(value)  # noqa: E731
+Tensor.floor_divide_ = lambda self, other: self._inplace(_op_floordiv, other)  # noqa: E731
+for _a, _b in (("greater", "gt"), ("greater_equal", "ge"), ("less", "lt"), ("less_equal", "le"), ("not_equal", "ne")):
+    setattr(Tensor, _a, lambda self, other, _f=getattr(Tensor, _b): _f(self, other))  # NOTE: torch's name `other`
+    setattr(Tensor, _a + "_", getattr(Tensor, _b + "_"))
+Tensor.ndimension = Tensor.dim
+Tensor.swapaxes_ = lambda self, axis0, axis1: self.transpose_(axis0, axis1)  # noqa: E731
+Tensor.swapdims_ = lambda self, dim0, dim1: self.transpose_(dim0, dim1)  # noqa: E731
+Tensor.ravel = lambda self: self.reshape(-1)  # noqa: E731
+Tensor.msort = lambda self: self.sort(0).values  # noqa: E731
+Tensor.byte, Tensor.char, Tensor.short = (lambda self: self.type(uint8)), (lambda self: self.type(int8)), \
+    (lambda self: self.type(int16))
+Tensor.element_size = lambda self: self._data.itemsize  # noqa: E731
+Tensor.itemsize = property(lambda self: self._data.itemsize)
+Tensor.nbytes = property(lambda self: self._data.size * self._data.itemsize)  # NOTE: numel * itemsize, as PyTorch
+Tensor.is_cpu = property(lambda self: type(self._data) is np.ndarray)
+Tensor.is_complex = lambda self: False  # NOTE: gpugrad has no complex dtypes  # noqa: E731
+Tensor.is_signed = lambda self: self.dtype not in (uint8, bool_)  # noqa: E731
+Tensor.get_device = lambda self: -1 if type(self._data) is np.ndarray else self.device.index  # noqa: E731
+Tensor.is_same_size = lambda self, other: tuple(self.shape) == tuple(other.shape)  # noqa: E731
+Tensor.retains_grad = property(lambda self: self._node is not None and any(
+    getattr(h, "retains", None) is self for h in self._node.hooks or ()))
 
 
 class _rd:  # noqa: N801  (namespace for reductions)

@@ -169,8 +169,8 @@ def _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, name):
     p, d = _pair(padding, "padding"), _pair(dilation, "dilation")
     for pi, ki in zip(p, k):
         if pi < 0 or pi > ki // 2:
-            raise ValueError(f"{name}: padding should be at most half of the kernel size, got padding={padding} "
-                             f"for kernel_size={kernel_size}")
+            raise RuntimeError(f"pad should be smaller than or equal to half of kernel size, but got padding="
+                               f"{padding} and kernel_size={kernel_size} in {name}")  # NOTE: PyTorch's type
     h, w = x.shape[-2:]
     pads = []
     for n_, k_, s_, p_, d_ in zip((h, w), k, s, p, d):

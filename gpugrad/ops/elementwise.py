@@ -259,7 +259,10 @@ class Where(Primitive):
     def backward(self, g):
         a, b = self.inputs
         c = self.cond
-        return sum_to(self, g * c, a.shape), sum_to(self, g * ~c, b.shape)
+        # NOTE: zeros selected, not g * mask: a NaN/inf in g stays out of the branch not taken (PyTorch's 0)
+        z = xp_of(c).zeros((), getattr(g, "_data", g).dtype)
+        return (sum_to(self, self.call(Where, g, z, cond=c), a.shape),
+                sum_to(self, self.call(Where, z, g, cond=c), b.shape))
 
 
 class Cast(Primitive):
