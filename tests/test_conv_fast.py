@@ -2,6 +2,7 @@
 PyTorch (float64 and float32) over strides, paddings, dilations, groups (depthwise included), bias and unbatched
 inputs; first and second order gradients by finite differences; the fused primitive against its composite."""
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -157,3 +158,24 @@ def test_chunked_equals_one_chunk(monkeypatch):
         res.append(got)
     for a, b in zip(*res):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_dirty_memory_reaches_no_result():
+    """Recycled memory full of signalling NaNs: the bias is added to the valid outputs only (the grid's tail stays
+    uninitialised and must not warn), and pixels no window reads (1x1 kernel, stride 2) get exact zero gradients
+    (the input gradient skips zero-filling only when every pixel is written)."""
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 9, 9), (4, 3, 3, 3), (4,)))
+    w1 = rng.standard_normal((4, 3, 1, 1)).astype(np.float32)
+    for _ in range(10):
+        junk = [np.full(288 * k, 0x7fa00000, dtype=np.uint32) for k in range(1, 9) for _ in range(3)]
+        del junk  # NOTE: frees same-sized blocks for the next allocations to reuse
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            y = F.conv2d(*(gg.tensor(a) for a in (x, w, b)), stride=2, padding=1)
+            ts = [gg.tensor(x, requires_grad=True), gg.tensor(w1, requires_grad=True)]
+            F.conv2d(*ts, stride=2).sum().backward()
+        assert np.isfinite(y.numpy()).all()
+        gx = ts[0].grad.numpy()
+        assert not gx[:, :, 1::2].any() and not gx[:, :, :, 1::2].any()
+        np.testing.assert_allclose(gx[:, :, ::2, ::2], np.broadcast_to(w1.sum(0)[:, 0, 0, None, None], (2, 3, 5, 5)),
+                                   rtol=1e-6)

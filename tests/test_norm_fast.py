@@ -14,6 +14,9 @@ CASES = {  # name: (input shape, op, reduced axes of the reference, affine shape
     "layer_norm_2d": ((16, 40, 4, 8), lambda x, w, b: F.layer_norm(x, (4, 8), w, b), (2, 3), (4, 8)),
     "layer_norm_w": ((16, 5, 8, 32), lambda x, w, b: F.layer_norm(x, (32,), w, None), (3,), (32,)),
     "group_norm": ((16, 8, 4, 80), lambda x, w, b: F.group_norm(x, 4, w, b), None, None),
+    # NOTE: groups of 1024 (a multiple of 128: chunked BLAS sums) in channels of 512 (>= 256: np.vecdot sums)
+    "group_norm_long": ((16, 8, 16, 32), lambda x, w, b: F.group_norm(x, 4, w, b), None, None),
+    "layer_norm_plain": ((16, 5, 8, 32), lambda x, w, b: F.layer_norm(x, (32,)), (3,), None),
     "batch_norm": ((16, 8, 4, 80), lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), (0, 2, 3),
                    (1, 8, 1, 1)),
     "instance_norm_b": ((16, 8, 4, 80), lambda x, w, b: F.instance_norm(x, bias=b), (2, 3), (1, 8, 1, 1)),
@@ -23,9 +26,9 @@ CASES = {  # name: (input shape, op, reduced axes of the reference, affine shape
 def _reference(name, x, w, b, g):
     """y and the gradients of sum(y * g) (float64, the textbook formulas)."""
     shape, _, axes, ashape = CASES[name]
-    if name == "group_norm":
+    if name.startswith("group_norm"):
         xs = x.reshape(shape[0], 4, -1)
-        y, (gx,) = _std(xs, g.reshape(xs.shape) * np.repeat(w, 4 * 80).reshape(1, 4, -1), (2,))
+        y, (gx,) = _std(xs, g.reshape(xs.shape) * np.repeat(w, shape[2] * shape[3]).reshape(1, 4, -1), (2,))
         y = y.reshape(shape)
         yhat = y
         y = y * w.reshape(1, 8, 1, 1) + b.reshape(1, 8, 1, 1)
@@ -74,12 +77,43 @@ def test_blocked_norms_match_the_reference(name, contiguous, dt, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, float(np.abs(want).max())))
 
 
-def test_float32_mean_of_long_rows_is_pairwise():
+@pytest.mark.parametrize("blocked", [False, True])
+def test_float32_mean_of_long_rows_is_pairwise(blocked, monkeypatch):
     """group_norm with |mean| >> std: the error of y stays at NumPy's pairwise-sum level (a BLAS row sum of the
-    4096-element groups doubles it)."""
+    4096-element groups doubles it); blocked: the fused blocks' chunked sums (ops.nnops._fused_forward)."""
+    if blocked:
+        monkeypatch.setattr(nnops, "_CHUNK", 8192)
     x = (300 + RNG.standard_normal((8, 32, 32, 32))).astype(np.float32)
     y = F.group_norm(gg.tensor(x), 8).numpy()
     x64 = x.astype(np.float64).reshape(8, 8, -1)
     m = x64.mean(2, keepdims=True)
     ref = ((x64 - m) / np.sqrt(((x64 - m) ** 2).mean(2, keepdims=True) + 1e-5)).reshape(x.shape)
     assert np.abs(y - ref).max() < 6e-5
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "group_norm_long"])
+@pytest.mark.parametrize("blocked", [False, True])
+def test_compiled_norm_replays_eager(name, blocked, monkeypatch):
+    """layer_norm / group_norm take their moments inside the node, so gg.compile records them: replays match
+    eager values and gradients exactly (a replay reruns the node's forward and backward on a bare node)."""
+    if blocked:
+        monkeypatch.setattr(nnops, "_CHUNK", 8192)
+    shape, op, _, ashape = CASES[name]
+    n = int(np.prod(ashape)) if ashape else 8
+    w = gg.nn.Parameter(gg.tensor(RNG.standard_normal(n).astype(np.float32)))
+    b = gg.nn.Parameter(gg.tensor(RNG.standard_normal(n).astype(np.float32)))
+
+    def step(x):
+        loss = (op(x, w, b) ** 2 * x).sum()
+        loss.backward()
+        return loss
+    compiled = gg.compile(step)
+    for i in range(3):
+        x = gg.tensor((RNG.standard_normal(shape) * (i + 1)).astype(np.float32))
+        got = []
+        for f in (compiled, step):
+            w.grad = b.grad = None
+            got.append((f(x).item(), w.grad.numpy().copy(), b.grad.numpy().copy()))
+        assert got[0][0] == got[1][0]
+        np.testing.assert_array_equal(got[0][1], got[1][1])
+        np.testing.assert_array_equal(got[0][2], got[1][2])

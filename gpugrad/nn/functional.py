@@ -336,7 +336,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
         raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with normalized_shape {shape}")
     mixed = _norm_dtypes(input, weight, bias)
     axes = tuple(range(input.ndim - k, input.ndim))
-    y = _standardized(input, axes, eps, weight, bias)[0]
+    # NOTE: the moments are taken inside the node (mean=None), block by block with the output (ops.nnops)
+    wb = [t for t in (weight, bias) if t is not None]
+    affine = ("w" if weight is not None else "") + ("b" if bias is not None else "")
+    y = _nnops.Standardize.apply(input, *wb, axes=axes, eps=float(eps), affine=affine)
     return y.type(input.dtype) if mixed else y
 
 
@@ -346,10 +349,13 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
     if c % num_groups:
         raise ValueError(f"group_norm: {c} channels are not divisible into {num_groups} groups")
     mixed = _norm_dtypes(input, weight, bias)
-    gshape = (n, num_groups, c // num_groups, -1)  # NOTE: groups and their channels apart: w, b broadcast per channel
+    # NOTE: groups and their channels apart: w, b broadcast per channel. The node takes the input as it is and
+    # works on this view of it (``shape``), so x's gradient comes back in x's shape (no reshape node, no copy)
+    gshape = (n, num_groups, c // num_groups, math.prod(input.shape[2:]))
     wshape = (1, num_groups, c // num_groups, 1)
-    y = _standardized(input.reshape(gshape), (2, 3), eps, None if weight is None else weight.reshape(wshape),
-                      None if bias is None else bias.reshape(wshape))[0].reshape(input.shape)
+    wb = [t.reshape(wshape) for t in (weight, bias) if t is not None]
+    affine = ("w" if weight is not None else "") + ("b" if bias is not None else "")
+    y = _nnops.Standardize.apply(input, *wb, axes=(2, 3), eps=float(eps), affine=affine, shape=gshape)
     return y.type(input.dtype) if mixed else y
 
 
