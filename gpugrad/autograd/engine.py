@@ -117,7 +117,7 @@ def _composite_vjp(node, g):
     if node.ycomposite is not None and node.reads_output() and node.yver[0] == node.outv:
         # NOTE: PyTorch's formula from the output (tanh, sigmoid, elu, ...): an in-place activation overwrote its
         # input, and the output's own node carries the second-order terms
-        return (node.ycomposite(node.result(), g, **node.params),)
+        return (node.ycomposite(node.output_tensor(), g, **node.params),)
     inputs = _inputs_of(node)
     vers = node.vers
     if vers is not None or len(inputs) == 1:  # NOTE: else unknown (saves=() multi-input nodes record no versions)

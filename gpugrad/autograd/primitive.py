@@ -260,6 +260,10 @@ class Primitive:
         """The saved output array (for error messages)."""
         return self.y
 
+    def output_tensor(self):
+        """The forward output as a Tensor of this node (create_graph; ``save_output`` nodes)."""
+        return self.result()
+
     def reads_output(self):
         """Whether backward reads the forward output (so an in-place write to it must raise)."""
         return self.save_output

@@ -54,19 +54,24 @@ class Activation(Primitive):
         if self.from_y:
             self.s = arr
             self.cow = False  # NOTE: an in-place activation: PyTorch's node saves the result here too
-        if self.save_output:
-            self.y = arr  # NOTE: not the freed out-of-place result (it would stay alive here)
 
     def own_output(self):
         """Our output is about to be overwritten in place: keep a private copy (see ``cow`` in node)."""
         if self.from_y and self.inputs is not None:
-            self.s = self.y = self.s.copy()
+            self.s = self.s.copy()
             self.yver = [self.outv]
             self.ycomposite = None  # NOTE: the output Tensor is about to change: create_graph takes the input route
         self.cow = False
 
     def backward(self, g):
         return _K.bwd(self.op, g, self.s, self.p)
+
+    def output_tensor(self):
+        """The saved output as a Tensor of this node (the create_graph route of ``ycomposite``). NOTE: a fresh
+        Tensor over the saved array, not a weak reference to the output kept at every call (the hot path)."""
+        t = _tensor.Tensor(self.s)
+        t._rg, t._node = True, self
+        return t
 
 
 _NODES = {}
@@ -86,12 +91,10 @@ def node(name):
         from_y = op.saves_output(op.defaults)
         # NOTE: ``cow``: where PyTorch's node saves the INPUT and ours reads the output, a later in-place write to
         # the output must not fail backward: the node then takes a private copy of it (Activation.own_output)
-        # NOTE: rows that read their output differentiate PyTorch's output formula under create_graph (``dy``):
-        # save_output keeps a reference to the output Tensor for it (the array is saved anyway; with params that
-        # make the row save its input, elu(alpha < 0), the output array is kept too, and unused)
+        # NOTE: rows that read their output differentiate PyTorch's output formula under create_graph (``dy``)
         cls = _NODES[name] = type("".join(w.capitalize() for w in name.split("_")), (Activation,), {
             "op": op, "from_y": from_y, "cow": from_y and not op.torch_saves_output,
-            "composite": staticmethod(composite), "save_output": op.dy is not None,
+            "composite": staticmethod(composite),
             "ycomposite": staticmethod(ycomposite) if op.dy is not None else None})
     return cls
 
