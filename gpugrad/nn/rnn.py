@@ -21,6 +21,7 @@ from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
+from .rnn_utils import PackedSequence
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -51,12 +52,42 @@ def _layer(mode, xg, w_hh, b_hh, h0, c0, w_hr, reverse):
 
 
 def _project(mode, x, w_ih, b_ih, b_hh):
-    """x (T, B, in) @ w_ih^T + biases as ONE matmul over all steps: (T, B, gates).
+    """x (T, B, in) (or packed (N, in)) @ w_ih^T + biases as ONE matmul over all steps: (T, B, gates).
     NOTE: the LSTM and Elman cells add both biases, so they are summed once here; the GRU keeps b_hh for the
     cell (b_hn is inside the reset product)."""
-    T, B = x.shape[0], x.shape[1]
     bias = b_ih if (b_ih is None or mode == "GRU") else b_ih + b_hh
-    return F.linear(x.reshape(T * B, x.shape[2]), w_ih, bias).view(T, B, w_ih.shape[0])
+    return F.linear(x.reshape(-1, x.shape[-1]), w_ih, bias).view(*x.shape[:-1], w_ih.shape[0])
+
+
+def _packed_layer(mode, xg, runs, w_hh, b_hh, h0, c0, w_hr, reverse):
+    """(out (N, P), h_n (B, P), c_n or None) of one layer and direction over packed steps xg (N, gates).
+    ``runs``: (steps, batch) of each run of consecutive steps with the same batch size. Each run is one fused
+    layer call on its shrinking batch (the first ``batch`` sorted sequences). Forward, the sequences that end
+    before the next run leave their state behind (rows batch_next..batch); in reverse, the runs go from the last
+    one back and the sequences that start there (in reverse) join with their h0 rows: each sequence's reverse
+    pass begins at its own last step.
+    NOTE: one node per run, not per step: the runs are at most min(T, B) (one per distinct length)."""
+    xs = xg.split([n * b for n, b in runs]) if len(runs) > 1 else (xg,)
+    outs, ends_h, ends_c = [None] * len(runs), [], []
+    h, c = (h0[:runs[-1][1]], None if c0 is None else c0[:runs[-1][1]]) if reverse else (h0, c0)
+    for i in (range(len(runs) - 1, -1, -1) if reverse else range(len(runs))):
+        n, b = runs[i]
+        m = h.shape[0]
+        if reverse and b > m:
+            h, c = cat([h, h0[m:b]]), None if c is None else cat([c, c0[m:b]])
+        elif b < m:
+            ends_h.append(h[b:])
+            ends_c.append(None if c is None else c[b:])
+            h, c = h[:b], None if c is None else c[:b]
+        hs, cs = _layer(mode, xs[i].view(n, b, xg.shape[-1]), w_hh, b_hh, h, c, w_hr, reverse)
+        outs[i] = hs.reshape(n * b, hs.shape[-1])
+        h, c = hs[0 if reverse else n - 1], None if cs is None else cs[0 if reverse else n - 1]
+    out = outs[0] if len(outs) == 1 else cat(outs)
+    if reverse:
+        return out, h, c
+    # NOTE: the runs end in order of decreasing batch index; h_n is in sorted order (row j = sorted sequence j)
+    ends_h, ends_c = [h, *ends_h[::-1]], [c, *ends_c[::-1]]
+    return out, cat(ends_h) if len(ends_h) > 1 else h, None if c is None else (cat(ends_c) if len(ends_c) > 1 else c)
 
 
 class RNNBase(Module):
@@ -138,6 +169,8 @@ class RNNBase(Module):
             raise RuntimeError(f"Expected {what} size {expected}, got {list(hx.shape)}")
 
     def forward(self, input, hx=None):  # noqa: A002
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         self._check_input(input)
         lstm = self.mode == "LSTM"
         batched = input.ndim == 3
@@ -193,6 +226,56 @@ class RNNBase(Module):
         elif self.batch_first:
             x = x.transpose(0, 1)
         return (x, (h_n, c_n)) if lstm else (x, h_n)
+
+    def _forward_packed(self, packed, hx):
+        """PyTorch's PackedSequence path: hx (and h_n, c_n) in the ORIGINAL batch order (permuted by
+        sorted_indices / unsorted_indices), output a PackedSequence with the input's batch_sizes and indices."""
+        x, batch_sizes, sorted_indices, unsorted_indices = packed
+        _check_dtype(x, self.weight_ih_l0)
+        if x.ndim != 2:
+            raise RuntimeError(f"input must have 2 dimensions, got {x.ndim}")
+        if x.shape[-1] != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                               f"got {x.shape[-1]}")
+        lstm = self.mode == "LSTM"
+        sizes = [int(b) for b in batch_sizes.tolist()]
+        runs = []
+        for b in sizes:
+            if runs and runs[-1][1] == b:
+                runs[-1][0] += 1
+            else:
+                runs.append([1, b])
+        dirs, B = 2 if self.bidirectional else 1, sizes[0]
+        shapes = [(self.num_layers * dirs, B, self.proj_size or self.hidden_size)]
+        shapes += [(self.num_layers * dirs, B, self.hidden_size)] if lstm else []
+        if hx is None:
+            states = [_zeros(s, x) for s in shapes]
+        else:
+            states = list(hx) if lstm else [hx]
+            if sorted_indices is not None:
+                states = [h.index_select(1, sorted_indices) for h in states]
+            for i, (h, s) in enumerate(zip(states, shapes)):
+                self._check_hidden(h, s, i if lstm else None)
+        h0, c0 = states[0], states[1] if lstm else None
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(dirs):
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, d)
+                k = layer * dirs + d
+                out, h, c = _packed_layer(self.mode, _project(self.mode, x, w_ih, b_ih, b_hh), runs, w_hh, b_hh,
+                                          h0[k], None if c0 is None else c0[k], w_hr, bool(d))
+                outs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            x = outs[0] if dirs == 1 else cat(outs, dim=1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        hidden = [stack(h_n)] + ([stack(c_n)] if lstm else [])
+        if unsorted_indices is not None:
+            hidden = [h.index_select(1, unsorted_indices) for h in hidden]
+        out = PackedSequence(x, batch_sizes, sorted_indices, unsorted_indices)
+        return (out, tuple(hidden)) if lstm else (out, hidden[0])
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"

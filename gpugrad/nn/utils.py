@@ -114,3 +114,6 @@ def vector_to_parameters(vec, parameters):
         n = p.numel()
         p._data[...] = vec._data[i:i + n].reshape(p.shape)
         i += n
+
+
+from . import rnn_utils as rnn  # noqa: E402,F401  (gg.nn.utils.rnn: PackedSequence, pack/pad helpers)
