@@ -2,7 +2,8 @@
 from ._worker import get_worker_info
 from .addition import addition_dataset
 from .dataloader import DataLoader, default_collate, default_convert
-from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
+from .dataset import (ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset, TensorDataset,
+                      random_split)
 from .digits import load_digits
 from .distributed import DistributedSampler
 from .idx import load_mnist, read_idx, write_idx
@@ -11,6 +12,7 @@ from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, S
 
 __all__ = [
            "BatchSampler",
+           "ChainDataset",
            "ConcatDataset",
            "DataLoader",
            "Dataset",
@@ -19,6 +21,7 @@ __all__ = [
            "RandomSampler",
            "Sampler",
            "SequentialSampler",
+           "StackDataset",
            "Subset",
            "SubsetRandomSampler",
            "TensorDataset",

@@ -9,7 +9,8 @@ import numpy as np
 from .. import random as _random
 from ..tensor import Tensor
 
-__all__ = ["ConcatDataset", "Dataset", "IterableDataset", "Subset", "TensorDataset", "random_split"]
+__all__ = ["ChainDataset", "ConcatDataset", "Dataset", "IterableDataset", "StackDataset", "Subset", "TensorDataset",
+           "random_split"]
 
 
 class Dataset:
@@ -42,7 +43,68 @@ class IterableDataset(Dataset):
         raise TypeError(f"{type(self).__name__} is an IterableDataset without __len__")
 
     def __add__(self, other):
-        raise TypeError("ConcatDataset does not support IterableDataset")
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """The streams of several IterableDatasets, one after another, chained on the fly (PyTorch semantics)."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+
+    def _each(self):
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            yield d
+
+    def __iter__(self):
+        for d in self._each():
+            yield from d
+
+    def __len__(self):
+        return sum(len(d) for d in self._each())
+
+
+class StackDataset(Dataset):
+    """Samples of several same-length datasets side by side: ``StackDataset(a, b)[i] == (a[i], b[i])``,
+    ``StackDataset(x=a, y=b)[i] == {"x": a[i], "y": b[i]}`` (PyTorch semantics and errors)."""
+
+    def __init__(self, *args, **kwargs):
+        if args and kwargs:
+            raise ValueError("Supported either ``tuple``- (via ``args``) or``dict``- (via ``kwargs``) like "
+                             "input/output, but both types are given.")
+        if not args and not kwargs:
+            raise ValueError("At least one dataset should be passed")
+        ds = list(args or kwargs.values())
+        self._length = len(ds[0])
+        if any(self._length != len(d) for d in ds):
+            raise ValueError("Size mismatch between datasets")
+        self.datasets = args or kwargs
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __getitems__(self, indices):
+        named = self.datasets.items() if isinstance(self.datasets, dict) else enumerate(self.datasets)
+        cols = {}
+        for k, d in named:
+            if callable(getattr(d, "__getitems__", None)):
+                items = d.__getitems__(indices)
+                if len(items) != len(indices):
+                    raise ValueError(f"Nested dataset's output size mismatch. Expected {len(indices)}, got "
+                                     f"{len(items)}")
+                cols[k] = list(items)
+            else:
+                cols[k] = [d[i] for i in indices]
+        if isinstance(self.datasets, dict):
+            return [{k: c[j] for k, c in cols.items()} for j in range(len(indices))]
+        return [tuple(c[j] for c in cols.values()) for j in range(len(indices))]
+
+    def __len__(self):
+        return self._length
 
 
 class ConcatDataset(Dataset):
