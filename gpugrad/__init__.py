@@ -640,6 +640,7 @@ del _n
 
 
 # -- [issue 11 breadth: the everyday names gpugrad lacked; ops in gpugrad/ops/extra_ops.py] --------------------
+from .ops.extra_ops import addmv_, diagflat, i0, i0_, index_reduce, nextafter, renorm  # noqa: E402  (leftovers)
 from .ops.extra_ops import (addbmm, addr, are_deterministic_algorithms_enabled, asarray, bartlett_window,  # noqa: E402
                             blackman_window, block_diag, bucketize, cartesian_prod, chain_matmul, combinations,
                             corrcoef, cov, cross, cumulative_trapezoid, deg2rad, diagonal_scatter, diff, dist, fmax,

@@ -10,6 +10,7 @@ from .ops.linalg2 import (CholeskyExResult, EighResult, InvExResult, LinAlgError
                           lstsq, lu, lu_factor, lu_factor_ex, lu_solve, matrix_exp, matrix_norm, matrix_power,
                           matrix_rank, multi_dot, norm, pinv, qr, slogdet, solve, solve_ex, solve_triangular, svd,
                           svdvals, tensorinv, tensorsolve, vander, vecdot, vector_norm)
+from .ops.linalg2 import LDLFactorExResult, LDLFactorResult, ldl_factor, ldl_factor_ex, ldl_solve  # noqa: E402
 from .tensor import Tensor, matmul
 
 __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eig", "eigh", "eigvals",
@@ -18,6 +19,7 @@ __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "di
            "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals", "tensorinv", "tensorsolve", "vander",
            "vecdot", "vector_norm", "CholeskyExResult", "EighResult", "InvExResult", "LstsqResult", "LUFactorExResult",
            "LUFactorResult", "LUResult", "QRResult", "SlogdetResult", "SolveExResult", "SVDResult"]
+__all__ += ["ldl_factor", "ldl_factor_ex", "ldl_solve", "LDLFactorResult", "LDLFactorExResult"]
 
 
 def diagonal(A, *, offset=0, dim1=-2, dim2=-1):

@@ -121,5 +121,17 @@ def rows(R, ANY, POS, NONZERO, away):
           else np.trapz(y, x), (2, 4), (4,)),
         R("cumulative_trapezoid", lambda y: gg.cumulative_trapezoid(y, dx=0.5),
           lambda y: np.cumsum((y[..., 1:] + y[..., :-1]) * 0.25, -1), (2, 4)),
+        # issue 11 leftovers
+        R("i0", gg.i0, np.i0, (2, 3), dom=U(-3, 3)),
+        R("i0_0d", lambda a: a.i0(), np.i0, ()),
+        R("diagflat", lambda a: gg.diagflat(a, -1), lambda a: np.diagflat(a, -1), (2, 2)),
+        R("renorm", lambda a: gg.renorm(a, 2, 0, 1.0), None, (3, 4)),
+        R("renorm_p3_dim1", lambda a: a.renorm(3, 1, 0.8), None, (2, 3, 2)),
+        R("nextafter", lambda a, b: gg.nextafter(a, b), np.nextafter, (2, 3), (3,)),
+        R("index_reduce_amax", lambda a, s: a.index_reduce(0, gg.tensor([0, 2, 0]), s, "amax"), None, (3, 2), (3, 2)),
+        R("index_reduce_mean", lambda a, s: a.index_reduce(1, gg.tensor([1, 1]), s, "mean", include_self=False), None,
+          (2, 3), (2, 2)),
+        R("index_reduce_amin_excl", lambda a, s: a.index_reduce(0, gg.tensor([1, 1]), s, "amin", include_self=False),
+          None, (2, 3), (2, 3)),
     ]
     return out

@@ -65,4 +65,21 @@ def rows(R, ANY, POS, NONZERO, away):
         R("adaptive_avg_pool3d", lambda x: F.adaptive_avg_pool3d(x, (2, 2, 3)), None, (1, 3, 3, 4)),
         R("circular_pad2d", lambda x: gg.nn.CircularPad2d((1, 2, -1, 1))(x), None, (1, 3, 3)),
         R("reflection_pad3d", lambda x: gg.nn.ReflectionPad3d(1)(x), None, (1, 2, 2, 3)),
+        # issue 11 leftovers
+        R("lp_pool2d", lambda x: F.lp_pool2d(x, 2, 2), None, (1, 2, 4, 4)),
+        R("lp_pool1d_p3", lambda x: F.lp_pool1d(x, 3, 2, 1), None, (2, 4), dom=POS),
+        R("lp_pool3d", lambda x: F.lp_pool3d(x, 2.0, (1, 2, 2)), None, (1, 2, 2, 2)),
+        R("adaptive_max_pool3d", lambda x: F.adaptive_max_pool3d(x, (2, 1, 2)), None, (1, 3, 2, 3), order2=False),
+        R("max_unpool1d", lambda x: F.max_unpool1d(x, T([[0, 3]]), 2), None, (1, 2)),
+        R("max_unpool3d", lambda x: F.max_unpool3d(x, T([[[[0, 7]]]]), 2), None, (1, 1, 1, 2)),
+        R("affine_grid", lambda t: F.affine_grid(t, [1, 1, 2, 3], align_corners=False), None, (1, 2, 3)),
+        R("affine_grid_3d", lambda t: F.affine_grid(t, [1, 1, 2, 2, 2], align_corners=True), None, (1, 3, 4)),
+        *[R(f"grid_sample_{pm}_{ac}", lambda x, g, pm=pm, ac=ac: F.grid_sample(x, g, padding_mode=pm,
+                                                                            align_corners=ac), None,
+            (1, 2, 3, 4), (1, 2, 2, 2), dom=(ANY, lambda r, s: r.uniform(-1.4, 1.4, s)))
+          for pm in ("zeros", "border", "reflection") for ac in (False, True)],
+        R("grid_sample_nearest", lambda x, g: F.grid_sample(x, g, "nearest", align_corners=False), None,
+          (1, 1, 3, 3), (1, 2, 1, 2), dom=(ANY, lambda r, s: r.uniform(-0.9, 0.9, s))),
+        R("grid_sample_3d", lambda x, g: F.grid_sample(x, g, align_corners=False), None, (1, 1, 2, 3, 2),
+          (1, 2, 1, 1, 3), dom=(ANY, lambda r, s: r.uniform(-1.2, 1.2, s))),
     ]

@@ -1003,3 +1003,184 @@ class AdaptiveAvgPool3d(_Adaptive):
 
     def __init__(self, output_size):
         super().__init__(output_size)
+
+
+# == issue 11 leftovers: LP pools, AdaptiveMaxPool3d, MaxUnpool1d/3d, FeatureAlphaDropout, the lazy modules ===========
+__all__ += ["LPPool1d", "LPPool2d", "LPPool3d", "AdaptiveMaxPool3d", "MaxUnpool1d", "MaxUnpool3d", "FeatureAlphaDropout",
+            "UninitializedParameter", "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d"]
+
+
+class _LPPoolNd(Module):
+    _fn = ""
+
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
+        super().__init__()
+        self.norm_type, self.kernel_size, self.stride, self.ceil_mode = norm_type, kernel_size, stride, ceil_mode
+
+    def forward(self, input):  # noqa: A002
+        return getattr(F, self._fn)(input, float(self.norm_type), self.kernel_size, self.stride, self.ceil_mode)
+
+    def extra_repr(self):
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPoolNd):
+    _fn = "lp_pool1d"
+
+
+class LPPool2d(_LPPoolNd):
+    _fn = "lp_pool2d"
+
+
+class LPPool3d(_LPPoolNd):
+    _fn = "lp_pool3d"
+
+
+class AdaptiveMaxPool3d(_Adaptive):
+    _fn = "adaptive_max_pool3d"
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__(output_size, return_indices)
+
+
+class _MaxUnpoolNd(MaxUnpool2d):
+    _n = 1
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        Module.__init__(self)
+        n = self._n
+        self.kernel_size = _ntuple(kernel_size, n, "kernel_size")
+        self.stride = _ntuple(stride if stride is not None else kernel_size, n, "stride")
+        self.padding = _ntuple(padding, n, "padding")
+
+    def forward(self, input, indices, output_size=None):  # noqa: A002
+        return getattr(F, f"max_unpool{self._n}d")(input, indices, self.kernel_size, self.stride, self.padding,
+                                                   output_size)
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    _n = 1
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    _n = 3
+
+
+class FeatureAlphaDropout(_DropoutNd):
+    _fn = "feature_alpha_dropout"
+
+
+class UninitializedParameter(Parameter):
+    """A lazy module's parameter before its first forward (PyTorch's): no shape yet; the module's first forward
+    materializes it in place (the same object becomes a Parameter, so optimizers built earlier keep it)."""
+    __slots__ = ()
+
+    def __init__(self, requires_grad=True, device=None, dtype=None):
+        super().__init__(None, requires_grad)
+
+    @property
+    def shape(self):
+        raise RuntimeError("Can't access the shape of an uninitialized parameter or buffer. This error usually happens"
+                           " in `load_state_dict` when trying to load an uninitialized parameter into an initialized "
+                           "one. Call `forward` to initialize the parameters before accessing their attributes.")
+
+    def size(self, dim=None):
+        return self.shape
+
+    def __repr__(self):
+        return "<UninitializedParameter>"
+
+    def __deepcopy__(self, memo):
+        return memo.setdefault(id(self), UninitializedParameter(self.requires_grad))
+
+    def materialize(self, shape, device=None, dtype=None):
+        from ..tensor import empty  # noqa: PLC0415
+        self._data = empty(*shape, dtype=dtype, device=device)._data
+        self.__class__ = Parameter
+
+
+class _LazyMixin:
+    """PyTorch's LazyModuleMixin as far as it shows: uninitialized parameters until the first forward infers the
+    input size, then the module becomes its cls_to_become (isinstance checks and the repr follow)."""
+    cls_to_become = None
+
+    def _lazy_init(self, bias, device, dtype):
+        self._lazy_dd = (device, dtype)
+        self.weight = UninitializedParameter()
+        if bias:
+            self.bias = UninitializedParameter()
+        else:
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self):
+        if not isinstance(self.weight, UninitializedParameter):
+            self.cls_to_become.reset_parameters(self)
+
+    def has_uninitialized_params(self):
+        return any(isinstance(p, UninitializedParameter) for p in self._parameters.values())
+
+    def __call__(self, *args, **kwargs):
+        if self.has_uninitialized_params():
+            self.initialize_parameters(*args)
+            dd = self.__dict__.pop("_lazy_dd")
+            for p in (self.weight, self.bias):
+                if p is not None:
+                    p.materialize(self._shape(p is self.weight), *dd)
+            self.__class__ = self.cls_to_become
+            self.reset_parameters()
+        return Module.__call__(self, *args, **kwargs)
+
+
+class LazyLinear(_LazyMixin, Module):
+    cls_to_become = None  # set below (Linear)
+
+    def __init__(self, out_features, bias=True, device=None, dtype=None):
+        Module.__init__(self)
+        self.in_features, self.out_features = 0, int(out_features)
+        self._lazy_init(bias, device, dtype)
+
+    def initialize_parameters(self, input):  # noqa: A002
+        self.in_features = int(input.shape[-1])
+
+    def _shape(self, weight):
+        return (self.out_features, self.in_features) if weight else (self.out_features,)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class _LazyConvNd(_LazyMixin):
+    def __init__(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros", device=None, dtype=None):
+        # NOTE: in_channels 0 as PyTorch's (the repr shows it); the real weight comes at the first forward
+        self.cls_to_become.__init__(self, 0, out_channels, kernel_size, stride, padding, dilation, groups, False,
+                                    padding_mode, device, dtype)
+        self._lazy_init(bias, device, dtype)
+
+    def initialize_parameters(self, input):  # noqa: A002
+        self.in_channels = int(input.shape[0] if input.ndim == self._n + 1 else input.shape[1])
+        if self.in_channels % self.groups:
+            raise ValueError("in_channels must be divisible by groups")
+
+    def _shape(self, weight):
+        return (self.out_channels, self.in_channels // self.groups) + self.kernel_size if weight else \
+            (self.out_channels,)
+
+
+from .conv import Conv2d as _Conv2d  # noqa: E402
+from .layers import Linear as _Linear  # noqa: E402
+
+LazyLinear.cls_to_become = _Linear
+
+
+class LazyConv1d(_LazyConvNd, Conv1d):
+    cls_to_become = Conv1d
+
+
+class LazyConv2d(_LazyConvNd, _Conv2d):
+    cls_to_become = _Conv2d
+
+
+class LazyConv3d(_LazyConvNd, Conv3d):
+    cls_to_become = Conv3d

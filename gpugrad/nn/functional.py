@@ -6,6 +6,7 @@ composite of core Tensor ops plus the sliding-window primitives of gpugrad.ops.c
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 
@@ -1247,6 +1248,10 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):  # noqa: A002
     """Dropout for SELU networks: dropped elements get -alpha', then an affine map keeps mean 0 / variance 1.
     NOTE: training defaults to False, as PyTorch's."""
     _check_p(p)
+    return _alpha_dropout(input, p, training, inplace, None)
+
+
+def _alpha_dropout(input, p, training, inplace, shape):  # noqa: A002
     if not training or p == 0.0 or input.numel() == 0:
         return input
     if p == 1.0:
@@ -1254,7 +1259,7 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):  # noqa: A002
         return input.mul_(z) if inplace else input * z
     g = _random.generator(input.device)
     dt = input.dtype if input.dtype in (np.float32, np.float64) else np.float32
-    keep = (g.random(tuple(input.shape), dtype=dt) >= p).astype(input.dtype)
+    keep = (g.random(tuple(input.shape) if shape is None else shape, dtype=dt) >= p).astype(input.dtype)
     a = 1.0 / math.sqrt((_SELU_ALPHA_PRIME ** 2 * p + 1) * (1 - p))
     b = Tensor(((keep - 1) * (_SELU_ALPHA_PRIME * a) + _SELU_ALPHA_PRIME * a * p).astype(input.dtype, copy=False))
     m = Tensor((keep * a).astype(input.dtype, copy=False))
@@ -1604,42 +1609,51 @@ def _cat_rows(a, b):
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
     """The inverse of max_pool2d(return_indices=True): each value written at its flat index in (H_out*W_out),
     zeros elsewhere. Default size (H - 1) * stride - 2 * padding + kernel_size per dim."""
-    kernel_size = _pair(kernel_size, "kernel_size")
-    stride = kernel_size if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
-    default = [(input.shape[-2 + d] - 1) * stride[d] + kernel_size[d] - 2 * padding[d] for d in range(2)] \
-        if input.ndim >= 2 else [0, 0]
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2)
+
+
+def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd):  # noqa: A002
+    tup = _pair if nd == 2 else _triple
+    kernel_size = tup(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else tup(stride, "stride")
+    padding = tup(padding, "padding")
+    default = [(input.shape[-nd + d] - 1) * stride[d] + kernel_size[d] - 2 * padding[d] for d in range(nd)] \
+        if input.ndim >= nd else [0] * nd
     if output_size is None:
         size = default
     else:
+        given = output_size
         output_size = list(output_size)
-        if len(output_size) == 4:
+        if len(output_size) == nd + 2:
             output_size = output_size[2:]
-        if len(output_size) != 2:
-            raise ValueError("output_size should be a sequence containing 2 or 4 elements, but it has a length of "
-                             f"'{len(output_size)}'")
-        for d in range(2):
+        if len(output_size) != nd:
+            raise ValueError(f"output_size should be a sequence containing {nd} or {nd + 2} elements, but it has a "
+                             f"length of '{len(output_size)}'")
+        for d in range(nd):
             lo, hi = default[d] - stride[d], default[d] + stride[d]
             if not lo < output_size[d] < hi:
-                raise ValueError(f'invalid output_size "{tuple(output_size)}" (dim {d} must be between {lo} and {hi})')
+                shown = list(output_size) if isinstance(given, list) else tuple(output_size)
+                raise ValueError(f'invalid output_size "{shown}" (dim {d} must be between {lo} and {hi})')
         size = [int(v) for v in output_size]
-    if input.ndim not in (3, 4):
-        raise RuntimeError(f"Input to max_unpooling2d should be a 3d or 4d Tensor, but got a tensor with {input.ndim} "
-                           "dimensions.")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Input to max_unpooling{nd}d should be a {nd + 1}d or {nd + 2}d Tensor, but got a tensor "
+                           f"with {input.ndim} dimensions.")
     if indices.dtype != np.int64:
-        raise RuntimeError(f"elements in indices should be type int64 but got: {_promo.short_name(indices.dtype)}")
+        raise RuntimeError("elements in indices should be type int64" + (
+            f" but got: {_promo.short_name(indices.dtype)}" if nd == 2 else ""))
     if tuple(indices.shape) != tuple(input.shape):
         raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor ({list(input.shape)}) "
                            f"but got indices tensor with shape: {list(indices.shape)}")
-    oh, ow = size
-    lead = tuple(input.shape[:-2])
+    total = int(np.prod(size))
+    lead = tuple(input.shape[:-nd])
     flat_i = indices._data.reshape(lead + (-1,))
-    if flat_i.size and (int(flat_i.min()) < 0 or int(flat_i.max()) >= oh * ow):
-        bad = int(flat_i.max()) if int(flat_i.max()) >= oh * ow else int(flat_i.min())
-        raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size {oh}x{ow})")
-    base = Tensor(input.xp.zeros(lead + (oh * ow,), dtype=input.dtype))
-    out = base.scatter(input.ndim - 2, Tensor(flat_i), input.reshape(lead + (-1,)))
-    return out.reshape(lead + (oh, ow))
+    if flat_i.size and (int(flat_i.min()) < 0 or int(flat_i.max()) >= total):
+        bad = int(flat_i.max()) if int(flat_i.max()) >= total else int(flat_i.min())
+        raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size "
+                           f"{'x'.join(map(str, size))})")
+    base = Tensor(input.xp.zeros(lead + (total,), dtype=input.dtype))
+    out = base.scatter(len(lead), Tensor(flat_i), input.reshape(lead + (-1,)))
+    return out.reshape(lead + tuple(size))
 
 
 # == issue 11 (breadth): shrinks, RReLU, the in-place functional forms, soft/multilabel margin and distance-function
@@ -1945,6 +1959,235 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
 def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
                             return_indices=False):
     return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+# == issue 11 leftovers: LP pools, adaptive_max_pool3d, max_unpool1d/3d, affine_grid, grid_sample, feature alpha dropout
+__all__ += ["lp_pool1d", "lp_pool2d", "lp_pool3d", "adaptive_max_pool3d", "max_unpool1d", "max_unpool3d",
+            "affine_grid", "grid_sample", "feature_alpha_dropout"]
+
+
+def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, nd):  # noqa: A002
+    """PyTorch's composite: (sign(s) * relu(|s|) * prod(k)) ** (1/p) over s = avg_pool(x ** p); +-inf norms are
+    max pools of |x| (-inf: minus the max pool of -|x|)."""
+    mx, avg = (max_pool1d, max_pool2d, max_pool3d)[nd - 1], (avg_pool1d, avg_pool2d, avg_pool3d)[nd - 1]
+    if norm_type in (math.inf, -math.inf):
+        sgn = 1 if norm_type > 0 else -1
+        return mx(input.abs() * sgn, kernel_size, stride, 0, 1, ceil_mode) * sgn
+    k = kernel_size if nd == 1 else (_pair if nd == 2 else _triple)(kernel_size, "kernel_size")
+    out = avg(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    return (out.sign() * relu(out.abs())).mul(int(np.prod(k))).pow(1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 1)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 2)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 3)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
+    """adaptive_max_pool2d over each plane, then over depth (separable; ties go to the first maximum in (d, h, w)
+    order, as PyTorch's); indices flat in D*H*W."""
+    if input.ndim not in (4, 5):
+        raise RuntimeError(f"adaptive_max_pool3d(): Expected 4D or 5D tensor, but got: {list(input.shape)}")
+    size = (output_size,) * 3 if isinstance(output_size, numbers.Integral) or output_size is None else \
+        tuple(output_size)
+    if len(size) != 3:
+        raise RuntimeError("adaptive_max_pool3d(): internal error: output_size.size() must be 3")
+    for i in range(input.ndim - 4, input.ndim):
+        if input.shape[i] == 0:
+            raise RuntimeError(f"adaptive_max_pool3d(): Expected input to have non-zero size for non-batch "
+                               f"dimensions, but input has sizes {list(input.shape)} with dimension {i} being empty")
+    od, oh, ow = (int(v) if v is not None else n for v, n in zip(size, input.shape[-3:]))
+    x = input if input.ndim == 5 else input.unsqueeze(0)
+    n, c, dd, h, w = x.shape
+    if min(od, oh, ow) < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(od, oh, ow)}: "
+                           f"{list(input.shape[:-3]) + [od, oh, ow]}")
+    y1, i1 = adaptive_max_pool2d(x.reshape(n, c * dd, h, w), (oh, ow), True)
+    y, i2 = adaptive_max_pool2d(y1.reshape(n, c, dd, oh * ow), (od, oh * ow), True)
+    y = y.reshape(n, c, od, oh, ow)
+    y = y if input.ndim == 5 else y.squeeze(0)
+    if not return_indices:
+        return y
+    dep = i2._data // (oh * ow)
+    hw = x.xp.take_along_axis(i1._data.reshape(n, c, dd, oh * ow), dep, axis=2)
+    idx = (dep * (h * w) + hw).reshape(n, c, od, oh, ow)
+    return y, Tensor(idx if input.ndim == 5 else idx[0])
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """PyTorch's: max_unpool2d over a trailing unit dim."""
+    k, p = _single(kernel_size, "kernel_size"), _single(padding, "padding")
+    s = k if stride is None else _single(stride, "stride")
+    default = (input.shape[-1] - 1) * s - 2 * p + k
+    if output_size is not None:
+        osz = list(output_size)[2:] if len(output_size) == 3 else list(output_size)
+        if len(osz) != 1:
+            raise ValueError(f"output_size should be a sequence containing 1 or 3 elements, but it has a length of "
+                             f"'{len(osz)}'")
+        if not default - s < osz[0] < default + s:
+            shown = osz if isinstance(output_size, list) else tuple(osz)
+            raise ValueError(f'invalid output_size "{shown}" (dim 0 must be between {default - s} and {default + s})')
+        default = int(osz[0])
+    return max_unpool2d(input.unsqueeze(-1), indices.unsqueeze(-1), (k, 1), (s, 1), (p, 0),
+                        (default, 1)).squeeze(-1)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3)
+
+
+_ALIGN_WARN = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since 1.3.0. Please "
+               "specify align_corners=True if the old behavior is desired. See the documentation of grid_sample for "
+               "details.")
+
+
+def _base_coords(n, align_corners):
+    if n <= 1:
+        return np.zeros(max(n, 1))
+    v = np.linspace(-1.0, 1.0, n)
+    return v if align_corners else v * (n - 1) / n
+
+
+def affine_grid(theta, size, align_corners=None):
+    """The sampling grid (N, H, W, 2) (or (N, D, H, W, 3)) of the affine maps theta (N, 2, 3) / (N, 3, 4): the base
+    grid of normalized (x, y[, z], 1) times theta^T (a matmul, differentiable in theta)."""
+    if align_corners is None:
+        import warnings  # noqa: PLC0415
+        warnings.warn(_ALIGN_WARN, UserWarning, stacklevel=2)
+        align_corners = False
+    if not _isf(theta.dtype):
+        raise ValueError(f"Expected theta to have floating point type, but got torch.{theta.dtype}")
+    size = list(size)
+    if len(size) not in (4, 5):
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+                                  f"respectively. Got size {size}.")
+    k = len(size) - 2
+    if theta.ndim != 3 or tuple(theta.shape[-2:]) != (k, k + 1):
+        raise ValueError(f"Expected a batch of {k}D affine matrices of shape Nx{k}x{k + 1} for size {size}. Got "
+                         f"torch.Size({list(theta.shape)}).")
+    sp = size[2:]
+    if align_corners and min(sp) == 1:
+        import warnings  # noqa: PLC0415
+        warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
+                      "align_corners=True. This is not an intended use case of affine_grid. See the documentation of "
+                      "affine_grid for details.", UserWarning, stacklevel=2)
+    elif min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {size}")
+    axes = [_base_coords(m, align_corners) for m in sp]  # (D,) H, W
+    mesh = np.meshgrid(*axes, indexing="ij")
+    base = np.stack([m for m in mesh[::-1]] + [np.ones_like(mesh[0])], -1).reshape(1, -1, k + 1)
+    b = Tensor(theta.xp.asarray(base.astype(theta.dtype if theta.dtype not in _LOWP else np.float32)))
+    return matmul(b.type(theta.dtype), theta.transpose(1, 2)).reshape([size[0]] + sp + [k])
+
+
+def _piecewise(x, val, slope):
+    """x * slope + (val - x * slope) as constants: a value val whose derivative in x is slope (0 / +-1)."""
+    return x * Tensor(slope) + Tensor(val - x._data * slope)
+
+
+def _grid_coord(g, n, padding_mode, align_corners):
+    """Unnormalize one grid coordinate to a pixel position and apply the padding mode (PyTorch's
+    grid_sampler_compute_source_index, with its gradient: 0 where clipped, a sign flip where reflected)."""
+    xp = g.xp
+    x = (g + 1) / 2 * (n - 1) if align_corners else ((g + 1) * n - 1) / 2
+    if padding_mode == "zeros":
+        return x
+    if padding_mode == "reflection":
+        lo, hi = (0.0, 2.0 * (n - 1)) if align_corners else (-1.0, 2.0 * n - 1)
+        d = x._data
+        if lo == hi:
+            x = _piecewise(x, xp.zeros_like(d), xp.zeros_like(d))
+        else:
+            mn, span = lo / 2, (hi - lo) / 2
+            a = xp.abs(d - mn)
+            extra, flips = xp.fmod(a, span), xp.floor(a / span)
+            even = flips % 2 == 0
+            val = xp.where(even, extra + mn, span - extra + mn)
+            # NOTE: PyTorch's reflect_coordinates_set_grad: -1 below the low edge, times -1 per odd flip count
+            slope = xp.where(d - mn < 0, -1.0, 1.0) * xp.where(even, 1.0, -1.0)
+            x = _piecewise(x, val.astype(d.dtype), slope.astype(d.dtype))
+    d = x._data
+    inside = (d > 0) & (d < n - 1)  # NOTE: clip_coordinates_set_grad: no gradient at or beyond either edge
+    return _piecewise(x, xp.clip(d, 0, n - 1).astype(d.dtype), inside.astype(d.dtype))
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):  # noqa: A002
+    """Samples input (N, C, H, W) / (N, C, D, H, W) at grid (N, Ho, Wo, 2) / (N, Do, Ho, Wo, 3) of normalized
+    (x, y[, z]) positions; bilinear (trilinear) or nearest (round half to even), padding zeros/border/reflection.
+    Composed from gathers and the corner weights, so it is differentiable in input and grid to any order
+    (PyTorch's grid_sampler_2d_backward has no double backward). mode='bicubic' is not supported yet."""
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but "
+                         f"got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError("nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+                         f"'reflection', but got: '{padding_mode}'")
+    if align_corners is None:
+        import warnings  # noqa: PLC0415
+        warnings.warn(_ALIGN_WARN, UserWarning, stacklevel=2)
+        align_corners = False
+    if input.shape[0] != grid.shape[0]:
+        raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, but got input with "
+                           f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    k = input.ndim - 2
+    if grid.shape[-1] != k:
+        raise RuntimeError(f"grid_sampler(): expected grid to have size {k} in last dimension, but got grid with "
+                           f"sizes {list(grid.shape)}")
+    if input.ndim not in (4, 5) or grid.ndim != input.ndim:
+        raise RuntimeError(f"grid_sampler(): expected {4 if input.ndim == 4 else 5}D input and grid with same number "
+                           f"of dimensions, but got input with sizes {list(input.shape)} and grid with sizes "
+                           f"{list(grid.shape)}")
+    if input.dtype != grid.dtype:
+        raise RuntimeError(f"expected scalar type {_promo.short_name(input.dtype)} but found "
+                           f"{_promo.short_name(grid.dtype)}")
+    if mode == "bicubic":
+        raise NotImplementedError("grid_sample(mode='bicubic') is not supported yet; use 'bilinear' or 'nearest'")
+    xp, n, c = input.xp, input.shape[0], input.shape[1]
+    sp = tuple(input.shape[2:])  # (D,) H, W; grid's last dim is (x, y[, z]): reversed
+    osp = tuple(grid.shape[1:-1])
+    m = int(np.prod(osp))
+    pos = [_grid_coord(grid[..., k - 1 - a].reshape(n, 1, m), sp[a], padding_mode, align_corners) for a in range(k)]
+    flat = input.reshape(n, c, -1)
+
+    def tap(cs):  # the input at integer corner cs (one (N, 1, M) array per axis), zero outside
+        ok, lin = True, 0
+        for a, ca in enumerate(cs):
+            ok = (ca >= 0) & (ca < sp[a]) & ok
+            lin = lin * sp[a] + xp.clip(ca, 0, sp[a] - 1)
+        v = flat.gather(2, Tensor(xp.broadcast_to(lin.astype(np.int64), (n, c, m))))
+        return v * Tensor(ok.astype(input.dtype if input.dtype not in _LOWP else np.float32)).type(input.dtype)
+    if mode == "nearest":
+        out = tap([xp.rint(p._data).astype(np.int64) for p in pos])
+        # NOTE: PyTorch's nearest gradient for grid is zeros (not None): a where that never picks the grid
+        out = out + where(Tensor(xp.zeros((), bool)), grid[..., 0].reshape(n, 1, m), _const_like(out, 0.0))
+    else:
+        lo = [xp.floor(p._data) for p in pos]
+        frac = [p - Tensor(f) for p, f in zip(pos, lo)]
+        out = None
+        for corner in itertools.product((0, 1), repeat=k):
+            wt = None
+            for a, bit in enumerate(corner):
+                f = frac[a] if bit else 1 - frac[a]
+                wt = f if wt is None else wt * f
+            term = tap([lo[a].astype(np.int64) + corner[a] for a in range(k)]) * wt
+            out = term if out is None else out + term
+    return out.reshape((n, c) + osp)
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):  # noqa: A002
+    """alpha_dropout with one mask per (sample, channel) map (PyTorch's make_feature_noise: shape (N, C, 1, ...))."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if training and p not in (0.0, 1.0) and input.numel() and input.ndim < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    return _alpha_dropout(input, p, training, inplace, tuple(input.shape[:2]) + (1,) * (input.ndim - 2))
 
 
 # -- a clear TypeError for NumPy arrays / torch.Tensors passed where Tensors are needed ------------------

@@ -16,8 +16,9 @@ import numpy as np
 
 from .._dtypes import is_float as _isf
 from .. import tensor as _tensor
-from ..autograd.primitive import recorded, value_shaped
-from . import linalg2 as _la2, math as _m, shape as _sh
+from ..autograd.primitive import Primitive, recorded, value_shaped
+from ..backend import xp_of
+from . import elementwise as _ew, index as _ix, linalg2 as _la2, math as _m, shape as _sh
 
 Tensor = _tensor.Tensor
 _need, _tname = _m._need, _tensor._tname
@@ -634,6 +635,175 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
             p["suppress_small"] = True
 
 
+# -- issue 11 leftovers: diagflat, fill_diagonal_, renorm, i0, nextafter, index_reduce ------------------------------
+def diagflat(input, offset=0):  # noqa: A002
+    _need("diagflat", input)
+    return input.reshape(-1).diag(offset)
+
+
+def fill_diagonal_(self, fill_value, wrap=False):
+    if self.ndim < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    n, m = self.shape[0], self.shape[-1]
+    if self.ndim > 2 and len(set(self.shape)) != 1:
+        raise RuntimeError("all dimensions of input must be of equal length")
+    # NOTE: flat positions of the C-order diagonal; a tall matrix with wrap continues every m + 1 (NumPy's and
+    # PyTorch's wrap: a gap row after each square block)
+    step = (m + 1) if self.ndim == 2 else sum(n ** k for k in range(self.ndim))
+    stop = n * m if self.ndim == 2 and wrap else min(n, m) * step
+    mask = np.zeros(self.numel(), bool)
+    mask[0:stop:step] = True
+    mk = Tensor(self.xp.asarray(mask.reshape(self.shape)))
+    return self._inplace(lambda t: t.masked_fill(mk, fill_value), keep=False)
+
+
+def renorm(input, p, dim, maxnorm):  # noqa: A002
+    """Each slice input.select(dim, i) with p-norm above maxnorm scaled to norm maxnorm (PyTorch's factor
+    maxnorm / (norm + 1e-7)); composed, so its gradient runs through the norm as PyTorch's renorm_backward."""
+    _need("renorm", input)
+    if p <= 0:
+        raise RuntimeError("renorm: non-positive-norm not supported")
+    if maxnorm < 0:
+        raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm:g}")
+    if input.ndim <= 1:
+        raise RuntimeError(f"renorm: input needs at least 2 dimensions, got {input.ndim} dimensions")
+    if not -input.ndim <= dim < input.ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-input.ndim}, {input.ndim - 1}], but "
+                         f"got {dim})")
+    d = dim % input.ndim
+    norm = _la2.vector_norm(input, p, tuple(i for i in range(input.ndim) if i != d), keepdim=True)
+    big = norm._data > maxnorm
+    one = Tensor(input.xp.ones((), norm.dtype))
+    factor = _tensor.where(Tensor(big), maxnorm / (norm + 1e-7), one)
+    return input * factor.type(input.dtype)
+
+
+def _np_i1(x):
+    """Modified Bessel I1 in pure NumPy (no SciPy): the power series for |x| <= 30, the asymptotic series above
+    (both to ~1e-16 relative); odd in x."""
+    a = np.abs(x).astype(np.float64)
+    s, small = np.zeros_like(a), np.minimum(a, 30.0)
+    term = small / 2
+    for k in range(90):
+        s += term
+        term = term * (small * small / 4) / ((k + 1) * (k + 2))
+    big = np.maximum(a, 30.0)
+    t, c = np.ones_like(a), np.ones_like(a)
+    for k in range(1, 25):
+        t = t * -(4 - (2 * k - 1) ** 2) / (8 * k * big)
+        c += t
+    with np.errstate(over="ignore"):
+        large = np.exp(big - 0.5 * np.log(2 * np.pi * big)) * c
+    return np.sign(x) * np.where(a <= 30, s, large)
+
+
+class I0(Primitive):
+    # NOTE: SciPy's (Cephes) i0 in the input's dtype: in float32 it can differ from PyTorch's own kernel by an ulp
+    def forward(self, x):
+        return _m._special("i0", x, np.i0)
+
+    def backward(self, g):
+        return g * self.call(I1, self.values()[0])
+
+
+class I1(Primitive):
+    """torch.special.i1; its derivative i0(x) - i1(x) / x (1/2 at 0) keeps i0's gradient differentiable."""
+    save_output = True
+
+    def forward(self, x):
+        return _m._special("i1", x, _np_i1)
+
+    def backward(self, g):
+        x, y = self.values()[0], self.result()
+        xd = x._data if self.graph else x
+        zero, t = xd == 0, xd.dtype.type
+        xs = self.call(_ew.Where, t(1), x, cond=zero)
+        return g * self.call(_ew.Where, t(0.5), self.call(I0, x) - y / xs, cond=zero)
+
+
+def i0(input):  # noqa: A002
+    """The modified Bessel function of the first kind, order 0 (torch.i0 = torch.special.i0); gradient i1."""
+    _need("i0", input)
+    return I0.apply(_m._fl(input))
+
+
+class NextAfter(Primitive):
+    """PyTorch's nextafter gradient: grad for self, zeros for other. NOTE: "native" low precision: the next
+    float16/bfloat16 value is found in that dtype (ml_dtypes has the bfloat16 loop), not in float32."""
+    saves = ()
+    lowp = "native"
+
+    def forward(self, x, o):
+        return xp_of(x).nextafter(x, o)
+
+    def backward(self, g):
+        return g, _ew._zeros_grad(g)
+
+
+def nextafter(input, other):  # noqa: A002
+    a, b = _m._pair("nextafter", input, other)
+    if not _isf(a.dtype):
+        raise NotImplementedError(f"\"nextafter_{'cuda' if a.xp is not np else 'cpu'}\" not implemented for "
+                                  f"'{_tensor._promo.short_name(a.dtype)}'")
+    shp = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    return NextAfter.apply(a.expand(shp) if tuple(a.shape) != shp else a, b.expand(shp) if tuple(b.shape) != shp else b)
+
+
+_IR_WARNED = []
+
+
+def index_reduce(input, dim, index, source, reduce, *, include_self=True):  # noqa: A002
+    """self.index_reduce(dim, index, source, reduce): scatter_reduce with index spread along dim over source's
+    shape (the same gradients, ties shared evenly for amax/amin)."""
+    return _index_reduce(input, dim, index, source, reduce, include_self, "index_reduce")
+
+
+def _index_reduce(input, dim, index, source, reduce, include_self, name):  # noqa: A002
+    _need(name, input)
+    if not _IR_WARNED:
+        _IR_WARNED.append(1)
+        warnings.warn("index_reduce() is in beta and the API may change at any time.", UserWarning, stacklevel=3)
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
+    nd = max(input.ndim, 1)
+    if not -nd <= dim < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got {dim})")
+    d, sn = dim % nd, _tensor._promo.short_name
+    if index.ndim > 1:
+        raise IndexError(f"index_reduce_(): Index is supposed to be a vector, but got dim: {index.ndim} with type: "
+                         f"{sn(index.dtype)} and size: {list(index.shape)}")
+    if index.dtype not in (np.int32, np.int64):
+        raise RuntimeError(f"index_reduce_(): Expected dtype int32/int64 for index but got: {sn(index.dtype)}")
+    if source.dtype != input.dtype:
+        raise RuntimeError(f"index_reduce_(): self ({sn(input.dtype)}) and source ({sn(source.dtype)}) must have the "
+                           "same scalar type")
+    ss = tuple(source.shape) if source.ndim else (1,)
+    if index.numel() != ss[d] and source.ndim == input.ndim:
+        raise RuntimeError(f"index_reduce_(): Number of indices ({index.numel()}) should be equal to source.size(dim):"
+                           f" ({ss[d]}), for dim: {dim}")
+    xs = tuple(input.shape) if input.ndim else (1,)
+    if source.ndim != input.ndim or any(a != b for i, (a, b) in enumerate(zip(xs, ss)) if i != d):
+        raise RuntimeError("source tensor shape must match self tensor shape, excluding the specified dimension. Got "
+                           f"self.shape = {list(input.shape)} source.shape = {list(source.shape)}")
+    ix = index._data.astype(np.int64).reshape(-1)
+    if ix.size and (int(ix.min()) < 0 or int(ix.max()) >= xs[d]):  # NOTE: PyTorch refuses negative indices here
+        raise IndexError("index out of range in self")
+    full = Tensor(input.xp.broadcast_to(ix.reshape([-1 if i == d else 1 for i in range(len(ss))]), ss).copy())
+    x, s = input.reshape(xs), source.reshape(ss)
+    if not include_self and reduce in ("amax", "amin"):
+        # NOTE: PyTorch's index_reduce_backward counts self among the ties wherever self equals the result, even
+        # without include_self (then zeroes self's share): reduce over self replaced by a constant (that value where
+        # it ties, else the identity) to get the same shares and no gradient for the touched rows of self
+        ex = x.detach().scatter_reduce(d, full, s.detach(), reduce, include_self=False)._data
+        hit = np.zeros(xs[d], bool)
+        hit[ix] = True
+        hit = input.xp.broadcast_to(input.xp.asarray(hit.reshape([-1 if i == d else 1 for i in range(len(xs))])), xs)
+        big = np.asarray(_ix._extreme_value(x.dtype, reduce == "amin"), x.dtype)
+        x = _tensor.where(Tensor(hit), Tensor(input.xp.where(x._data == ex, x._data, big)), x)
+        include_self = True
+    return x.scatter_reduce(d, full, s, reduce, include_self=include_self).reshape(input.shape)
+
+
 # -- Tensor methods of the ops above --------------------------------------------------------------------------
 Tensor.H = property(lambda self: _matrix_t(self, "H", False))
 Tensor.mH = property(lambda self: _matrix_t(self, "mH", True))
@@ -646,6 +816,22 @@ for _n in ("gcd", "lcm", "ldexp", "deg2rad", "rad2deg", "addr", "addbmm"):
     setattr(Tensor, _n + "_", _tensor._inplace_form(_n))
 del _f, _n
 _tensor._xo = _sys.modules[__name__]
+Tensor.fill_diagonal_ = fill_diagonal_
+for _f in (diagflat, renorm, i0, nextafter, index_reduce):
+    setattr(Tensor, _f.__name__, _f)
+for _n in ("renorm", "i0", "nextafter", "addmv", "addmm", "baddbmm", "scatter_reduce"):
+    setattr(Tensor, _n + "_", _tensor._inplace_form(_n))
+Tensor.index_reduce_ = lambda self, dim, index, source, reduce, *, include_self=True: self._inplace(  # noqa: E731
+    lambda t, s: _index_reduce(t, dim, index, s, reduce, include_self, "index_reduce_"), source)
+del _f, _n
+
+
+def i0_(input):  # noqa: A002
+    return input.i0_()
+
+
+def addmv_(input, mat, vec, *, beta=1, alpha=1):  # noqa: A002
+    return input.addmv_(mat, vec, beta=beta, alpha=alpha)
 
 
 def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):

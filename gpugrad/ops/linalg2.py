@@ -1725,3 +1725,98 @@ def inner(input, other):  # noqa: A002
 
 
 _tensor._la2 = _sys.modules[__name__]  # the Tensor methods reach this family through it (see tensor.py)
+
+
+# -- issue 11 leftovers: ldl_factor / ldl_factor_ex / ldl_solve (Bunch-Kaufman, LAPACK ?sytrf / ?sytrs) ------------
+LDLFactorResult = namedtuple("linalg_ldl_factor", ["LD", "pivots"])
+LDLFactorExResult = namedtuple("linalg_ldl_factor_ex", ["LD", "pivots", "info"])
+
+
+def _lapack(A, fname, which):
+    """scipy.linalg.lapack's ?sytrf / ?sytrs for A's dtype; a clear error on CuPy or without SciPy."""
+    if A.xp is not np:
+        raise NotImplementedError(f"{fname}: not supported on CUDA tensors by gpugrad (CuPy has no Bunch-Kaufman "
+                                  "factorization); move the tensors to the CPU")
+    try:
+        from scipy.linalg import lapack  # noqa: PLC0415
+    except ImportError:
+        raise RuntimeError(f"{fname} needs SciPy (scipy.linalg.lapack.?{which}, LAPACK's Bunch-Kaufman "
+                           "factorization) on the CPU: pip install scipy") from None
+    return getattr(lapack, ("s" if A.dtype == np.float32 else "d") + which)
+
+
+def ldl_factor_ex(A, *, hermitian=False, check_errors=False, out=None):
+    """LD (the packed L and block-diagonal D of A = L D L^T, LAPACK's lower ?sytrf layout, upper triangle zero),
+    pivots (LAPACK's 1-based int32 ipiv, negative for 2x2 blocks) and info. Not differentiable, as PyTorch's:
+    LD requires grad when A does and its backward raises."""
+    _no_out(out, "linalg.ldl_factor_ex")
+    fname = "torch.linalg.ldl_factor_ex"
+    _need(A, "linalg_ldl_factor_ex", "A", 1)
+    if not _isf(A.dtype):
+        raise RuntimeError(f"{fname}: Expected a floating point or complex tensor as input. Got {short_name(A.dtype)}")
+    _square_shape(A, fname)
+    if A.dtype not in (np.float32, np.float64):
+        raise NotImplementedError(f"\"ldl_factor_kernel_{'cuda' if A.is_cuda else 'cpu'}\" not implemented for "
+                                  f"'{short_name(A.dtype)}'")
+    sytrf = _lapack(A, fname, "sytrf")
+    batch, n = tuple(A.shape[:-2]), A.shape[-1]
+    a = A._data.reshape((math.prod(batch), n, n))
+    ld, piv, info = np.zeros_like(a), np.zeros(a.shape[:2], np.int32), np.zeros(a.shape[0], np.int32)
+    for i in range(a.shape[0]):
+        if n:  # NOTE: hermitian is sytrf for real input (hetrf = sytrf)
+            lu, ip, inf = sytrf(a[i], lower=1)
+            ld[i], piv[i], info[i] = np.tril(lu), ip, inf
+    LD = _math_nograd().apply(A, fn=lambda _: ld.reshape(A.shape), opname="linalg_ldl_factor_ex")
+    info_t = Tensor(info.reshape(batch))
+    if check_errors:
+        _check_info(info_t, fname, lambda k: f"Unknown error code: {k}.", RuntimeError)
+    return LDLFactorExResult(LD, Tensor(piv.reshape(batch + (n,))), info_t)
+
+
+def _math_nograd():
+    from . import math as _m  # noqa: PLC0415
+    return _m.NoGrad
+
+
+def ldl_factor(A, *, hermitian=False, out=None):
+    """torch.linalg.ldl_factor: ldl_factor_ex, raising for a singular D (info > 0) as PyTorch does (its message)."""
+    _no_out(out, "linalg.ldl_factor")
+    LD, piv, info = ldl_factor_ex(A, hermitian=hermitian)
+    _check_info(info, "torch.linalg.ldl_factor", lambda k: f"Unknown error code: {k}.", RuntimeError)
+    return LDLFactorResult(LD, piv)
+
+
+def ldl_solve(LD, pivots, B, *, hermitian=False, out=None):
+    """X with A X = B from ldl_factor's (LD, pivots) (LAPACK ?sytrs), batch dims broadcast. Not differentiable."""
+    _no_out(out, "linalg.ldl_solve")
+    fname = "torch.linalg.ldl_solve"
+    _need(LD, "linalg_ldl_solve", "LD", 1)
+    _need(B, "linalg_ldl_solve", "B", 3)
+    _square_shape(LD, fname)
+    if B.ndim < 2:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-max(B.ndim, 1)}, "
+                         f"{max(B.ndim, 1) - 1}], but got -2)")
+    if B.dtype != LD.dtype:
+        raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type {short_name(B.dtype)} and A "
+                           f"of type {short_name(LD.dtype)} instead.")
+    n = LD.shape[-1]
+    if B.shape[-2] != n:
+        raise RuntimeError(f"Incompatible matrix sizes for {fname}: each A matrix is {n} by {n} but each b matrix is "
+                           f"{B.shape[-2]} by {B.shape[-1]}")
+    if tuple(pivots.shape) != tuple(LD.shape[:-1]):
+        raise RuntimeError(f"{fname}: Expected LD.shape[:-1] and pivots.shape to be the same, but got pivots with "
+                           f"shape {list(pivots.shape)} instead")
+    if LD.dtype not in (np.float32, np.float64):
+        raise NotImplementedError(f"\"ldl_solve_{'cuda' if LD.is_cuda else 'cpu'}\" not implemented for "
+                                  f"'{short_name(LD.dtype)}'")
+    sytrs = _lapack(LD, fname, "sytrs")
+    batch = _bshape(LD.shape[:-2], B.shape[:-2])
+    k = math.prod(batch)
+    ld = np.broadcast_to(LD._data, batch + (n, n)).reshape((k, n, n))
+    pv = np.broadcast_to(pivots._data.astype(np.int32), batch + (n,)).reshape((k, n))
+    b = np.broadcast_to(B._data, batch + tuple(B.shape[-2:])).reshape((k,) + tuple(B.shape[-2:]))
+    x = np.zeros(b.shape, LD.dtype)
+    for i in range(x.shape[0]):
+        if n and b.shape[-1]:
+            x[i] = sytrs(ld[i], pv[i], b[i], lower=1)[0]
+    return _math_nograd().apply(LD, B, fn=lambda *_: x.reshape(batch + tuple(B.shape[-2:])), opname="linalg_ldl_solve")
