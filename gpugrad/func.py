@@ -20,7 +20,7 @@ from .autograd.grad_mode import enable_grad
 from .tensor import Tensor, stack, zeros_like
 
 __all__ = ["grad", "value_and_grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian",
-           "vmap"]
+           "vmap", "functional_call"]
 
 
 # -- a minimal pytree: tuple, list, namedtuple and dict nodes; everything else is a leaf -------------------------
@@ -556,3 +556,20 @@ def _unbatched(col, name):
                for c in col[1:]):
             raise ValueError(f"vmap({name}, ...): `{name}` can not return a BatchedTensor when out_dim is None")
     return v
+
+
+def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, *, tie_weights=True, strict=False):
+    """torch.func.functional_call: ``module(*args, **kwargs)`` with the given parameters and buffers in place of
+    the module's own (a dict, or a sequence of dicts with disjoint keys); the module is left as it was."""
+    from .nn.stateless import call  # noqa: PLC0415  (func is imported before nn)
+    dicts = parameter_and_buffer_dicts
+    if isinstance(dicts, dict):
+        merged = dicts
+    else:
+        merged = {}
+        for d in dicts:
+            dup = sorted(set(merged) & set(d))
+            if dup:
+                raise ValueError(f"{dup} appeared in multiple dictionaries; behavior of functional call is ambiguous")
+            merged.update(d)
+    return call(module, merged, args, kwargs, tie_weights=tie_weights, strict=strict)

@@ -1,6 +1,7 @@
-"""Gradient clipping: ``gg.nn.utils.clip_grad_norm_`` and ``clip_grad_value_`` (PyTorch semantics).
+"""``gg.nn.utils``: gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``, ``get_total_norm``, ...), weight
+reparametrizations, fusion and the parametrize/parametrizations/stateless submodules (PyTorch semantics).
 
-Both work in place on ``p.grad._data`` of each parameter, on whichever device it lives, and
+The clipping functions work in place on ``p.grad._data`` of each parameter, on whichever device it lives, and
 never build a graph. Norms accumulate in at least float32.
 """
 from __future__ import annotations
@@ -11,8 +12,14 @@ import numpy as np
 
 from ..backend import device_of, to_device, xp_of
 from ..tensor import Tensor
+from . import parametrizations, parametrize, stateless  # noqa: F401  (PyTorch's submodules of nn.utils)
+from .weight_hooks import (fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights,
+                           remove_spectral_norm, remove_weight_norm, skip_init, spectral_norm, weight_norm)
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "get_total_norm",
+           "clip_grads_with_norm_", "weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm",
+           "fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights", "skip_init",
+           "parametrize", "parametrizations", "stateless"]
 
 
 def _grads(parameters):
@@ -81,6 +88,39 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
         raise ValueError(f"clip_value must be non-negative, got {clip_value}")
     for g in _grads(parameters):
         xp_of(g).clip(g, -clip_value, clip_value, out=g)
+
+
+def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """The ``norm_type``-norm of all ``tensors`` together (as if concatenated), a 0-d Tensor on the first one's
+    device, outside any graph (as PyTorch's). ``foreach`` is accepted for compatibility and ignored."""
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    norm_type = float(norm_type)
+    if not tensors:
+        return Tensor(np.asarray(0.0, dtype=np.float32))
+    dev = device_of(tensors[0]._data)
+    # NOTE: as PyTorch, each norm (accumulated in >= float32) is rounded to its tensor's dtype, and the norm of the
+    #       stacked norms to their common dtype (float16 tensors give a float16 total)
+    norms = [to_device(_vector_norm(t._data, norm_type).astype(t.dtype), dev) for t in tensors]
+    dt = np.result_type(*norms)
+    total = _vector_norm(xp_of(norms[0]).stack([n.astype(dt) for n in norms]), norm_type).astype(dt)
+    if error_if_nonfinite and not bool(xp_of(total).isfinite(total)):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
+                           "cannot be clipped. To disable this error and scale the gradients by the non-finite norm "
+                           "anyway, set `error_if_nonfinite=False`")
+    return Tensor(xp_of(total).asarray(total))
+
+
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
+    """Multiply the gradients of ``parameters`` by ``min(max_norm / (total_norm + 1e-6), 1)`` in place
+    (``total_norm`` e.g. from :func:`get_total_norm` of the gradients)."""
+    grads = _grads(parameters)
+    if not grads:
+        return
+    t = total_norm._data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
+    coef = xp_of(t).minimum(float(max_norm) / (t + 1e-6), 1.0)
+    with np.errstate(invalid="ignore"):  # NOTE: inf * 0 = NaN with a non-finite norm, as PyTorch
+        for g in grads:
+            g *= to_device(coef, device_of(g)).astype(g.dtype)
 
 
 def parameters_to_vector(parameters):
