@@ -70,8 +70,8 @@ def blocks(n, fn, block=1 << 16, parallel_from=1 << 18):
 
     Below ``parallel_from`` items (or with one thread) the calls run in order on this thread; otherwise on
     the pool, each in a copy of the caller's context (NumPy's ``errstate`` lives in a context variable). The
-    ranges must be independent (each ``fn`` writes only its own slice). The first exception is re-raised
-    after every range has finished."""
+    ranges must be independent (each ``fn`` writes only its own slice). A failing range stops the others from
+    starting; its exception is re-raised once the running ones have finished (they may hold the arrays)."""
     starts = range(0, n, block)
     # NOTE: a call from inside a block (a fallback that itself uses blocks) runs in order: waiting on the pool
     # from one of its own threads could deadlock it
