@@ -1068,6 +1068,11 @@ class Tensor:
             if bound is not None:
                 bd = bound.type(dt) if isinstance(bound, Tensor) else bound
                 out = where(_beyond(out, bd, pick), bd, out)
+        if x.requires_grad and is_floating(dt):
+            # NOTE: PyTorch's mask is min <= x <= max, false at a NaN x: no gradient there (the wheres passed it)
+            nan = x.xp.isnan(x._data)
+            if nan.any():
+                out = where(Tensor(nan), x.detach(), out)
         return out
 
     clip = clamp
@@ -2236,7 +2241,7 @@ def stack(tensors, dim=0):
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {tuple(s0)} at entry 0 "
                                f"and {tuple(t.shape)} at entry {i}")
     nd = len(s0) + 1
-    d = dim % nd
+    d = _one(dim, nd)  # NOTE: PyTorch's range check (dim % nd took any dim)
     return cat([t.unsqueeze(d) for t in tensors], d)
 
 
@@ -2467,7 +2472,9 @@ def _write(t, idx, value, overlap_ok=False):
     if not overlap_ok and (arr.strides and 0 in arr.strides):
         region = arr if idx is Ellipsis else arr[idx] if _sh._is_basic(idx if isinstance(idx, tuple) else (idx,)) \
             else None
-        if region is not None and any(st == 0 and n > 1 for st, n in zip(region.strides, region.shape)):
+        # NOTE: an empty region has no elements to share (NumPy gives empty results zero strides)
+        if region is not None and region.size and \
+                any(st == 0 and n > 1 for st, n in zip(region.strides, region.shape)):
             raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                                "single memory location. Please clone() the tensor before performing the operation.")
     if type(arr) is np.ndarray and not arr.flags.writeable:

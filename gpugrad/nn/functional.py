@@ -1061,6 +1061,15 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """sum(x1/max(||x1||, eps) * x2/max(||x2||, eps)) over ``dim`` (x1, x2 broadcast)."""
     # NOTE: as PyTorch, the clamp is invisible to autograd (done in place under no_grad): its value, the norm's gradient
+    if tuple(x1.shape) != tuple(x2.shape):
+        # NOTE: PyTorch broadcasts the inputs first, so each norm is over the broadcast dim (a size-1 dim of x2
+        # counts x2's value once per element of x1's dim); norms of the unbroadcast inputs were silently different
+        try:
+            shape = np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
+        except ValueError:
+            raise RuntimeError(f"The size of tensor a ({tuple(x1.shape)}) must match the size of tensor b "
+                               f"({tuple(x2.shape)}) at a non-singleton dimension") from None
+        x1, x2 = x1.expand(shape), x2.expand(shape)
     n1, n2 = x1.norm(2, dim, keepdim=True), x2.norm(2, dim, keepdim=True)
     n1 = n1 + (n1.clamp(min=eps) - n1).detach()
     n2 = n2 + (n2.clamp(min=eps) - n2).detach()

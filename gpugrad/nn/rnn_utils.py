@@ -219,9 +219,13 @@ def unpad_sequence(padded_sequences, lengths, batch_first=False):
     out = []
     if not batch_first:
         padded_sequences = padded_sequences.transpose(0, 1)
-    idx = arange(padded_sequences.shape[1], device=lengths.device)
+    # NOTE: the mask is made on the data's device (PyTorch indexes CUDA data with its CPU mask; gpugrad's
+    # indexing wants the index on the data's device), from each length as a Python int
+    if padded_sequences.device.type == "cpu" and lengths.device.type != "cpu":
+        raise RuntimeError("indices should be either on cpu or on the same device as the indexed tensor (cpu)")
+    idx = arange(padded_sequences.shape[1], device=padded_sequences.device)
     for seq, length in zip(padded_sequences, lengths, strict=True):
-        out.append(seq[idx < length])
+        out.append(seq[idx < int(length)])
     return out
 
 

@@ -184,7 +184,10 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False):
     if not isinstance(elements, Tensor):
         _need("isin", test_elements, 2, "test_elements")
         elements = _tensor._wrap(elements, test_elements)
-    t = test_elements._data if isinstance(test_elements, Tensor) else test_elements
+    # NOTE: a scalar test_elements as an array (cupy.isin ravels it; np.isin converts it the same way)
+    t = test_elements._data if isinstance(test_elements, Tensor) else elements.xp.asarray(test_elements)
+    if _tensor.bool_ in (elements.dtype, t.dtype):  # NOTE: PyTorch's isin has no bool kernel (it refuses)
+        raise RuntimeError("Unsupported input type encountered for isin(): Bool")
     return Tensor(elements.xp.isin(elements._data, t, invert=invert))
 
 
@@ -208,8 +211,11 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
     if seq.ndim <= 1:
         out = xp.searchsorted(seq, v, side)
     else:
-        s2, v2 = seq.reshape(-1, seq.shape[-1]), v.reshape(-1, v.shape[-1])
-        out = xp.stack([xp.searchsorted(a, b, side) for a, b in zip(s2, v2)]).reshape(v.shape)
+        # NOTE: explicit row counts (reshape(-1, 0) of an empty one fails)
+        rows = int(np.prod(seq.shape[:-1]))
+        s2, v2 = seq.reshape(rows, seq.shape[-1]), v.reshape(rows, v.shape[-1])
+        out = xp.stack([xp.searchsorted(a, b, side) for a, b in zip(s2, v2)]).reshape(v.shape) if rows else \
+            xp.zeros(v.shape, np.int64)
     return Tensor(xp.asarray(out).astype(np.int32 if out_int32 else np.int64))
 
 
@@ -225,8 +231,15 @@ def bucketize(input, boundaries, *, out_int32=False, right=False):  # noqa: A002
 def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
     _need("unique_consecutive", input)
     xp, x = input.xp, input._data
+    if dim is not None and input.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     d = 0 if dim is None else _dim(dim, input.ndim)
-    rows = (x.reshape(-1) if dim is None else xp.moveaxis(x, d, 0).reshape(x.shape[d] if x.ndim else 1, -1))
+    if dim is not None and any(n_ == 0 for j, n_ in enumerate(x.shape) if j != d):
+        # NOTE: PyTorch refuses (rows of no elements); here they all compared equal and one row was kept
+        raise RuntimeError("There are 0 sized dimensions, and they aren't selected, so unique cannot be applied")
+    # NOTE: an explicit row length (reshape(0, -1) of an empty input fails)
+    rows = (x.reshape(-1) if dim is None else
+            xp.moveaxis(x, d, 0).reshape(x.shape[d], int(np.prod(x.shape)) // max(x.shape[d], 1)))
     n = rows.shape[0]
     keep = xp.ones(n, bool)
     if n > 1:
@@ -247,6 +260,11 @@ def unravel_index(indices, shape):
     if indices.dtype.kind not in "iu":
         raise TypeError(f"expected 'indices' to be integer dtype, but got torch.{indices.dtype}")
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    # NOTE: PyTorch's checks (a negative or, with indices, a zero size was unravelled by floor division here)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"'shape' cannot have negative values, but got {shape}")
+    if 0 in shape and indices.numel():
+        raise RuntimeError("ZeroDivisionError")
     i, out = indices._data.astype(np.int64), []
     for s in reversed(shape):  # NOTE: floor division and modulus, as PyTorch (no bounds check there either)
         out.append(Tensor(i % s))
@@ -261,6 +279,12 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False):  # no
         raise NotImplementedError(f"\"histogramdd\" not implemented for '{_tname(input.dtype)}'")
     xp, dt = input.xp, input.dtype
     b = bins._data if isinstance(bins, Tensor) else bins
+    nb = b.size - 1 if isinstance(bins, Tensor) else int(bins)
+    if isinstance(bins, Tensor) and b.size == 0:
+        raise RuntimeError("torch.histogramdd: bins tensor should have at least 1 element, but got 0 elements in the "
+                           "bins tensor for dimension 0")
+    if nb <= 0:  # NOTE: one bin edge is no bin: PyTorch refuses (NumPy returned an empty histogram)
+        raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {nb} for dimension 0")
     h, e = xp.histogram(input._data.reshape(-1), b, range=range, density=density,
                         weights=None if weight is None else weight._data.reshape(-1))
     return histogram_result(Tensor(h.astype(dt)), Tensor(xp.asarray(e).astype(dt)))
@@ -283,6 +307,14 @@ tril_indices, triu_indices = _tri_indices("tril_indices"), _tri_indices("triu_in
 @recorded
 def logspace(start, end, steps, base=10.0, *, dtype=None, layout=None, device=None, requires_grad=False):
     dt = _tensor.as_dtype(dtype) or _tensor.get_default_dtype()
+    if np.dtype(dt).kind in "iub" and steps > 1:
+        # NOTE: PyTorch's integral logspace truncates start and end to the dtype first, steps in double from the
+        # two ends (pow(base, start + step*i) up to halfway, pow(base, end - step*(steps-1-i)) after) and truncates
+        # each power: logspace(0, 2.5, 2, dtype=int64) is [1, 100] (was [1, 316] here)
+        s0, s1, i = math.trunc(float(start)), math.trunc(float(end)), np.arange(steps)
+        st = (s1 - s0) / (steps - 1)
+        e = np.where(i < steps // 2, s0 + st * i, s1 - st * (steps - i - 1))
+        return _tensor.tensor(np.power(float(base), e).astype(dt), device=device, requires_grad=requires_grad)
     return _tensor.tensor((base ** np.linspace(float(start), float(end), steps)).astype(dt), device=device,
                           requires_grad=requires_grad)
 
@@ -319,6 +351,9 @@ kaiser_window = _window("kaiser_window", lambda n, beta=12.0: np.kaiser(n, beta)
 
 
 def cartesian_prod(*tensors):
+    for t in tensors:  # NOTE: PyTorch takes 1-D tensors only (a 0-d or 2-D one was meshed and flattened here)
+        if isinstance(t, Tensor) and t.ndim != 1:
+            raise RuntimeError(f"Expect a 1D vector, but got shape {list(t.shape)}")
     if len(tensors) == 1:
         return tensors[0]
     return _tensor.stack([g.reshape(-1) for g in _m.meshgrid(*tensors, indexing="ij")], 1)
@@ -331,7 +366,7 @@ def combinations(input, r=2, with_replacement=False):  # noqa: A002
     if r < 0:
         raise RuntimeError(f"Expect a non-negative number, but got {r}")
     if r == 0:
-        return input[:0]
+        return input[:0].detach()  # NOTE: PyTorch returns a new empty tensor (not recorded)
     pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
     idx = np.array(list(pick(range(input.shape[0]), r)), np.int64).reshape(-1, r)
     return input[Tensor(input.xp.asarray(idx))]
@@ -359,6 +394,18 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):  # noqa: A002
     if input.ndim == 0:
         raise RuntimeError("diff expects input to be at least one-dimensional")
     d = _dim(dim, input.ndim)
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    for t in (prepend, append):
+        if isinstance(t, Tensor) and t.ndim != input.ndim:
+            raise RuntimeError("diff expects prepend or append to be the same dimension as input")
+        for j in range(input.ndim) if isinstance(t, Tensor) else ():
+            if j != d and t.shape[j] != input.shape[j]:
+                raise RuntimeError("diff expects the shape of tensor to prepend or append to match that of input "
+                                   f"except along the differencing dimension; input.size({j}) = {input.shape[j]}, "
+                                   f"but got tensor.size({j}) = {t.shape[j]}")
+    if n == 0:  # NOTE: as PyTorch: a copy of the input, prepend/append unused (they were concatenated here)
+        return input.clone()
     x = input if prepend is None and append is None else \
         _tensor.cat([t for t in (prepend, input, append) if t is not None], d)
     for _ in range(n):
@@ -377,10 +424,14 @@ def _trap(y, x, dx, dim, cumulative):
     if x is not None:
         sp = diff(x, dim=-1 if x.ndim == 1 else d)
         dxs = sp.reshape((-1,) + (1,) * (y.ndim - 1 - d)) if x.ndim == 1 else sp
-    if n == 0 or not cumulative and n == 1:
-        return _tensor.zeros(tuple(s for k, s in enumerate(y.shape) if k != d) if not cumulative else y.shape,
-                             dtype=_m._fl(y).dtype)
-    left, right = y.narrow(d, 1, n - 1), y.narrow(d, 0, n - 1)
+    if n == 0 and not cumulative:
+        # NOTE: PyTorch's zeros_like_except(y, dim): y's dtype, not recorded. One sample (and the cumulative form of
+        # none) run the formulas below as PyTorch does: zeros that are recorded (they were unrecorded constants)
+        return _tensor.zeros(tuple(s for k, s in enumerate(y.shape) if k != d), dtype=y.dtype, device=y.device)
+    if x is not None and x.ndim == 1 and x.shape[0] != n:  # NOTE: PyTorch's check (a short x was broadcast here)
+        raise RuntimeError(f"{'cumulative_trapezoid' if cumulative else 'trapezoid'}: There must be one `x` value "
+                           "for each sample point")
+    left, right = y.narrow(d, min(n, 1), max(n - 1, 0)), y.narrow(d, 0, max(n - 1, 0))
     if cumulative:  # NOTE: PyTorch's formulas, term for term (their rounding)
         return ((dxs if x is not None else (1 if dx is None else dx)) / 2.0 * (left + right)).cumsum(d)
     if x is not None:
@@ -416,7 +467,9 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
         avg, w_sum = x.mean(1), x.shape[1]
         norm = w_sum - correction
     else:
-        w = w.type(x.dtype)
+        # NOTE: float weights promote with the input as PyTorch's (float32 data, float64 aweights: a float64 result);
+        # only integer (fweights) are cast
+        w = w if _isf(w.dtype) else w.type(x.dtype)
         w_sum = w.sum()
         avg = (x * w).sum(1) / w_sum
         norm = w_sum if correction == 0 else w_sum - correction if aweights is None else \
@@ -492,7 +545,9 @@ def chain_matmul(*matrices):
 def logdet(input):  # noqa: A002
     """log(det(input)): nan for a negative determinant, -inf for a singular matrix (as PyTorch)."""
     s, lad = _la2.slogdet(input)
-    return lad + Tensor(input.xp.where(s._data < 0, np.nan, 0).astype(lad.dtype))
+    # NOTE: a where, as PyTorch's: a negative determinant's nan gets no gradient (adding a nan constant passed
+    # the logabsdet gradient through)
+    return _tensor.where(Tensor(s._data < 0), Tensor(input.xp.full((), np.nan, lad.dtype)), lad)
 
 
 # -- indexed writes (out of place; the _ forms write into self) ------------------------------------------------
@@ -526,8 +581,10 @@ def index_put(input, indices, values, accumulate=False):  # noqa: A002
             raise IndexError(f"index {int(bad.reshape(-1)[0])} is out of bounds for dimension {j} with size {n}")
     flat = xp.ravel_multi_index(tuple(xp.where(a < 0, a + n, a) for a, n in zip(bi, lead)), lead).reshape(-1)
     # NOTE: accumulation as index_add over the indexed dims flattened (duplicates add up; both get gradients)
-    src = values.expand(tuple(bi[0].shape) + rest).reshape((-1,) + rest)
-    return input.reshape((-1,) + rest).index_add(0, Tensor(flat.astype(np.int64)), src).reshape(input.shape)
+    # NOTE: explicit leading sizes (a -1 with an empty trailing part is ambiguous)
+    src = values.expand(tuple(bi[0].shape) + rest).reshape((int(flat.size),) + rest)
+    return input.reshape((int(np.prod(lead)),) + rest).index_add(0, Tensor(flat.astype(np.int64)), src).reshape(
+        input.shape)
 
 
 def index_put_(input, indices, values, accumulate=False):  # noqa: A002
@@ -651,9 +708,9 @@ def fill_diagonal_(self, fill_value, wrap=False):
     # PyTorch's wrap: a gap row after each square block)
     step = (m + 1) if self.ndim == 2 else sum(n ** k for k in range(self.ndim))
     stop = n * m if self.ndim == 2 and wrap else min(n, m) * step
-    mask = np.zeros(self.numel(), bool)
+    mask = self.xp.zeros(self.numel(), bool)  # NOTE: on self's device (no numel-sized host array to copy over)
     mask[0:stop:step] = True
-    mk = Tensor(self.xp.asarray(mask.reshape(self.shape)))
+    mk = Tensor(mask.reshape(self.shape))
     return self._inplace(lambda t: t.masked_fill(mk, fill_value), keep=False)
 
 
@@ -795,11 +852,12 @@ def _index_reduce(input, dim, index, source, reduce, include_self, name):  # noq
         # without include_self (then zeroes self's share): reduce over self replaced by a constant (that value where
         # it ties, else the identity) to get the same shares and no gradient for the touched rows of self
         ex = x.detach().scatter_reduce(d, full, s.detach(), reduce, include_self=False)._data
-        hit = np.zeros(xs[d], bool)
+        xp = input.xp  # NOTE: ix is on input's device: the mask and the constant are made there (CuPy too)
+        hit = xp.zeros(xs[d], bool)
         hit[ix] = True
-        hit = input.xp.broadcast_to(input.xp.asarray(hit.reshape([-1 if i == d else 1 for i in range(len(xs))])), xs)
-        big = np.asarray(_ix._extreme_value(x.dtype, reduce == "amin"), x.dtype)
-        x = _tensor.where(Tensor(hit), Tensor(input.xp.where(x._data == ex, x._data, big)), x)
+        hit = xp.broadcast_to(hit.reshape([-1 if i == d else 1 for i in range(len(xs))]), xs)
+        big = xp.asarray(_ix._extreme_value(x.dtype, reduce == "amin"), x.dtype)
+        x = _tensor.where(Tensor(hit), Tensor(xp.where(x._data == ex, x._data, big)), x)
         include_self = True
     return x.scatter_reduce(d, full, s, reduce, include_self=include_self).reshape(input.shape)
 

@@ -1266,8 +1266,8 @@ def lstsq(A, B, rcond=None, *, driver=None):
 @quiet
 def _subst(t, b, upper):
     """Row-by-row substitution on triangular t (..., n, n): zeros on the diagonal give inf/nan, as PyTorch's trsm."""
-    n = t.shape[-1]
-    x = np.zeros(_bshape(t.shape[:-2], b.shape[:-2]) + b.shape[-2:], np.result_type(t, b))
+    n, xp = t.shape[-1], xp_of(t)  # NOTE: on t's device (CuPy's solve raises LinAlgError under cupyx.errstate)
+    x = xp.zeros(_bshape(t.shape[:-2], b.shape[:-2]) + b.shape[-2:], xp.result_type(t, b))
     for i in range(n - 1, -1, -1) if upper else range(n):
         s = slice(i + 1, n) if upper else slice(0, i)
         x[..., i, :] = (b[..., i, :] - (t[..., i, None, s] @ x[..., s, :])[..., 0, :]) / t[..., i, i, None]
@@ -1810,6 +1810,8 @@ def ldl_solve(LD, pivots, B, *, hermitian=False, out=None):
         raise NotImplementedError(f"\"ldl_solve_{'cuda' if LD.is_cuda else 'cpu'}\" not implemented for "
                                   f"'{short_name(LD.dtype)}'")
     sytrs = _lapack(LD, fname, "sytrs")
+    for t in (pivots, B):  # NOTE: LD is on the CPU (checked above): host arrays only below
+        _tensor._check_same_device(LD, t, fname)
     batch = _bshape(LD.shape[:-2], B.shape[:-2])
     k = math.prod(batch)
     ld = np.broadcast_to(LD._data, batch + (n, n)).reshape((k, n, n))

@@ -55,7 +55,8 @@ class Adafactor(Optimizer):
     def _load_value(self, p, idx, key, v):
         if key not in ("row_var", "col_var"):
             return super()._load_value(p, idx, key, v)
-        arr = v._data if isinstance(v, Tensor) else np.asarray(v)  # NOTE: factored: not p's shape
+        # NOTE: factored: not p's shape; a CuPy array goes to to_device as it is (np.asarray would refuse it)
+        arr = v._data if isinstance(v, Tensor) else v if type(v).__module__.startswith("cupy") else np.asarray(v)
         return Tensor(to_device(arr, p.device).astype(self._state_dtype(p), copy=True))
 
     def step(self, closure=None):
