@@ -1141,7 +1141,15 @@ class Tensor:
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         if isinstance(dim, bool):
             dim, unbiased = None, dim
-        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+        v = self.var(dim, unbiased, keepdim, correction=correction)
+        if v._rg:
+            z = v.xp.equal(v._data, 0)
+            if bool(z.any()):
+                # NOTE: PyTorch's std_backward is 0 where std == 0 (not sqrt'(0) * 0 = NaN): sqrt of 1 there, and the
+                # where's backward gives the branch not taken zeros
+                zt = Tensor(z)
+                return where(zt, v.detach(), where(zt, 1.0, v).sqrt())
+        return v.sqrt()
 
     def logsumexp(self, dim, keepdim=False):
         return _sm.logsumexp(self, dim, keepdim)

@@ -61,7 +61,7 @@ def rows(R, ANY, POS, NONZERO, away):
         R("bilinear", lambda a, b, w, c: F.bilinear(a, b, w, c), None, (2, 3), (2, 2), (4, 3, 2), (4,)),
         R("channel_shuffle", lambda x: F.channel_shuffle(x, 2), None, (1, 4, 3)),
         R("max_pool3d", lambda x: F.max_pool3d(x, 2, 1, 1, ceil_mode=True), None, (1, 1, 3, 3, 2), order2=False),
-        R("avg_pool3d", lambda x: F.avg_pool3d(x, (2, 3, 2), 1, 1, count_include_pad=False), None, (1, 3, 2, 3)),
+        R("avg_pool3d", lambda x: F.avg_pool3d(x, (2, 3, 2), 1, 1, count_include_pad=False), None, (1, 3, 3, 3)),
         R("adaptive_avg_pool3d", lambda x: F.adaptive_avg_pool3d(x, (2, 2, 3)), None, (1, 3, 3, 4)),
         R("circular_pad2d", lambda x: gg.nn.CircularPad2d((1, 2, -1, 1))(x), None, (1, 3, 3)),
         R("reflection_pad3d", lambda x: gg.nn.ReflectionPad3d(1)(x), None, (1, 2, 2, 3)),

@@ -841,9 +841,7 @@ _reduction("sum", "f4 f8 i8 b", tol=(1e-5, 1e-5))
 _reduction("mean", "f4 f8", tol=(1e-5, 1e-5))
 _reduction("amax", "f4 f8 i8 b", nonempty=True)  # NOTE: gg refuses empty inputs with non-empty results (notes)
 _reduction("var", "f4 f8", corr=True, tol=(1e-4, 1e-5))
-# NOTE: std of a constant slice: gg's gradient is NaN, torch 2.13's 0 (std_backward masks a zero std); not fixed here:
-# tests/test_gradcheck_table.py's std_constant row asserts the NaN (in the notes). So values only, no gradients
-_reduction("std", "f4 f8", corr=True, tol=(1e-4, 1e-5), grad=False)
+_reduction("std", "f4 f8", corr=True, tol=(1e-4, 1e-5))  # NOTE: incl. constant slices (gradient 0, as torch 2.13)
 _reduction("logsumexp", "f4 f8", tol=(1e-5, 1e-5))
 _reduction("nansum", "f4 f8", tol=(1e-5, 1e-5))
 _reduction("count_nonzero", "f4 f8 i8 b", keep=False)
@@ -1065,11 +1063,6 @@ def _pool(name, nd, kw):
             if g.p(0.5):
                 k[n_] = f(g)
         ks = g.int(1, 3)
-        if name == "avg_pool3d":
-            # NOTE: inputs at least the kernel: torch's avg_pool3d refuses a smaller unpadded input, gg pools it
-            # (silent; the fix conflicts with the avg_pool3d row of tests/gradrows_nn2.py, which torch refuses):
-            # in the notes
-            s = s[:-3] + tuple(max(v, ks) for v in s[-3:])
         # NOTE: distinct values so the pooled max is unique (gradient routing among ties is implementation-defined)
         x = g.r.permutation(int(np.prod(s))).reshape(s) * 0.25 - 1.0
         return [g.nc(x.astype(g.pick([np.float32, np.float64]))), ks], k
@@ -1167,8 +1160,8 @@ _loss("multi_margin_loss", lambda g, s, dt: g.arr(s[:1], "i8", 0, s[1]),
 _loss("cross_entropy", lambda g, s, dt: g.arr(s[:1] + s[2:], "i8", 0, s[1]) if g.p(0.7) else
       g.arr(s, dt, 0, 1), shape=lambda g: (g.int(1, 3), g.int(1, 4)) + g.shape(0, 1, 2),
       extra={"label_smoothing": lambda g: g.pick([0.0, 0.2])})
-# NOTE: ignore_index with class-index targets only: with probability targets torch refuses, gg computes (gpugrad/ops/
-# loss.py, not in this task's files: in the notes)
+_loss("cross_entropy.prob_ignore", lambda g, s, dt: g.arr(s, dt, 0, 1), extra={"ignore_index": lambda g: 1},
+      shape=lambda g: (g.int(1, 3), g.int(1, 4)) + g.shape(0, 1, 2))  # NOTE: both refuse ignore_index here
 _loss("cross_entropy.ignore", lambda g, s, dt: g.arr(s[:1] + s[2:], "i8", 0, s[1]),
       shape=lambda g: (g.int(1, 3), g.int(1, 4)) + g.shape(0, 1, 2), extra={"ignore_index": lambda g: 1})
 _loss("nll_loss", lambda g, s, dt: g.arr(s[:1] + s[2:], "i8", 0, s[1]),
@@ -1426,10 +1419,13 @@ def _sq(g, lo=0, hi=4, dt="f8", batch=True, wellcond=True):
 def _(g):
     s = g.shape(1, 3)
     dt = g.pick("f4 f8 i8")
-    # NOTE: same shapes, dims in range: torch's vecdot takes dim=1 of 1-D inputs and refuses a size-1 broadcast dim;
-    # gg refuses the first and broadcasts the second (linalg2, not in this task's files): in the notes
+    # NOTE: dims in range (torch's vecdot takes dim=1 of 1-D inputs, gg refuses it); y's reduced dim sometimes 1:
+    # broadcast for 2-D and more, refused for two 1-D inputs (a dot) by both
     k = {"dim": g.dim(len(s), 0)} if g.p(0.5) else {}
-    return [g.nc(g.arr(s, dt)), g.nc(g.arr(s, dt))], k
+    t = list(s)
+    if g.p(0.2):
+        t[k.get("dim", -1)] = 1
+    return [g.nc(g.arr(s, dt)), g.nc(g.arr(tuple(t), dt))], k
 
 
 @op("linalg.multi_dot", L("multi_dot"), tol=(1e-5, 1e-6))

@@ -331,7 +331,7 @@ SPECIAL = [
     ("logsumexp_tiny", lambda x: x.logsumexp(0), [-1000.0, -1000.0], -1000 + np.log(2), [0.5, 0.5]),
     ("var_one_element", lambda x: x.var(), [3.0], NAN, [NAN]),
     ("var_one_element_biased", lambda x: x.var(correction=0), [3.0], 0, [0]),
-    ("std_constant", lambda x: x.std(), [2.0, 2.0], 0, [NAN, NAN]),
+    ("std_constant", lambda x: x.std(), [2.0, 2.0], 0, [0, 0]),  # PyTorch 2.13's std_backward masks std == 0
     ("norm2_at_0", lambda x: x.norm(), [0.0, 0.0], 0, [0, 0]),  # PyTorch's subgradient, not NaN
     ("norm3_at_0", lambda x: x.norm(3), [0.0, 0.0], 0, [0, 0]),
     ("norm_half_at_0", lambda x: x.norm(0.5), [0.0, 4.0], 4, [0, 1]),

@@ -1875,15 +1875,19 @@ def _pool3d_args(input, kernel_size, stride, padding, dilation, ceil_mode, name,
     s = k if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) else \
         trip(stride, "stride", f"{either}be omitted, a single int")
     p, d = trip(padding, "padding"), trip(dilation, "dilation", "be either a single int")
+    sz = tuple(input.shape[-3:])
+    if name == "avg_pool3d" and any(n_ < k_ for n_, k_ in zip(sz, k)):  # NOTE: PyTorch checks before the padding
+        raise RuntimeError(f"input image (T: {sz[0]} H: {sz[1]} W: {sz[2]}) smaller than kernel size (kT: {k[0]} kH: "
+                           f"{k[1]} kW: {k[2]})")
     out = []
-    for n_, k_, s_, p_, d_ in zip(input.shape[-3:], k, s, p, d):
+    for n_, k_, s_, p_, d_ in zip(sz, k, s, p, d):
         if p_ > (d_ * (k_ - 1) + 1) // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p_}, kernel_size="
                                f"{k_} and dilation={d_}")
         o = (n_ + 2 * p_ - d_ * (k_ - 1) - 1 + (s_ - 1 if ceil_mode else 0)) // s_ + 1
         out.append(o - 1 if ceil_mode and (o - 1) * s_ >= n_ + p_ else o)
     if min(out) < 1:
-        c, sz = input.shape[-4], tuple(input.shape[-3:])
+        c = input.shape[-4]
         raise RuntimeError(f"Given input size: ({c}x{'x'.join(map(str, sz))}). Calculated output size: ({c}x"
                            f"{'x'.join(map(str, out))}). Output size is too small" if name == "max_pool3d" else
                            f"input image (T: {sz[0]} H: {sz[1]} W: {sz[2]}) smaller than kernel size (kT: {k[0]} kH: "

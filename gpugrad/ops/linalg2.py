@@ -488,11 +488,7 @@ def _check_float(A, fname):
 
 def _check_square(A, fname):
     _check_float(A, fname)
-    if A.ndim < 2:
-        raise RuntimeError(f"{fname}: The input tensor A must have at least 2 dimensions.")
-    if A.shape[-1] != A.shape[-2]:
-        raise RuntimeError(f"{fname}: A must be batches of square matrices, but they are {A.shape[-2]} by "
-                           f"{A.shape[-1]} matrices")
+    _square_shape(A, fname)
 
 
 def _first_zero_pivot(a):
@@ -560,6 +556,8 @@ class Det(Primitive):
         d = self.result()
         ad, dd = _arr(a), _arr(d)
         xp = xp_of(ad)
+        if ad.shape[-1] == 1:  # NOTE: det of a 1x1 is its entry: gradient g, also at 0 (PyTorch's 1 at [[0]])
+            return g[..., None, None] * _const(self, xp.ones(ad.shape, ad.dtype))
         eye = xp.eye(ad.shape[-1], dtype=ad.dtype)
         gd = (g * d)[..., None, None]
         small = (xp.abs(dd) < 100 * np.finfo(ad.dtype).eps) if self.graph else (dd == 0)
@@ -1062,6 +1060,10 @@ def vecdot(x, y, *, dim=-1, out=None):
     if x.dtype != y.dtype:
         raise RuntimeError(f"linalg.vecdot: Expected x and y to have the same dtype, but found x of type "
                            f"{short_name(x.dtype)} and y of type {short_name(y.dtype)} instead")
+    if x.ndim == y.ndim == 1 and x.shape != y.shape:  # NOTE: PyTorch's 1-D case is a dot (no broadcasting)
+        sx, sy = x.shape[0], y.shape[0]
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{sx}] and src [{sy}] to have the same number "
+                           f"of elements, but got {sx} and {sy} elements respectively")
     if x.dtype in _LOWP:  # NOTE: products and their sum in float32, one rounding (PyTorch's opmath)
         return (x.float() * y.float()).sum(dim).type(x.dtype)
     return (x * y).sum(dim)

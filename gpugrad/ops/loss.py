@@ -153,6 +153,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                                f"use target.long(); class probabilities must have the input's shape "
                                f"{tuple(input.shape)})")
     if _isf(target.dtype):
+        if ignore_index != -100:  # NOTE: PyTorch refuses it (it would otherwise be silently unused)
+            raise RuntimeError("ignore_index is not supported for floating point target")
         dt = _promoted("cross_entropy", input, target, *([] if weight is None else [weight]))
         input, target = input.type(dt), target.type(dt)  # noqa: A001
     elif target.shape == input.shape:
