@@ -507,6 +507,14 @@ def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=
                           scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
 
 
+def hardshrink(input, lambd=0.5):  # noqa: A002
+    """torch.hardshrink (and Tensor.hardshrink): F.hardshrink."""
+    return _nnf.hardshrink(input, lambd)
+
+
+Tensor.hardshrink = hardshrink
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05, cudnn_enable=True):  # noqa: A002
     return _nnf.layer_norm(input, normalized_shape, weight, bias, eps)
 

@@ -315,7 +315,8 @@ unary("is_nonzero", "f4 f8 i8 b", method=True, grad=False)
 unary("stride", "f4 f8", method=True, grad=False)
 unary("diagflat", "f4 f8 i8 b", offset=lambda g: g.int(-2, 2))
 unary("block_diag", "f4 f8 i8 b")
-# NOTE: torch.hardshrink and Tensor.hardshrink are missing in gpugrad (refusals: AttributeError); F.hardshrink below
+unary("hardshrink", "f4 f8", lambd=lambda g: g.pick([0.0, 0.5, 1.3]))
+unary("hardshrink", "f4 f8", method=True, lambd=lambda g: g.pick([0.0, 0.5, 1.3]))
 unary("cartesian_prod", "f4 f8 i8")
 unary("logdet", "f8", tol=(1e-7, 1e-8))
 unary("unique_consecutive", "f4 f8 i8 b", grad=False, return_inverse=lambda g: g.p(0.5),
