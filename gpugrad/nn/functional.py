@@ -1931,20 +1931,27 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     return y if input.ndim == 5 else y.squeeze(0)
 
 
-def adaptive_avg_pool3d(input, output_size):  # noqa: A002
-    """Average pooling to a fixed (D, H, W) size (an int or a triple; None keeps that input size): adaptive_avg_pool2d
-    over each plane, then over depth (the adaptive windows are boxes)."""
+def _adaptive3d_size(input, output_size, name, colon, bad_len):  # noqa: A002
+    """(D, H, W) of an adaptive 3-D pool's output_size (an int or a triple; None keeps the input's size), after
+    PyTorch's input checks (its messages differ between the two pools by ``colon`` and ``bad_len``)."""
     if input.ndim not in (4, 5):
-        raise RuntimeError(f"adaptive_avg_pool3d(): Expected 4D or 5D tensor, but got {list(input.shape)}")
+        raise RuntimeError(f"{name}(): Expected 4D or 5D tensor, but got{colon} {list(input.shape)}")
     size = (output_size,) * 3 if isinstance(output_size, numbers.Integral) or output_size is None else \
         tuple(output_size)
     if len(size) != 3:
-        raise RuntimeError("adaptive_avg_pool3d: output_size must be 3")
+        raise RuntimeError(bad_len)
     for i in range(input.ndim - 4, input.ndim):
         if input.shape[i] == 0:
-            raise RuntimeError(f"adaptive_avg_pool3d(): Expected input to have non-zero size for non-batch dimensions, "
-                               f"but input has sizes {list(input.shape)} with dimension {i} being empty")
-    od, oh, ow = (int(v) if v is not None else n for v, n in zip(size, input.shape[-3:]))
+            raise RuntimeError(f"{name}(): Expected input to have non-zero size for non-batch dimensions, but input "
+                               f"has sizes {list(input.shape)} with dimension {i} being empty")
+    return tuple(int(v) if v is not None else n for v, n in zip(size, input.shape[-3:]))
+
+
+def adaptive_avg_pool3d(input, output_size):  # noqa: A002
+    """Average pooling to a fixed (D, H, W) size (an int or a triple; None keeps that input size): adaptive_avg_pool2d
+    over each plane, then over depth (the adaptive windows are boxes)."""
+    od, oh, ow = _adaptive3d_size(input, output_size, "adaptive_avg_pool3d", "", "adaptive_avg_pool3d: output_size "
+                                  "must be 3")
     if min(od, oh, ow) < 0:
         raise RuntimeError(f"adaptive_avg_pool3d: elements of output_size must be greater than or equal to 0 but "
                            f"received {{{od}, {oh},{ow}}}")
@@ -2006,17 +2013,8 @@ def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # n
 def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
     """adaptive_max_pool2d over each plane, then over depth (separable; ties go to the first maximum in (d, h, w)
     order, as PyTorch's); indices flat in D*H*W."""
-    if input.ndim not in (4, 5):
-        raise RuntimeError(f"adaptive_max_pool3d(): Expected 4D or 5D tensor, but got: {list(input.shape)}")
-    size = (output_size,) * 3 if isinstance(output_size, numbers.Integral) or output_size is None else \
-        tuple(output_size)
-    if len(size) != 3:
-        raise RuntimeError("adaptive_max_pool3d(): internal error: output_size.size() must be 3")
-    for i in range(input.ndim - 4, input.ndim):
-        if input.shape[i] == 0:
-            raise RuntimeError(f"adaptive_max_pool3d(): Expected input to have non-zero size for non-batch "
-                               f"dimensions, but input has sizes {list(input.shape)} with dimension {i} being empty")
-    od, oh, ow = (int(v) if v is not None else n for v, n in zip(size, input.shape[-3:]))
+    od, oh, ow = _adaptive3d_size(input, output_size, "adaptive_max_pool3d", ":",
+                                  "adaptive_max_pool3d(): internal error: output_size.size() must be 3")
     x = input if input.ndim == 5 else input.unsqueeze(0)
     n, c, dd, h, w = x.shape
     if min(od, oh, ow) < 0:
