@@ -2461,13 +2461,11 @@ def empty_like(t, dtype=None, device=None, requires_grad=False):
 _op_add, _op_sub, _op_mul, _op_div, _op_pow = operator.add, operator.sub, operator.mul, operator.truediv, operator.pow
 _op_floordiv, _op_mod, _op_xor = operator.floordiv, operator.mod, operator.xor
 _op_lshift, _op_rshift = operator.lshift, operator.rshift
-_TNAME = {"float16": "Half", "float32": "Float", "float64": "Double", "int8": "Char", "uint8": "Byte",
-          "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool", "bfloat16": "BFloat16"}
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "V": 2, "c": 3}
 
 
 def _tname(dt):
-    return _TNAME.get(str(dt), str(dt))
+    return _promo.short_name(dt)
 
 
 _bump = _function.bump
@@ -2617,7 +2615,7 @@ def _same_dtype(t, src, msg):
     """PyTorch's error (``msg`` with the two dtype names) when an indexed update's source has another dtype than
     self: PyTorch refuses rather than promoting or casting."""
     if isinstance(src, Tensor) and src.dtype != t.dtype:
-        raise RuntimeError(msg.format(_TNAME.get(str(t.dtype), t.dtype), _TNAME.get(str(src.dtype), src.dtype)) +
+        raise RuntimeError(msg.format(_tname(t.dtype), _tname(src.dtype)) +
                            f"; cast the source first with .to(gg.{t.dtype})")
 
 
