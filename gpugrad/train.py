@@ -17,7 +17,9 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +33,39 @@ RESUME_FIELDS = ("model", "dropout", "data", "batch_size", "seed", "optimizer", 
                  "digits", "train_size", "amp")
 IMAGE_MODELS, SEQUENCE_MODELS = ("mlp", "cnn"), ("lstm", "transformer")  # NOTE: image / addition data models
 EPOCHS = {"mlp": 30, "cnn": 20, "lstm": 8, "transformer": 8}
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during training: the first SIGINT is noted and acted on at the next batch boundary; a second one
+    interrupts at once.
+
+    NOTE: a KeyboardInterrupt raised straight from the signal can land inside a finalizer (a loader's or a
+    generator's ``__del__``), where Python prints "Exception ignored" with a traceback and then goes on as if
+    nothing happened: the run would train to the end and exit 0. Noting the signal and raising at a point the
+    loop chooses never loses it.
+    """
+
+    def __init__(self):
+        self.pending = False
+        self._old = None
+
+    def install(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._note)
+
+    def _note(self, signum, frame):
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self):
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def restore(self):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
 class UsageError(Exception):
@@ -479,6 +514,8 @@ def run(args):
 
     t0 = time.perf_counter()
     epoch, bar = start, None
+    interrupt = _DeferredInterrupt()
+    interrupt.install()
     try:
         for epoch in range(start, epochs):
             set_lr(epoch)
@@ -488,6 +525,7 @@ def run(args):
             bar = _progress(len(loader), f"epoch {epoch + 1}/{epochs}", args.no_progress)
             seen, run_loss, run_correct = 0, 0.0, 0
             for xb, yb in loader:
+                interrupt.check()
                 if compiled is not None:
                     loss, logits = compiled(xb, yb)
                 else:
@@ -534,6 +572,8 @@ def run(args):
         if bar is not None:
             bar.close()
         return _interrupted(args, out, epoch, epochs, metrics, history, monitor, t0) if dp.main else 130
+    finally:
+        interrupt.restore()
     elapsed = time.perf_counter() - t0
     if dp.main:
         _finish(out, history, monitor)

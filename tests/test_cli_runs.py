@@ -163,3 +163,30 @@ def test_bench_writes_to_the_named_folder_never_over_committed_results(tmp_path)
     if r.returncode == 128:
         pytest.skip("not a git checkout")
     assert r.returncode == 0
+
+
+def test_a_ctrl_c_that_lands_in_a_finalizer_still_stops_the_run():
+    # NOTE: CI once saw the SIGINT arrive inside a loader's __del__: Python printed "Exception ignored" and the run
+    # trained to the end with exit code 0. The training loop's handler notes the signal and raises at a batch edge.
+    from gpugrad.train import _DeferredInterrupt
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # NOTE: Python runs the handler between bytecodes, i.e. in here
+                pass
+
+    interrupt = _DeferredInterrupt()
+    interrupt.install()
+    try:
+        Finalised()
+        assert interrupt.pending
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C interrupts at once
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+    finally:
+        interrupt.restore()
+    assert signal.getsignal(signal.SIGINT) is not interrupt._note
