@@ -472,13 +472,16 @@ class Tensor:
         return addcdiv(self, tensor1, tensor2, value)
 
     # -- in-place ops (PyTorch's semantics: same Tensor and memory, version bumped, graph rebased) --------
-    def _inplace(self, fn, *args, keep=True, cast=True):
+    def _inplace(self, fn, *args, keep=True, cast=True, diff=True):
         """Store ``fn(self, *args)`` (an out-of-place Tensor function) into this tensor's memory.
 
         ``keep``: fn's backward reads self's old values, so under autograd they are copied first (as
         PyTorch saves ``original_self``); ``cast``: refuse what PyTorch's in-place ops refuse to cast
-        (a float result into an integer tensor). Under no_grad (optimizers, init) nothing is recorded."""
-        if _state.grad_enabled and (self._rg or any(isinstance(a, Tensor) and a._rg for a in args) or
+        (a float result into an integer tensor); ``diff=False``: an op autograd does not differentiate (the
+        logical ops): as PyTorch, the memory is written and the version bumped but the graph is left as it was,
+        so the gradient passes through as if the op had not happened, and a leaf may be written. Under no_grad
+        (optimizers, init) nothing is recorded."""
+        if diff and _state.grad_enabled and (self._rg or any(isinstance(a, Tensor) and a._rg for a in args) or
                                     self._view is not None and self._view[0]._rg):
             return self._inplace_graph(fn, args, keep, cast)
         _state.grad_enabled, prev = False, _state.grad_enabled
@@ -1844,7 +1847,7 @@ from .ops._util import norm_dim as _norm_dim, one_dim as _one  # noqa: E402
 _PRINT = {"precision": 4}  # np.array2string options of Tensor.__repr__; gg.set_printoptions edits them
 
 
-def _inplace_form(name, keep=True):
+def _inplace_form(name, keep=True, diff=True):
     """``x.<name>_(...)``: ``x.<name>(...)`` written into x's memory by Tensor._inplace (version bump, graph
     rebase, PyTorch's cast refusal), with the out-of-place method's signature."""
     m = getattr(Tensor, name)
@@ -1854,7 +1857,7 @@ def _inplace_form(name, keep=True):
         if kwargs:  # NOTE: Tensor arguments travel positionally, so _inplace sees whether they require grad
             b = sig.bind(self, *args, **kwargs)
             args, kwargs = b.args[1:], b.kwargs
-        return self._inplace(lambda t, *a: m(t, *a, **kwargs), *args, keep=keep)
+        return self._inplace(lambda t, *a: m(t, *a, **kwargs), *args, keep=keep, diff=diff)
     f.__name__, f.__qualname__, f.__signature__ = name + "_", f"Tensor.{name}_", sig
     f.__doc__ = f"In-place :meth:`{name}`: the result is written into this tensor (same memory, version bumped)."
     return f
@@ -1865,10 +1868,13 @@ for _n in ("acos asin atan acosh asinh atanh arccos arcsin arctan arccosh arcsin
            "remainder copysign xlogy nan_to_num cumprod").split():
     setattr(Tensor, _n + "_", _inplace_form(_n))
 # NOTE: these never read self's old values in backward (zero or constant gradients): no copy under autograd
-for _n in ("ceil floor round trunc fix frac sgn sign heaviside cumsum tril triu logical_and logical_or logical_xor "
-           "logical_not bitwise_and bitwise_or bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift eq ne "
+for _n in ("ceil floor round trunc fix frac sgn sign heaviside cumsum tril triu bitwise_and bitwise_or bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift eq ne "
            "lt le gt ge").split():
     setattr(Tensor, _n + "_", _inplace_form(_n, keep=False))
+# NOTE: PyTorch does not differentiate the logical ops: in place they keep the tensor's grad_fn (the gradient passes
+# through unchanged) and a leaf that requires grad may be written
+for _n in ("logical_and", "logical_or", "logical_xor", "logical_not"):
+    setattr(Tensor, _n + "_", _inplace_form(_n, keep=False, diff=False))
 Tensor.clamp_min = lambda self, min: self.clamp(min=min)  # noqa: A006,E731
 Tensor.clamp_max = lambda self, max: self.clamp(max=max)  # noqa: A006,E731
 Tensor.clamp_min_ = _inplace_form("clamp_min")  # NOTE: a Tensor bound travels to _inplace (its gradient)
