@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
+import warnings as _warnings
 
 import numpy as np
 
@@ -1116,11 +1117,11 @@ class Tensor:
         # NOTE: the mean of an empty selection is nan, as in PyTorch
         return x.sum(axes, keepdim) / n if n else x.sum(axes, keepdim) * float("nan")
 
-    def max(self, dim=None, keepdim=False):
-        return _maxmin(self, dim, keepdim, "max")
+    def max(self, dim=None, keepdim=False, *, other=None):
+        return _maxmin(self, other if other is not None else dim, keepdim, "max")
 
-    def min(self, dim=None, keepdim=False):
-        return _maxmin(self, dim, keepdim, "min")
+    def min(self, dim=None, keepdim=False, *, other=None):
+        return _maxmin(self, other if other is not None else dim, keepdim, "min")
 
     def amax(self, dim=None, keepdim=False):
         return _extreme(self, dim, keepdim, "max")
@@ -1129,22 +1130,12 @@ class Tensor:
         return _extreme(self, dim, keepdim, "min")
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        if isinstance(dim, bool):  # NOTE: PyTorch's var(unbiased) overload: x.var(False) is the biased variance
-            dim, unbiased = None, dim
-        if correction is None:
-            correction = 1 if unbiased is None or unbiased else 0
-        axes = _rd.norm(dim, self.ndim)
-        n = 1
-        for a in axes:
-            n *= self.shape[a]
-        mu = self.mean(axes, keepdim=True)
-        d = self - mu
-        return (d * d).sum(axes, keepdim) / max(n - correction, 0)
+        return _variance(self, dim, unbiased, keepdim, correction, "var")
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         if isinstance(dim, bool):
             dim, unbiased = None, dim
-        v = self.var(dim, unbiased, keepdim, correction=correction)
+        v = _variance(self, dim, unbiased, keepdim, correction, "std")
         if v._rg:
             z = v.xp.equal(v._data, 0)
             if bool(z.any()):
@@ -2091,8 +2082,24 @@ def _beyond(x, bound, pick):
     return Tensor(pick(x._data, raw) | x.xp.isnan(raw))
 
 
+def _empty_reduction(t, dim, name, all_error=None, sep="(): "):
+    """PyTorch's refusals for an extreme (max/min/amax/amin/argmax/argmin/aminmax) of an empty tensor: over all
+    elements always; over dims only when a reduced dim has size 0 (``zeros(0, 3).amax(1)`` is an empty result)."""
+    if t._data.size:
+        return
+    axes = () if dim is None or (not isinstance(dim, (int, np.integer)) and len(dim) == 0) else _norm_dim(dim, t.ndim)
+    if not axes:  # NOTE: dim=() reduces over every dim, as in PyTorch
+        raise all_error or RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                                        "Specify the reduction dim with the 'dim' argument.")
+    for a in axes:
+        if t.shape[a] == 0:
+            raise IndexError(f"{name}{sep}Expected reduction dim {a} to have non-zero size.")
+
+
 @_function.recorded
 def _argext(t, dim, keepdim, fname):
+    _empty_reduction(t, dim, fname, IndexError(f"{fname}(): Expected reduction dim to be specified for "
+                                               "input.numel() == 0."))
     xp = t.xp
     if dim is None:
         return Tensor(xp.asarray(getattr(xp, fname)(t._data.reshape(-1)), dtype=np.int64))
@@ -2114,14 +2121,41 @@ class _MaxMinResult(tuple):
 
 def _extreme(t, dim, keepdim, mode):
     """amax/amin over one dim, several dims or all; the gradient is shared evenly among ties, as PyTorch's."""
-    if t._data.size == 0:
-        raise RuntimeError(f"a{mode}(): cannot reduce an empty tensor")
+    _empty_reduction(t, dim, "a" + mode)
+    if dim is not None and not isinstance(dim, (int, np.integer)) and len(dim) == 0:
+        dim = None  # NOTE: amax(dim=()) reduces every dim, as PyTorch
     return _rdmod.AMax.apply(t, axes=_rd.norm(dim, t.ndim), keepdim=keepdim, mode=mode)
 
 
+def _variance(self, dim, unbiased, keepdim, correction, name):
+    if isinstance(dim, bool):  # NOTE: PyTorch's var(unbiased) overload: x.var(False) is the biased variance
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    axes = _rd.norm(dim, self.ndim)
+    n = 1
+    for a in axes:
+        n *= self.shape[a]
+    mu = self.mean(axes, keepdim=True)
+    dof = n - correction
+    if dof <= 0:
+        _warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the reduction "
+                       "factor (input numel divided by output numel).", UserWarning, stacklevel=3)
+    if dof > 0:
+        d = self - mu
+        return (d * d).sum(axes, keepdim) / dof
+    # NOTE: correction >= N: the value is sum / 0 (inf, or NaN for a constant input) as PyTorch's, and the
+    # gradient PyTorch's 2 g (x - mean) / (N - correction), unclamped (finite for N < correction, +-inf/NaN at
+    # N == correction): the mean is held constant (its gradient term is 0 in exact arithmetic; here 0 * inf)
+    d = self - mu.detach()
+    s = (d * d).sum(axes, keepdim)
+    return s / 0 if dof == 0 else s / dof + (s / 0 - s / dof).detach()
+
+
 def _maxmin(t, dim, keepdim, mode):
-    if t._data.size == 0:
-        raise RuntimeError(f"{mode}(): cannot reduce an empty tensor")
+    if isinstance(dim, Tensor):  # NOTE: torch.max(input, other): the elementwise overload
+        return maximum(t, dim) if mode == "max" else minimum(t, dim)
+    _empty_reduction(t, dim, mode)
     if dim is None:
         return _rd.MaxMin.apply(t, axis=None, idx=None, keepdim=False, mode=mode)
     d = _one(dim, t.ndim)

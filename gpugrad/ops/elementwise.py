@@ -239,10 +239,17 @@ class Maximum(Primitive):
 
     def backward(self, g):
         a, b = (t._data for t in self.inputs)
-        win = (a > b) if self.sign > 0 else (a < b)
-        w = win + (a == b) * 0.5
-        w = w.astype(g.dtype, copy=False)
-        return sum_to(self, g * w, a.shape), sum_to(self, g * (1 - w), b.shape)
+        tie = a == b
+        lose_a, lose_b = (a < b, a > b) if self.sign > 0 else (a > b, a < b)
+        # NOTE: PyTorch's formula: g, halved at ties, zeroed (masked_fill) where the input loses. A NaN compares
+        # false both ways, so at a NaN both inputs get the whole gradient; a zeroed NaN/inf g stays 0
+        if self.graph:
+            w = 1 - 0.5 * tie
+            return (sum_to(self, g * (w - lose_a).astype(g.dtype), a.shape),
+                    sum_to(self, g * (w - lose_b).astype(g.dtype), b.shape))
+        xp = xp_of(a)
+        h = xp.where(tie, g * 0.5, g)
+        return sum_to(self, xp.where(lose_a, 0, h), a.shape), sum_to(self, xp.where(lose_b, 0, h), b.shape)
 
 
 class Minimum(Maximum):

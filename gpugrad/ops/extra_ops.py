@@ -285,8 +285,21 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False):  # no
                            "bins tensor for dimension 0")
     if nb <= 0:  # NOTE: one bin edge is no bin: PyTorch refuses (NumPy returned an empty histogram)
         raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {nb} for dimension 0")
-    h, e = xp.histogram(input._data.reshape(-1), b, range=range, density=density,
-                        weights=None if weight is None else weight._data.reshape(-1))
+    narrow = RuntimeError(
+        f"torch.histogram(): the range of this {_tname(dt)} input is too narrow for {nb} bins: neighbouring bin "
+        "edges round to the same value (a constant input's range is widened by only 0.5 each side); pass fewer "
+        "bins, a wider range=(min, max), or a float64 input")
+    try:
+        h, e = xp.histogram(input._data.reshape(-1), b, range=range, density=density,
+                            weights=None if weight is None else weight._data.reshape(-1))
+    except ValueError as err:
+        if "Too many bins" in str(err):
+            raise narrow from None
+        raise
+    # NOTE: PyTorch computes something for edges that collapse (its bin search divides by a zero width); here
+    # that is refused, on CuPy too (which does not check)
+    if not isinstance(bins, Tensor) and bool((e[1:] <= e[:-1]).any()):
+        raise narrow
     return histogram_result(Tensor(h.astype(dt)), Tensor(xp.asarray(e).astype(dt)))
 
 

@@ -708,9 +708,8 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None, 
 
 def aminmax(input, *, dim=None, keepdim=False):  # noqa: A002
     _need("aminmax", input)
-    if input.numel() == 0 or (dim is not None and input.ndim and input.shape[one_dim(dim, input.ndim)] == 0):
-        raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has no "
-                           "identity.")
+    _tensor._empty_reduction(input, dim, "aminmax", RuntimeError(
+        "aminmax(): cannot compute aminmax over an empty dimension as the operation has no identity."), sep=": ")
     return aminmax_t(input.amin(dim, keepdim), input.amax(dim, keepdim))
 
 
@@ -852,11 +851,17 @@ def histc(input, bins=100, min=0, max=0):  # noqa: A002
     if lo == hi and a.size:
         lo, hi = float(a.min()), float(a.max())
     if lo == hi:
-        lo, hi = lo - 1, hi + 1
+        # NOTE: PyTorch widens a constant range by 1 each side in the input's dtype: 1e9 in float32 stays 1e9, and
+        # its bin formula then divides by zero; refused here
+        lo, hi = (float(a.dtype.type(v)) for v in (lo - 1, hi + 1))
     if lo > hi:
         raise RuntimeError("torch.histc: max must be larger than min")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise RuntimeError(f"torch.histc: range of [{lo}, {hi}] is not finite")
+    if lo == hi:
+        raise RuntimeError(f"torch.histc: every value is {lo} and the range widened by 1 each side rounds back to it "
+                           f"in {_promo_name(a.dtype)}: no bins can be formed; pass min= and max= further apart, or "
+                           "a float64 input")
     v = a.reshape(-1)
     v = v[(v >= lo) & (v <= hi)]
     pos = ((v - lo) * bins / (hi - lo)).astype(np.int64)
