@@ -798,16 +798,20 @@ def i0(input):  # noqa: A002
 
 
 class NextAfter(Primitive):
-    """PyTorch's nextafter gradient: grad for self, zeros for other. NOTE: "native" low precision: the next
-    float16/bfloat16 value is found in that dtype (ml_dtypes has the bfloat16 loop), not in float32."""
+    """PyTorch 2.13's nextafter gradient: grad for self where self != other (where they are equal the result is
+    other), zeros for other. NOTE: "native" low precision: the next float16/bfloat16 value is found in that dtype
+    (ml_dtypes has the bfloat16 loop), not in float32."""
     saves = ()
     lowp = "native"
 
     def forward(self, x, o):
+        self.moved = x != o
         return xp_of(x).nextafter(x, o)
 
     def backward(self, g):
-        return g, _ew._zeros_grad(g)
+        # NOTE: zeros where self == other even for an inf/NaN g, as PyTorch's (a select, not a product)
+        gx = g * self.moved if self.graph else xp_of(g).where(self.moved, g, 0)
+        return gx, _ew._zeros_grad(g)
 
 
 def nextafter(input, other):  # noqa: A002
