@@ -2511,16 +2511,30 @@ def _tname(dt):
 _bump = _function.bump
 
 
+def _overlaps(a):
+    """Whether two elements of the strided array ``a`` may share memory: an expanded tensor (a zero stride) or
+    overlapping ``unfold`` windows (step < size). NOTE: conservative, as PyTorch's overlap check: the strides sorted
+    by size must each clear the span of the smaller ones; an exotic ``as_strided`` layout that interleaves without
+    overlapping is refused too."""
+    span = a.itemsize
+    for st, n in sorted((abs(st), n) for st, n in zip(a.strides, a.shape) if n > 1):
+        if st < span:
+            return True
+        span += st * (n - 1)
+    return False
+
+
 def _write(t, idx, value, overlap_ok=False):
-    """``t._data[idx] = value``, then bump t's version. As PyTorch, refused when the written region has
-    elements sharing memory (an expanded tensor), except for ``overlap_ok`` writes (fill_/zero_)."""
+    """``t._data[idx] = value``, then bump t's version. Refused when the written region has elements sharing memory,
+    except for ``overlap_ok`` writes (fill_/zero_): as PyTorch for an expanded tensor; for overlapping unfold windows
+    PyTorch applies an in-place op once per window covering an element (a thread-dependent result), so gpugrad
+    refuses rather than compute something else."""
     arr = t._data
-    if not overlap_ok and (arr.strides and 0 in arr.strides):
+    if not overlap_ok and not (arr.flags.c_contiguous or arr.flags.f_contiguous):
         region = arr if idx is Ellipsis else arr[idx] if _sh._is_basic(idx if isinstance(idx, tuple) else (idx,)) \
             else None
         # NOTE: an empty region has no elements to share (NumPy gives empty results zero strides)
-        if region is not None and region.size and \
-                any(st == 0 and n > 1 for st, n in zip(region.strides, region.shape)):
+        if region is not None and region.size and _overlaps(region):
             raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                                "single memory location. Please clone() the tensor before performing the operation.")
     if type(arr) is np.ndarray and not arr.flags.writeable:

@@ -1049,7 +1049,11 @@ def rot90(t, k=1, dims=(0, 1)):
 
 
 def unfold(t, dimension, size, step):
-    d = one_dim(dimension, t.ndim)
+    """Tensor.unfold: a view (as PyTorch's), sharing t's memory and version counter; see shape.Unfold."""
+    nd = max(t.ndim, 1)
+    if not -nd <= dimension < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got {dimension})")
+    d = int(dimension) % nd
     n = t.shape[d] if t.ndim else 1
     if size > n:
         raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
@@ -1057,12 +1061,8 @@ def unfold(t, dimension, size, step):
         raise RuntimeError(f"size is {size} but must be >= 0")
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
-    x = t if t.ndim else t.reshape(1)
-    xp = t.xp
-    count = (n - size) // step + 1
-    idx = xp.arange(count)[:, None] * step + xp.arange(size)[None, :]
-    out = x[(slice(None),) * d + (Tensor(idx),)]  # (..., count, size, ...)
-    return out.movedim(d + 1, -1)
+    arg = (d, int(size), int(step))
+    return _tensor._mkview(_sh.Unfold.apply(t, arg=arg), t, "unfold", arg)
 
 
 def tensor_split(t, indices_or_sections, dim=0):

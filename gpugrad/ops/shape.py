@@ -373,6 +373,78 @@ class DiagonalScatter(Primitive):
         return self.call(Diagonal, gz, arg=self.arg)
 
 
+def _strided(x, shape, strides):
+    """A view of x's memory with the given byte strides. NOTE: on NumPy it is built over x's memory owner, so
+    its ``.base`` is that owner as for numpy's own views (Tensor views and storage_offset rely on it);
+    ``as_strided``'s result has a helper object as base and is the fallback (owners that are not ndarrays or
+    buffers, say another as_strided result)."""
+    if type(x) is not np.ndarray:
+        return xp_of(x).lib.stride_tricks.as_strided(x, shape, strides)
+    owner = x if x.base is None else x.base
+    try:
+        buf = owner.ravel(order="K") if isinstance(owner, np.ndarray) else owner
+        if buf is not owner and buf.base is not owner:
+            raise ValueError  # NOTE: ravel copied (owner is not one dense block): a view of the copy would be wrong
+        off = x.__array_interface__["data"][0] - np.frombuffer(buf, np.uint8).__array_interface__["data"][0]
+        v = np.ndarray(shape, x.dtype, buffer=buf, offset=off, strides=strides)
+    except (TypeError, ValueError, BufferError):
+        return np.lib.stride_tricks.as_strided(x, shape, strides)
+    if not x.flags.writeable:
+        v.flags.writeable = False  # NOTE: as read-only as x (an expanded view)
+    return v
+
+
+def _unfold(x, arg):
+    """x.unfold(d, size, step): dim d becomes the window count, a last dim of ``size`` runs along each window."""
+    d, size, step = arg
+    if x.ndim == 0:
+        return _unfold(x.reshape(1), arg).reshape(size)  # NOTE: as PyTorch: a 0-d input gives shape (size,)
+    n, st = x.shape[d], x.strides[d]
+    return _strided(x, x.shape[:d] + ((n - size) // step + 1,) + x.shape[d + 1:] + (size,),
+                    x.strides[:d] + (st * step,) + x.strides[d + 1:] + (st,))
+
+
+def _fold(g, shape, arg):
+    """The adjoint of _unfold: zeros(shape) with each window of g added where it came from (overlaps add)."""
+    d, size, step = arg
+    z = xp_of(g).zeros(shape, dtype=g.dtype)
+    if not shape:
+        z[...] = g.sum()
+        return z
+    # NOTE: windows j, j+r, j+2r, ... with r = ceil(size / step) never overlap: r strided adds cover every window
+    r, pre = -(-size // step), (slice(None),) * d
+    for j in range(min(r, g.shape[d])):
+        w = _unfold(z[pre + (slice(j * step, None),)], (d, size, r * step))
+        w += g[pre + (slice(j, None, r),)]
+    return z
+
+
+class Unfold(Primitive):
+    """x.unfold(dim, size, step) (arg = (dim, size, step)): a strided view of the windows."""
+    saves = ()
+    lowp = "forward"
+
+    def forward(self, x, arg):
+        self.src, self.arg = x.shape, arg
+        return _unfold(x, arg)
+
+    def backward(self, g):
+        return self.call(UnfoldBackward, g, shape=self.src, arg=self.arg)
+
+
+class UnfoldBackward(Primitive):
+    """zeros(shape) with the windows of g added back (the adjoint of Unfold)."""
+    saves = ()
+    lowp = "forward"
+
+    def forward(self, g, shape, arg):
+        self.arg = arg
+        return _fold(g, shape, arg)
+
+    def backward(self, gz):
+        return self.call(Unfold, gz, arg=self.arg)
+
+
 def view_of(arr, chain):
     """Apply a view recipe (see Tensor._view) to an array: a numpy/cupy view of it."""
     xp = xp_of(arr)
@@ -385,13 +457,15 @@ def view_of(arr, chain):
             arr = arr.transpose(arg)
         elif kind == "diagonal":
             arr = _diagonal(arr, arg)
+        elif kind == "unfold":
+            arr = _unfold(arr, arg)
         else:
             arr = xp.broadcast_to(arr, arg)
     return arr
 
 
 _CHAIN = {"getitem": (GetItem, "idx"), "reshape": (Reshape, "shape"), "permute": (Permute, "dims"),
-          "expand": (Expand, "shape"), "diagonal": (Diagonal, "arg")}
+          "expand": (Expand, "shape"), "diagonal": (Diagonal, "arg"), "unfold": (Unfold, "arg")}
 
 
 def view_of_tensor(t, chain):
