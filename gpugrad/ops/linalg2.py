@@ -519,7 +519,20 @@ def _batch_error(arr, fname, fails, text):
 def _singular(arr, fname, text=None):
     text = text or (lambda i: f"The diagonal element {i} is zero, the inversion could not be completed because the "
                               "input matrix is singular.")
-    _batch_error(np.asarray(arr), fname, _first_zero_pivot, text)
+    _batch_error(_host(arr), fname, _first_zero_pivot, text)
+
+
+def _raising(xp):
+    """NOTE: CuPy's inv/solve/cholesky return NaN or garbage for a singular or non-positive-definite input unless
+    cuSOLVER's info is checked (``cupyx.errstate(linalg="raise")``: a device sync, as PyTorch's CUDA linalg.inv
+    also syncs to raise); NumPy raises anyway. Not yet run on a GPU."""
+    if xp is np:
+        return _NO_CONTEXT
+    import cupyx  # noqa: PLC0415  (CuPy's own extension package; present whenever CuPy is)
+    return cupyx.errstate(linalg="raise")
+
+
+_NO_CONTEXT = __import__("contextlib").nullcontext()
 
 
 # -- inv, det, slogdet, solve -----------------------------------------------------------------------------------
@@ -527,8 +540,10 @@ class Inv(Primitive):
     save_output = True
 
     def forward(self, a):
+        xp = xp_of(a)
         try:
-            return xp_of(a).linalg.inv(a)
+            with _raising(xp):
+                return xp.linalg.inv(a)
         except np.linalg.LinAlgError:
             _singular(a, "linalg.inv")
 
@@ -615,8 +630,10 @@ class Solve(Primitive):
     saves = (0,)
 
     def forward(self, a, b):
+        xp = xp_of(a)
         try:
-            return xp_of(a).linalg.solve(a, b)
+            with _raising(xp):
+                return xp.linalg.solve(a, b)
         except np.linalg.LinAlgError:
             _singular(a, "torch.linalg.solve", lambda i: "The solver failed because the input matrix is singular.")
 
@@ -666,10 +683,12 @@ class Cholesky(Primitive):
     saves = ()
 
     def forward(self, a):
+        xp = xp_of(a)
         try:
-            return xp_of(a).linalg.cholesky(a)
+            with _raising(xp):
+                return xp.linalg.cholesky(a)
         except np.linalg.LinAlgError:
-            _batch_error(np.asarray(a), "linalg.cholesky", _not_pd,
+            _batch_error(_host(a), "linalg.cholesky", _not_pd,
                          lambda k: "The factorization could not be completed because the input is not positive-"
                                    f"definite (the leading minor of order {k} is not positive-definite).")
 
