@@ -161,3 +161,13 @@ def test_nextafter_gradient(L):
     L.nextafter(x, o).backward(L.tensor([INF, 2., 3., NAN], dtype=L.float64))
     _same(x.grad, [0, 2, 3, 0])
     _same(o.grad, [0, 0, 0, 0])
+
+
+def test_singular_and_indefinite_inputs_raise_on_every_device(device):
+    # NOTE: on CUDA this checks cuSOLVER's info (CuPy alone returns NaN or garbage without an error)
+    with pytest.raises(RuntimeError, match="The diagonal element 1 is zero, the inversion could not be completed"):
+        gg.linalg.inv(gg.zeros(2, 2, dtype=gg.float64, device=device))
+    with pytest.raises(RuntimeError, match="The solver failed because the input matrix is singular"):
+        gg.linalg.solve(gg.zeros(2, 2, device=device), gg.ones(2, device=device))
+    with pytest.raises(RuntimeError, match="leading minor of order 2 is not positive-definite"):
+        gg.linalg.cholesky(gg.tensor([[1., 2.], [2., 1.]], device=device))
