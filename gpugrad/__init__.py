@@ -30,6 +30,7 @@ from ._promotion import can_cast, promote_types
 from ._finfo import finfo, iinfo
 from ._threads import get_num_threads, set_num_threads  # torch.get/set_num_threads: the CPU fallbacks' threads
 from . import autograd, func  # noqa: E402
+from .sampling import bernoulli, multinomial, poisson  # noqa: E402  (and the Tensor methods random_, exponential_, ...)
 
 __version__ = "0.1.0"
 
