@@ -362,3 +362,37 @@ def test_ldl_matches_torch():
         x = gg.linalg.ldl_solve(g.LD, g.pivots, gg.tensor(b.astype(dt)))
         y = torch.linalg.ldl_solve(t.LD, t.pivots, torch.tensor(b.astype(dt)))
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_lazy_modules_load_a_state_dict_before_their_first_forward():
+    # PyTorch 2.13: the state dict holds the uninitialized parameters themselves; loading materializes them with the
+    # loaded shapes; the first forward then turns the module into its cls_to_become and keeps the loaded values
+    m = gg.nn.LazyLinear(3)
+    sd = m.state_dict()
+    assert list(sd) == ["weight", "bias"] and all(isinstance(v, gg.nn.UninitializedParameter) for v in sd.values())
+    assert repr(sd["weight"]) == "<UninitializedParameter>"
+    with pytest.raises(ValueError, match="Attempted to use an uninitialized parameter in numel"):
+        m.weight.numel()
+    src = gg.nn.Linear(4, 3)
+    assert str(m.load_state_dict(src.state_dict())) == "<All keys matched successfully>"
+    assert type(m) is gg.nn.LazyLinear and tuple(m.weight.shape) == (3, 4)
+    assert repr(m) == "LazyLinear(in_features=0, out_features=3, bias=True)"
+    y = m(gg.ones(2, 4))
+    assert type(m) is gg.nn.Linear and repr(m) == "Linear(in_features=4, out_features=3, bias=True)"
+    assert y.shape == (2, 3)
+    np.testing.assert_array_equal(m.weight.detach().numpy(), src.weight.detach().numpy())
+    np.testing.assert_array_equal(m.bias.detach().numpy(), src.bias.detach().numpy())
+    # uninitialized into uninitialized: nothing to load; into an initialized module: PyTorch's shape error
+    assert str(gg.nn.LazyLinear(3).load_state_dict(gg.nn.LazyLinear(3).state_dict())) == \
+        "<All keys matched successfully>"
+    with pytest.raises(RuntimeError, match="Can't access the shape of an uninitialized parameter"):
+        gg.nn.Linear(2, 3).load_state_dict(gg.nn.LazyLinear(3).state_dict())
+    # nested, and a conv (PyTorch keeps in_channels 0 for a loaded lazy conv)
+    s = gg.nn.Sequential(gg.nn.LazyLinear(3), gg.nn.ReLU())
+    s.load_state_dict(gg.nn.Sequential(gg.nn.Linear(5, 3), gg.nn.ReLU()).state_dict())
+    assert s(gg.ones(1, 5)).shape == (1, 3) and type(s[0]) is gg.nn.Linear
+    c = gg.nn.LazyConv2d(5, 3, dtype=gg.float64)
+    c.load_state_dict(gg.nn.Conv2d(2, 5, 3).state_dict())
+    assert c.weight.dtype == gg.float64 and tuple(c.weight.shape) == (5, 2, 3, 3)
+    assert c(gg.ones(1, 2, 6, 6, dtype=gg.float64)).shape == (1, 5, 4, 4)
+    assert repr(c) == "Conv2d(0, 5, kernel_size=(3, 3), stride=(1, 1))"

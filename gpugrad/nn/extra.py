@@ -1073,8 +1073,10 @@ class FeatureAlphaDropout(_DropoutNd):
 
 class UninitializedParameter(Parameter):
     """A lazy module's parameter before its first forward (PyTorch's): no shape yet; the module's first forward
-    materializes it in place (the same object becomes a Parameter, so optimizers built earlier keep it)."""
+    materializes it in place (the same object becomes a Parameter, so optimizers built earlier keep it), or
+    ``load_state_dict`` does, with the shape of the loaded tensor."""
     __slots__ = ()
+    _uninitialized = True  # NOTE: Module.state_dict/load_state_dict test this flag (nn.module cannot import us)
 
     def __init__(self, requires_grad=True, device=None, dtype=None):
         super().__init__(None, requires_grad)
@@ -1088,6 +1090,12 @@ class UninitializedParameter(Parameter):
     def size(self, dim=None):
         return self.shape
 
+    def numel(self):
+        raise ValueError("Attempted to use an uninitialized parameter in numel(). This error happens when you are "
+                         "using a `LazyModule` or explicitly manipulating `torch.nn.parameter.UninitializedParameter` "
+                         "objects. When using LazyModules Call `forward` with a dummy batch to initialize the "
+                         "parameters before calling torch functions")
+
     def __repr__(self):
         return "<UninitializedParameter>"
 
@@ -1098,6 +1106,11 @@ class UninitializedParameter(Parameter):
         from ..tensor import empty  # noqa: PLC0415
         self._data = empty(*shape, dtype=dtype, device=device)._data
         self.__class__ = Parameter
+
+    def _materialize_for_load(self, module, shape):
+        """load_state_dict into a lazy module before its first forward: the parameter takes the loaded shape (in
+        the module's device and dtype), as PyTorch's lazy load hook."""
+        self.materialize(shape, *module.__dict__.get("_lazy_dd", (None, None)))
 
 
 class _LazyMixin:
@@ -1121,15 +1134,22 @@ class _LazyMixin:
         return any(isinstance(p, UninitializedParameter) for p in self._parameters.values())
 
     def __call__(self, *args, **kwargs):
+        # NOTE: only a lazy module gets here: after the first call it is its cls_to_become
+        dd = self.__dict__.pop("_lazy_dd", (None, None))
         if self.has_uninitialized_params():
             self.initialize_parameters(*args)
-            dd = self.__dict__.pop("_lazy_dd")
             for p in (self.weight, self.bias):
                 if p is not None:
                     p.materialize(self._shape(p is self.weight), *dd)
             self.__class__ = self.cls_to_become
             self.reset_parameters()
+        else:  # NOTE: every parameter came from load_state_dict: keep them, as PyTorch
+            self._loaded()
+            self.__class__ = self.cls_to_become
         return Module.__call__(self, *args, **kwargs)
+
+    def _loaded(self):
+        pass
 
 
 class LazyLinear(_LazyMixin, Module):
@@ -1145,6 +1165,9 @@ class LazyLinear(_LazyMixin, Module):
 
     def _shape(self, weight):
         return (self.out_features, self.in_features) if weight else (self.out_features,)
+
+    def _loaded(self):
+        self.in_features = int(self.weight.shape[1])  # NOTE: as PyTorch (a loaded lazy conv keeps in_channels 0)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -388,7 +388,8 @@ class Module:
                 keep_vars = args[2]
         out = OrderedDict() if destination is None else destination
         for key, _, _, t in self._state_items(prefix):
-            out[key] = t if keep_vars else t.detach()
+            # NOTE: a lazy module's uninitialized parameter is itself in the state dict, as PyTorch's
+            out[key] = t if keep_vars or getattr(t, "_uninitialized", False) else t.detach()
         return out
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
@@ -417,6 +418,13 @@ class Module:
                     errors.append(f'While copying the parameter named "{key}", expected a Tensor or array from '
                                   f"the checkpoint, got {type(v).__name__}.")
                     continue
+            if getattr(t, "_uninitialized", False):
+                if getattr(v, "_uninitialized", False):
+                    continue  # NOTE: uninitialized into uninitialized: nothing to load, as PyTorch
+                plan.append((t, arr, m, k))
+                continue
+            if getattr(v, "_uninitialized", False):
+                v.shape  # noqa: B018  (raises PyTorch's "Can't access the shape of an uninitialized parameter")
             if tuple(arr.shape) != tuple(t.shape):
                 errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
                               f"checkpoint, the shape in current model is {tuple(t.shape)}.")
@@ -429,6 +437,9 @@ class Module:
                 errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        for t, arr, m, _ in plan:  # NOTE: validated: a lazy module's parameters take the loaded shapes now
+            if getattr(t, "_uninitialized", False):
+                t._materialize_for_load(m, tuple(arr.shape))
         dev_arrays = []
         for t, arr, m, k in plan:  # convert everything before touching the model
             a = _be.to_device(arr, t.device)
