@@ -219,10 +219,19 @@ def _method(name):
 for _n in ("floor", "ceil", "trunc", "fix", "frac",
            "exp", "log", "log1p", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "clamp", "clip",
            "sum", "mean", "max", "min", "amax", "amin", "var", "std", "logsumexp", "softmax", "log_softmax", "reshape",
-           "flatten", "transpose", "permute", "squeeze", "unsqueeze", "argmax", "argmin", "square", "pow", "neg",
+           "flatten", "transpose", "permute", "squeeze", "unsqueeze", "argmax", "argmin", "square", "neg",
            "norm", "isnan", "isfinite", "sign", "swapaxes", "t", "masked_fill", "all", "any"):
     globals()[_n] = _method(_n)
 del _n
+
+
+def pow(input, exponent):  # noqa: A001, A002
+    """``input ** exponent``, as torch.pow: a Tensor base, or a Number base with a Tensor exponent."""
+    if isinstance(exponent, Tensor) and not isinstance(input, Tensor) and isinstance(input, (int, float, bool)):
+        return exponent.__rpow__(input)
+    if not isinstance(input, Tensor):
+        _need_tensor("pow", input)
+    return input.pow(exponent)
 
 
 def result_type(tensor, other):
@@ -333,7 +342,7 @@ def fmod(input, other):  # noqa: A002
     return input.fmod(other)
 
 
-def round(input, *, decimals=0):  # noqa: A001, A002
+def round(input, *, decimals=None):  # noqa: A001, A002
     """Round half to even (to ``decimals`` places); zero gradient."""
     _need_tensor("round", input)
     return input.round(decimals=decimals)

@@ -496,16 +496,7 @@ class Tensor:
 
     def _inplace_graph(self, fn, args, keep, cast):
         v = self._view
-        if v is not None and not self._rg and v[0]._rg:
-            raise RuntimeError("A view was created in no_grad mode and is being modified inplace with grad mode "
-                               "enabled. Given that this use case is ambiguous and error-prone, it is forbidden. You "
-                               "can clarify your code by moving both the view and the inplace either both inside the "
-                               "no_grad block (if you don't want the inplace to be tracked) or both outside (if you "
-                               "want the inplace to be tracked).")
-        if self._node is None and self._rg:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        if v is not None and v[0]._node is None and v[0]._rg:
-            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+        _inplace_checks(self)
         if v is not None and self._ver[1] != v[2]:
             _refresh_view(self)  # NOTE: a stale view first takes its base's current graph
             v = self._view
@@ -519,6 +510,10 @@ class Tensor:
             r = r.expand(self.shape)
         if r.dtype != self.dtype:
             r = r.type(self.dtype)
+        if r._node is None and any(isinstance(a, Tensor) and a._rg for a in args):
+            # NOTE: as PyTorch: an op that gives args no gradient (eq_, lt_, masked_fill_ of an int x, ...) still makes
+            # the result require grad, with zero gradients
+            r = _ew.Sampled.apply(*(a for a in (old, *args) if isinstance(a, Tensor) and a._rg), value=r._data)
         if r is old:
             r = _sh.Alias.apply(old)
         elif r._node is None or r._node.seq < start:
@@ -590,8 +585,8 @@ class Tensor:
         return self._inplace(_op_add, other, keep=False)
 
     def sub_(self, other, *, alpha=1):
-        if alpha != 1:
-            return self._inplace(lambda t, o: t - o * alpha, other, keep=False)
+        if not (type(alpha) is int and alpha == 1):  # NOTE: alpha=True too: torch.sub's checks (bool alpha, bool o)
+            return self._inplace(lambda t, o: _math.sub(t, o, alpha=alpha), other, keep=False)
         return self._inplace(_op_sub, other, keep=False)
 
     def mul_(self, other):
@@ -617,6 +612,11 @@ class Tensor:
         return self.clamp_(max=max)
 
     def masked_fill_(self, mask, value):
+        if isinstance(value, Tensor) and value.ndim:
+            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                               f"{value.ndim} dimension(s).")
+        if isinstance(mask, Tensor):
+            _check_broadcast(self.shape, mask.shape)  # NOTE: PyTorch's in-place message names self first
         return self._inplace(lambda t, v: t.masked_fill(mask, v), value, keep=False)
 
     def lerp_(self, end, weight):
@@ -756,11 +756,15 @@ class Tensor:
         return _binary(_ew.Div, o, self, true_div=True)
 
     def __pow__(self, o):
+        if isinstance(o, np.generic) and not isinstance(o, np.bool_):
+            o = o.item()  # NOTE: a NumPy scalar is a Python number (as in + - *): float32 ** np.int64(2) is float32
         if isinstance(o, numbers.Number) and not isinstance(o, bool):
             return _ew.PowScalar.apply(_pow_operand(self, o), p=o)
         return _binary(_ew.Pow, self, o)
 
     def __rpow__(self, o):
+        if isinstance(o, np.generic) and not isinstance(o, np.bool_):
+            o = o.item()
         if isinstance(o, numbers.Number) and not isinstance(o, bool):
             return _ew.RPowScalar.apply(_pow_operand(self, o), c=o)
         return _binary(_ew.Pow, o, self)
@@ -775,6 +779,8 @@ class Tensor:
         return _ew.Neg.apply(self)
 
     def __pos__(self):
+        if self._data.dtype == bool_:
+            raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
         return self
 
     def __abs__(self):
@@ -792,16 +798,17 @@ class Tensor:
         raise TypeError("type Tensor doesn't define __round__ method (neither does PyTorch's): use "
                         "t.round(decimals=n) for a Tensor or round(t.item(), n) for a Python number")
 
-    def _rounded(self, op, decimals=0):
+    def _rounded(self, op, decimals=None):
         k = self._data.dtype.kind
-        if k == "b" or (not _dtypes.is_float(self._data.dtype) and op == "round" and decimals):
-            raise NotImplementedError(f"{op}: not implemented for {self.dtype} tensors"
-                                      + (" with decimals != 0" if k != "b" else ""))
+        if k == "b":
+            raise NotImplementedError(f"{op}: not implemented for {self.dtype} tensors")
         if k != "f":
+            if decimals is not None:  # NOTE: as PyTorch: round(int) is a copy, round(int, decimals=0) refused
+                raise NotImplementedError(f"\"round_vml_cpu\" not implemented for '{_promo.short_name(self.dtype)}'")
             return Tensor(self._data.copy())  # NOTE: integers: a copy, as PyTorch (array-API convention)
-        return _ew.Round.apply(self, op=op, decimals=int(decimals))
+        return _ew.Round.apply(self, op=op, decimals=int(decimals or 0))
 
-    def round(self, *, decimals=0):
+    def round(self, *, decimals=None):
         """Round half to even (``decimals`` places; negative: left of the point). Gradient zero."""
         return self._rounded("round", decimals)
 
@@ -941,35 +948,42 @@ class Tensor:
     def __ne__(self, o):
         return self._cmp(o, _op_ne)
 
-    @_function.recorded
     def __invert__(self):
-        if self.dtype != bool_:
-            raise TypeError("~ is defined for bool tensors only")
-        return Tensor(~self._data)
+        if _dtypes.is_float(self._data.dtype):
+            raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
+        return _math.bitwise_not(self)
 
+    # NOTE: the bitwise operators are the bitwise_* functions (PyTorch's dtype checks, shift semantics, and
+    # broadcast errors); the reflected forms put the Python number on the left (2 << t)
     def __and__(self, o):
-        return self._cmp(o, _op_and)
+        return _math.bitwise_and(self, o)
 
     def __or__(self, o):
-        return self._cmp(o, _op_or)
+        return _math.bitwise_or(self, o)
 
     def __xor__(self, o):
-        return self._cmp(o, _op_xor)
+        return _math.bitwise_xor(self, o)
 
     def __lshift__(self, o):
-        return self._cmp(o, _op_lshift)
+        return _math.bitwise_left_shift(self, o)
 
     def __rshift__(self, o):
-        return self._cmp(o, _op_rshift)
+        return _math.bitwise_right_shift(self, o)
 
     def __rand__(self, o):
-        return self._cmp(o, _op_and)
+        return _math.bitwise_and(o, self)
 
     def __ror__(self, o):
-        return self._cmp(o, _op_or)
+        return _math.bitwise_or(o, self)
 
     def __rxor__(self, o):
-        return self._cmp(o, _op_xor)
+        return _math.bitwise_xor(o, self)
+
+    def __rlshift__(self, o):
+        return _math.bitwise_left_shift(o, self)
+
+    def __rrshift__(self, o):
+        return _math.bitwise_right_shift(o, self)
 
     def eq(self, other):
         return self == other
@@ -1061,6 +1075,15 @@ class Tensor:
         (an int tensor clamped at a float bound becomes the default float)."""
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        tb = [b for b in (min, max) if isinstance(b, Tensor)]
+        if len(tb) == 1 and min is not None and max is not None and (tb[0].ndim or tb[0]._rg):
+            # NOTE: as PyTorch's overloads: both bounds Tensors or both Numbers (a 0-d Tensor that does not
+            # require grad passes as a Number)
+            raise TypeError("clamp() received an invalid combination of arguments - got (Tensor, min="
+                            f"{type(min).__name__}, max={type(max).__name__}), but expected one of: (Tensor input, "
+                            "Tensor min, Tensor max) or (Tensor input, Number min, Number max)")
+        if tb:
+            _check_broadcast_all(self.shape, *(b.shape for b in tb))
         dt = _result_type(self, *(b for b in (min, max) if b is not None))
         x = self.type(dt)
         if not (isinstance(min, Tensor) or isinstance(max, Tensor)):
@@ -1101,15 +1124,19 @@ class Tensor:
     def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
         dim = axis if dim is None else dim
         keepdim = keepdims if keepdims is not None else keepdim
-        x = self if dtype is None else self.type(dtype)
-        if not is_floating(x.dtype):  # NOTE: integers and bools: an int64 sum, no graph
+        x = _reduction_input(self, dtype)
+        if not is_floating(x.dtype):  # NOTE: integers and bools: an int64 sum (or dtype=), no graph
             return _int_sum(x, _rd.norm(dim, x.ndim), keepdim)
         return _rd.Sum.apply(x, axes=_rd.norm(dim, x.ndim), keepdim=keepdim)
 
     def mean(self, dim=None, keepdim=False, dtype=None):
+        if dtype is not None and not is_floating(as_dtype(dtype)):
+            raise RuntimeError("mean(): could not infer output dtype. Optional dtype must be either a floating point "
+                               f"or complex dtype. Got: {_promo.short_name(as_dtype(dtype))}")
+        if dtype is None and not is_floating(self.dtype):
+            raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point or "
+                               f"complex dtype. Got: {_promo.short_name(self.dtype)}")
         x = self if dtype is None else self.type(dtype)
-        if not is_floating(x.dtype):
-            raise RuntimeError(f"mean(): could not infer output dtype; input dtype is {x.dtype}: use .float() first")
         axes = _rd.norm(dim, x.ndim)
         n = 1
         for a in axes:
@@ -1257,14 +1284,14 @@ class Tensor:
 
     def t(self):
         if self.ndim > 2:
-            raise ValueError(f"t() expects a tensor with <= 2 dimensions, got {self.ndim}; use transpose()")
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
         return self.T
 
     def squeeze(self, dim=None):
         if dim is None:
             shp = tuple(s for s in self.shape if s != 1)
         else:
-            dims = _rd.norm(dim, self.ndim)
+            dims = _norm_dim(dim, self.ndim)  # NOTE: squeeze(dim=()) squeezes nothing, as PyTorch
             shp = tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1))
         return self.reshape(shp)
 
@@ -1702,10 +1729,23 @@ class Tensor:
         return _math.reshape_inplace(self, lambda t: t.unsqueeze(dim), "unsqueeze_")
 
     def t_(self):
+        if self.ndim > 2:
+            raise RuntimeError(f"t_() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
         return _math.reshape_inplace(self, Tensor.t, "t_")
 
     def transpose_(self, dim0, dim1):
         return _math.reshape_inplace(self, lambda t: t.transpose(dim0, dim1), "transpose_")
+
+    def resize_(self, *sizes, memory_format=None):
+        """PyTorch's resize_ (see gpugrad/ops/math.py resize_inplace); only the contiguous memory format."""
+        if not sizes:
+            raise TypeError('resize_() missing 1 required positional arguments: "size"')
+        if memory_format is not None:  # NOTE: gpugrad has no memory-format objects
+            raise NotImplementedError(f"resize_: memory_format={memory_format!r} is not supported")
+        return _math.resize_inplace(self, _shape_arg(sizes))
+
+    def resize_as_(self, the_template, memory_format=None):
+        return self.resize_(the_template.shape, memory_format=memory_format)
 
 
     # -- [issue 11: linear algebra] -------------------------------------------------------------------------
@@ -1902,7 +1942,9 @@ class _rd:  # noqa: N801  (namespace for reductions)
 
     @staticmethod
     def norm(dim, ndim):
-        return _norm_dim(dim, ndim)
+        # NOTE: a reduction over dim=() or [] reduces every dim, as PyTorch's sum/mean/var/norm/amax
+        return _norm_dim(None if dim is not None and not isinstance(dim, (int, np.integer)) and len(dim) == 0
+                         else dim, ndim)
 
 
 def _op_lt(a, b): return a < b  # noqa: E704
@@ -2024,9 +2066,8 @@ def _binary(fn, a, b, true_div=False):
             dt = _promo.result_type(a, b, default_float=_default_dtype)
     if true_div and dt not in _FLOATS:
         dt = _default_dtype  # NOTE: int / int is the default float, as PyTorch's true division
-    if dt == bool_ and fn is _ew.Sub:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
-                           "Use the `^` or `logical_xor()` operator instead.")
+    if fn is _ew.Sub:
+        _check_sub_bool(a, b, dt)
     ref = a if ta else b
     a = (a if a._data.dtype == dt else a.type(dt)) if ta else _scalar_tensor(a, dt, ref._data)
     b = (b if b._data.dtype == dt else b.type(dt)) if tb else _scalar_tensor(b, dt, ref._data)
@@ -2037,6 +2078,17 @@ def _binary(fn, a, b, true_div=False):
         raise
 
 
+def _check_sub_bool(a, b, dt):
+    """PyTorch refuses subtraction with a bool operand (a bool tensor or a Python bool; a NumPy bool scalar passes,
+    as in PyTorch)."""
+    if dt == bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if any(type(o) is bool or isinstance(o, Tensor) and o._data.dtype == bool_ for o in (a, b)):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
 def _check_broadcast(sa, sb):
     """PyTorch's error for shapes that do not broadcast (NumPy's ValueError otherwise escapes)."""
     for i in range(1, min(len(sa), len(sb)) + 1):
@@ -2044,6 +2096,14 @@ def _check_broadcast(sa, sb):
         if x != y and x != 1 and y != 1:
             raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton "
                                f"dimension {max(len(sa), len(sb)) - i}")
+
+
+def _check_broadcast_all(*shapes):
+    """_check_broadcast over several shapes, left to right (PyTorch's TensorIterator order)."""
+    s = shapes[0]
+    for t in shapes[1:]:
+        _check_broadcast(s, t)
+        s = np.broadcast_shapes(s, t)
 
 
 def _result_type(*operands):
@@ -2072,7 +2132,19 @@ def _int_cast(t, dt):
 
 @_function.recorded
 def _int_sum(x, axes, keepdim):
-    return Tensor(x.xp.asarray(x._data.sum(axis=axes, keepdims=keepdim)))
+    return Tensor(x.xp.asarray(x._data.sum(axis=axes, keepdims=keepdim, dtype=x.dtype)))
+
+
+def _reduction_input(t, dtype):
+    """The tensor a sum/prod/scan works on, as PyTorch: ``dtype=`` casts the input first (an integral dtype on a
+    tensor that requires grad raises PyTorch's "Autograd not support dtype"); integers and bools widen to int64
+    (NOTE: NumPy would sum uint8 to uint64 and keep int32 products' platform width)."""
+    if dtype is not None:
+        dt = as_dtype(dtype)
+        if not is_floating(dt) and t._rg and _state.grad_enabled:
+            raise RuntimeError(f"Autograd not support dtype: {_promo.short_name(dt)}")
+        return t.type(dt)
+    return t.type(np.int64) if t.dtype.kind in "biu" else t
 
 
 @_function.recorded
@@ -2098,11 +2170,14 @@ def _empty_reduction(t, dim, name, all_error=None, sep="(): "):
 
 @_function.recorded
 def _argext(t, dim, keepdim, fname):
+    if dim is not None and not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{fname}(): argument 'dim' must be int, not {type(dim).__name__}")
     _empty_reduction(t, dim, fname, IndexError(f"{fname}(): Expected reduction dim to be specified for "
                                                "input.numel() == 0."))
     xp = t.xp
-    if dim is None:
-        return Tensor(xp.asarray(getattr(xp, fname)(t._data.reshape(-1)), dtype=np.int64))
+    if dim is None:  # NOTE: keepdim keeps every dim as 1, as PyTorch
+        r = xp.asarray(getattr(xp, fname)(t._data.reshape(-1)), dtype=np.int64)
+        return Tensor(r.reshape((1,) * t.ndim) if keepdim else r)
     d = _one(dim, t.ndim)
     r = getattr(xp, fname)(t._data, axis=d, keepdims=keepdim)
     return Tensor(r.astype(np.int64, copy=False))
@@ -2122,8 +2197,6 @@ class _MaxMinResult(tuple):
 def _extreme(t, dim, keepdim, mode):
     """amax/amin over one dim, several dims or all; the gradient is shared evenly among ties, as PyTorch's."""
     _empty_reduction(t, dim, "a" + mode)
-    if dim is not None and not isinstance(dim, (int, np.integer)) and len(dim) == 0:
-        dim = None  # NOTE: amax(dim=()) reduces every dim, as PyTorch
     return _rdmod.AMax.apply(t, axes=_rd.norm(dim, t.ndim), keepdim=keepdim, mode=mode)
 
 
@@ -2245,7 +2318,11 @@ def where(condition, input, other):  # noqa: A002
     _check_same_device(a, b, "where")
     if type(c) is not type(a._data):
         raise RuntimeError(f"where: condition is on {_be.device_of(c)} but the values are on {a.device}")
-    return _ew.Where.apply(a, b, cond=c)
+    try:
+        return _ew.Where.apply(a, b, cond=c)
+    except ValueError:
+        _check_broadcast_all(c.shape, a.shape, b.shape)
+        raise
 
 
 def maximum(a, b):
@@ -2582,6 +2659,22 @@ def _broadcast_into(t, shape, what):
                            f"shape {list(t.shape)}")
 
 
+def _inplace_checks(t):
+    """PyTorch's refusals of an in-place op recorded by autograd on t (a leaf that requires grad, a view of one, a view
+    made under no_grad)."""
+    v = t._view
+    if v is not None and not t._rg and v[0]._rg:
+        raise RuntimeError("A view was created in no_grad mode and is being modified inplace with grad mode "
+                           "enabled. Given that this use case is ambiguous and error-prone, it is forbidden. You "
+                           "can clarify your code by moving both the view and the inplace either both inside the "
+                           "no_grad block (if you don't want the inplace to be tracked) or both outside (if you "
+                           "want the inplace to be tracked).")
+    if t._node is None and t._rg:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if v is not None and v[0]._node is None and v[0]._rg:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+
+
 def _snapshot(t, copy):
     """A Tensor with t's graph identity as it is now (the ``prev`` of the node t gets rebased onto)."""
     old = Tensor(_engine._copy(t._data) if copy else t._data)
@@ -2646,8 +2739,25 @@ def _refresh_view(t):
 _function._view_refresh = _refresh_view
 
 
+_CTYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+          "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+          "bool": "bool"}  # PyTorch's C++ type names, as its dtype-check messages spell them
+
+
 def lerp(input, end, weight):  # noqa: A002
-    """input + weight * (end - input), computed as PyTorch does (from the nearer end for |weight| >= 0.5)."""
+    """input + weight * (end - input), computed as PyTorch does (from the nearer end for |weight| >= 0.5).
+
+    As PyTorch: ``end`` (and a ``weight`` Tensor that is not 0-d) must have input's dtype, a floating one."""
+    if not isinstance(end, Tensor):
+        raise TypeError(f"lerp(): argument 'end' (position 2) must be Tensor, not {type(end).__name__}")
+    dt = input._data.dtype
+    for what, o in (("end", end), ("weight", weight)):
+        if isinstance(o, Tensor) and (o.ndim or what == "end") and o._data.dtype != dt:
+            raise RuntimeError(f"expected dtype {_CTYPE[dt.name]} for `{what}` but got dtype "
+                               f"{_CTYPE[o._data.dtype.name]}")
+    if not is_floating(dt):
+        kind = "tensor" if isinstance(weight, Tensor) and weight.ndim else "scalar"
+        raise NotImplementedError(f"\"lerp_kernel_{kind}\" not implemented for '{_tname(dt)}'")
     d = end - input
     if isinstance(weight, Tensor):
         return where(weight.abs() < 0.5, input + weight * d, end - d * (1 - weight))

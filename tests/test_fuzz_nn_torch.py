@@ -329,6 +329,8 @@ for shp in ((4, 3), (2, 3, 5), (2, 3, 2, 2), (1, 3, 4), (5, 3, 1, 2, 2)):
                      (rn(*shp), NG(rn(C)), NG(ru(0.5, 2, C))) + wb, {"training": tr, "momentum": mom, "eps": 1e-3})
 case("bn_nostats_train", lambda m, x: m.nn.functional.batch_norm(x, None, None, training=True), (rn(4, 3),))
 case("bn_nostats_eval", lambda m, x: m.nn.functional.batch_norm(x, None, None, training=False), (rn(4, 3),))
+case("bn_novar_train", lambda m, x, r: m.nn.functional.batch_norm(x, r, None, training=True), (rn(4, 3), NG(rn(3))))
+case("bn_novar_eval", lambda m, x, r: m.nn.functional.batch_norm(x, r, None, training=False), (rn(4, 3), NG(rn(3))))
 case("bn_one_per_channel", _bn, (rn(1, 3), NG(rn(3)), NG(ru(0.5, 2, 3))), {"training": True})
 case("bn_t", _bn, (T(rn(2, 3, 4)), NG(rn(4)), NG(ru(0.5, 2, 4))), {"training": True})
 case("bn_f32", _bn, (rn(4, 3, 2, dt=np.float32), NG(rn(3, dt=np.float32)), NG(ru(0.5, 2, 3).astype(np.float32))),
@@ -339,7 +341,10 @@ for ns in ((4,), (3, 4), [4]):
         case(f"ln_{len(ns)}_{aff}_{type(ns).__name__}", F("layer_norm"), (rn(2, 3, 4), ns), dict(wb, eps=1e-4))
 case("ln_t", F("layer_norm"), (T(rn(2, 4, 3)), (3,)))
 case("ln_int_shape", F("layer_norm"), (rn(2, 4), 4))
+case("rms_int_shape", F("rms_norm"), (rn(2, 4), 4))
 case("ln_empty", F("layer_norm"), (rn(0, 4), (4,)))
+case("bn_empty_train", _bn, (rn(0, 3, 2), NG(rn(3)), NG(ru(0.5, 2, 3))), {"training": True})
+case("in_empty", F("instance_norm"), (rn(0, 3, 2),))
 case("rms", F("rms_norm"), (rn(2, 3, 4), (4,)), {"weight": rn(4)})
 case("rms_eps", F("rms_norm"), (rn(2, 3, 4), (3, 4)), {"eps": 0.1})
 case("rms_f32", F("rms_norm"), (rn(2, 3, 4, dt=np.float32), (4,)))
@@ -402,6 +407,10 @@ for nd, hw in ((1, (7,)), (2, (6, 5)), (3, (4, 5, 3))):
         if nd > 1 else None
     case(f"maxpool{nd}d_badpad", F(f"max_pool{nd}d"), (rn(2, 3, *hw), 2), {"padding": 2})
     case(f"maxpool{nd}d_empty", F(f"max_pool{nd}d"), (rn(0, 3, *hw), 2))
+    case(f"maxpool{nd}d_empty_idx", F(f"max_pool{nd}d"), (rn(0, 3, *hw), 2), {"padding": 1, "return_indices": True})
+    case(f"avgpool{nd}d_empty", F(f"avg_pool{nd}d"), (rn(0, 3, *hw), 2))
+    case(f"lppool{nd}d_empty", F(f"lp_pool{nd}d"), (rn(0, 3, *hw), 2, 2))
+    case(f"adamax{nd}d_empty", F(f"adaptive_max_pool{nd}d"), (rn(0, 3, *hw), 2), {"return_indices": True})
     case(f"maxpool{nd}d_neginf", F(f"max_pool{nd}d"), (np.full((1, 1) + hw, -np.inf), 2), {"padding": 1})
 
 
@@ -415,6 +424,7 @@ def _unpool(nd):
 for nd, hw in ((1, (7,)), (2, (5, 4)), (3, (4, 3, 5))):
     case(f"unpool{nd}d", _unpool(nd), (rn(2, 3, *hw),))
     case(f"unpool{nd}d_os", _unpool(nd), (rn(2, 3, *hw),), {"output_size": hw})
+    case(f"unpool{nd}d_empty", _unpool(nd), (rn(0, 3, *hw),))
 
 
 # -- conv ----------------------------------------------------------------------------------------------------
@@ -447,6 +457,10 @@ for nd, hw in ((1, (8,)), (2, (6, 5)), (3, (4, 4, 3))):
     case(f"conv{nd}d_tuplepad", F(f"conv{nd}d"), (rn(1, 2, *hw), rn(3, 2, *(3,) * nd)),
          {"padding": tuple(range(nd)), "stride": tuple(range(1, nd + 1))})
     case(f"conv{nd}d_empty", F(f"conv{nd}d"), (rn(0, 2, *hw), rn(3, 2, *(2,) * nd)))
+    case(f"conv{nd}d_empty_g", F(f"conv{nd}d"), (rn(0, 4, *hw), rn(4, 2, *(2,) * nd), rn(4)), {"groups": 2, "padding": 1})
+    if nd < 3:
+        case(f"convT{nd}d_empty", F(f"conv_transpose{nd}d"), (rn(0, 2, *hw), rn(2, 3, *(2,) * nd), rn(3)),
+             {"stride": 2, "output_padding": 1})
     case(f"conv{nd}d_bigk", F(f"conv{nd}d"), (rn(1, 2, *hw), rn(3, 2, *(9,) * nd)))
     case(f"convT{nd}d_badop", F(f"conv_transpose{nd}d"), (rn(1, 2, *hw), rn(2, 3, *(2,) * nd)),
          {"stride": 2, "output_padding": 2})
@@ -493,6 +507,8 @@ case("emb_0d", _emb, (NG(np.array(3)), rn(5, 3)))
 case("emb_empty", _emb, (NG(np.zeros((0, 2), np.int64)), rn(5, 3)))
 case("emb_oob", _emb, (NG(np.array([5])), rn(5, 3)))
 case("emb_badpad", _emb, (IDX, rn(5, 3)), {"padding_idx": 5})
+case("emb_badpad_neg", _emb, (IDX, rn(5, 3)), {"padding_idx": -6})
+case("emb_pad_neg", _emb, (IDX, rn(5, 3)), {"padding_idx": -5})
 for fn_ in ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"):
     shp = {"dropout1d": (2, 3, 4), "dropout2d": (2, 3, 4, 2), "dropout3d": (2, 3, 2, 2, 2)}.get(fn_, (3, 4))
     for tr, p in ((False, 0.5), (True, 0.0), (False, 1.0)):
@@ -543,6 +559,12 @@ case("sdpa_ninf_mask", SD, (rn(1, 3, 4), rn(1, 3, 4), rn(1, 3, 4)),
      {"attn_mask": NG(np.array([[0.0, -np.inf, 0.0]] * 3))})
 
 case("maxpool1d_neginf_idx", F("max_pool1d"), (np.full((1, 1, 3), -np.inf), 2), {"padding": 1, "return_indices": True})
+case("maxpool2d_nan_idx", F("max_pool2d"), (np.array([[[[1.0, np.nan, 2.0], [np.nan, -np.inf, 0.0], [5.0, 0.0, np.nan]]]]),
+     3), {"padding": 1, "stride": 1, "return_indices": True})
+case("maxpool3d_neginf_idx", F("max_pool3d"), (np.full((1, 1, 3, 3, 3), -np.inf), 2),
+     {"padding": 1, "return_indices": True})
+case("adamaxpool2d_nan_idx", F("adaptive_max_pool2d"), (np.array([[[[1.0, np.nan], [np.nan, 2.0]]]]), 1),
+     {"return_indices": True})
 
 
 def xfail(pattern, reason, cases=None, marks=None):
@@ -556,19 +578,11 @@ def xfail(pattern, reason, cases=None, marks=None):
 
 xfail(r"act_hardsigmoid_0(_t)?", "float64 hardsigmoid gradient: torch multiplies by float32(1/6) (rel. 3e-8), gg exact")
 xfail(r"act_celu_2(_t)?", "float64 celu gradient with alpha=1.2: torch's is off by ~3e-8 relative (float32 1/alpha), gg exact")
-xfail(r"bn_.*_trFalse_mNone_.*", "F.batch_norm(momentum=None, training=False): torch TypeError, gg computes")
-xfail(r"bn_nostats_eval", "F.batch_norm(x, None, None, training=False): torch RuntimeError, gg computes")
-xfail(r"ln_int_shape", "F.layer_norm(x, 4) with an int normalized_shape: torch TypeError, gg computes")
-xfail(r"maxpool[123]d_neginf(_idx)?", "max_pool over a window of only -inf/padding: gg index -1 and zero gradient, "
-      "torch the first in-bounds element")
-xfail(r"maxpool3d_empty", "max_pool3d of an empty batch: gg RuntimeError (reshape), torch computes")
-xfail(r"conv[123]d_empty", "conv of an empty batch: gg ValueError('range() arg 3 must not be zero'), torch computes")
 xfail(r"conv3d_(0|4|6|8|same_even)", "conv3d padding='same'/'valid': gg NotImplementedError")
 xfail(r"convT3d_\d", "gg has no F.conv_transpose3d")
 xfail(r"interp_aa_b.*", "interpolate(antialias=True): gg NotImplementedError")
 xfail(r"interp3d_area_.*", "interpolate(mode='area') of 5-D input: gg NotImplementedError")
 xfail(r"emb_.*(scale_grad_by_freq|sparse).*", "embedding scale_grad_by_freq/sparse: gg NotImplementedError")
-xfail(r"emb_badpad", "embedding padding_idx out of range: torch AssertionError, gg computes")
 
 
 FUNC_CASES = dict(CASES)
@@ -824,8 +838,6 @@ mod("Shared", lambda m: (lambda lin: m.nn.Sequential(lin, m.nn.ReLU(), lin))(m.n
 
 REPR_XFAIL = {}  # id -> reason: repr(module) differs
 xfail(r"Conv3d_(reflect|replicate|circular)", "Conv3d(padding_mode!='zeros'): gg NotImplementedError", MODS)
-xfail(r"InstanceNorm.*track_running_stats.*", "InstanceNorm(track_running_stats=True) in training: gg counts "
-      "num_batches_tracked up, torch leaves it 0", MODS)
 xfail(r"CELU", "float64 CELU(1.2) gradient: torch's is off by ~3e-8 relative, gg exact", MODS)
 xfail(r"Conv3d_(reflect|replicate|circular)", "Conv3d(padding_mode!='zeros'): gg NotImplementedError", MODS, REPR_XFAIL)
 xfail(r"(MHA|TEL|TDL|TE|Transformer)(_.*)?", "MultiheadAttention repr: gg prints embed_dim/num_heads/batch_first and "
@@ -957,6 +969,13 @@ for name in ("Adam", "AdamW"):
         opt(f"{name}_{k}", name, lr=0.05, **k)
 opt("Adam_decoupled", "Adam", lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)
 opt("Adam_lr_tensor", "Adam", lr=0.05)
+# NOTE: a Tensor lr (float32, as torch.tensor(0.05)); "_lr_tensor" ids get it in _opt_run
+for _n, _k in (("SGD", {"momentum": 0.9}), ("Adam", {"fused": True}), ("Adam", {"foreach": True}),
+               ("AdamW", {"weight_decay": 0.0}), ("AdamW", {}), ("RMSprop", {"momentum": 0.5}), ("Adagrad", {}),
+               ("Adamax", {}), ("NAdam", {}), ("RAdam", {}), ("RAdam", {"foreach": True}), ("Adadelta", {}),
+               ("ASGD", {}), ("Rprop", {}), ("SGD", {"foreach": True})):
+    opt(f"{_n}_{_k}_lr_tensor", _n, lr=0.05, **_k)
+opt("LBFGS_lr_tensor", "LBFGS", steps=5, lr=0.5)
 for k in ({}, {"centered": True}, {"momentum": 0.9}, {"centered": True, "momentum": 0.5, "weight_decay": 0.1},
           {"maximize": True, "alpha": 0.9}):
     opt(f"RMSprop_{k}", "RMSprop", lr=0.01, **k)
@@ -981,7 +1000,9 @@ for k in ({}, {"line_search_fn": "strong_wolfe"}, {"history_size": 3, "max_iter"
     opt(f"LBFGS_{k}", "LBFGS", steps=5, **k)
 
 
-xfail(r"Adam_lr_tensor", "a Tensor lr: gg TypeError('lr must be a real number'), torch computes", OPTS)
+xfail(r"Adam_lr_tensor|(AdamW_.*|ASGD_\{\}|RAdam_\{'foreach': True\}|Adamax_\{\}|NAdam_\{\})_lr_tensor",
+      "a float32 Tensor lr: torch computes lr-derived scalars (Adam's lr / bias correction, AdamW's 1 - lr*wd, ASGD's "
+      "eta, ...) in float32 tensor ops, gg in float64 (rel. 1e-8..1e-7)", OPTS)
 
 
 def _opt_run(m, cid):
@@ -989,8 +1010,8 @@ def _opt_run(m, cid):
     w = m.tensor(OPT_W0.copy(), requires_grad=True)
     b = m.tensor(OPT_B0.copy(), requires_grad=True)
     kw = dict(kw)
-    if cid == "Adam_lr_tensor":
-        kw["lr"] = m.tensor(0.05)
+    if cid.endswith("_lr_tensor"):
+        kw["lr"] = m.tensor(kw["lr"])
     o = getattr(m.optim, name)([{"params": [w]}, {"params": [b], "lr": kw.get("lr", 0.01) * 0.5}]
                                if name not in ("LBFGS",) else [w, b], **kw)
     losses = []

@@ -44,7 +44,7 @@ CASES = [
      [[3.0, 4.0], [4.0, 3.0]], 24 / 25, [0.0448, -0.0336]),
     ("pairwise_distance", lambda a, b: F.pairwise_distance(a, b, eps=0.0), lambda a, b: TF.pairwise_distance(a, b, eps=0.0),
      [[[3.0, 0.0]], [[0.0, 4.0]]], [5.0], [[0.6, -0.8]]),
-    ("rms_norm", lambda x: F.rms_norm(x, 2, eps=0.0), lambda x: TF.rms_norm(x, (2,), eps=0.0), [[3.0, 4.0]],
+    ("rms_norm", lambda x: F.rms_norm(x, (2,), eps=0.0), lambda x: TF.rms_norm(x, (2,), eps=0.0), [[3.0, 4.0]],
      [3 / np.sqrt(12.5), 4 / np.sqrt(12.5)], None),
     ("instance_norm", F.instance_norm, "instance_norm", [[[[1.0, 3.0]]]], [[[-1 / np.sqrt(1 + 1e-5),
                                                                               1 / np.sqrt(1 + 1e-5)]]], [[[0, 0]]]),
@@ -241,7 +241,7 @@ def test_modules_state_dict_and_forward():
     n(gg.tensor([[1.0, 3.0], [0.0, 0.0]]))  # unbatched (C, L)
     np.testing.assert_allclose(to_np(n.running_mean), [0.2, 0.0])
     np.testing.assert_allclose(to_np(n.running_var), [0.9 + 0.1 * 2.0, 0.9])
-    assert n.num_batches_tracked.item() == 1
+    assert n.num_batches_tracked.item() == 0  # as PyTorch's InstanceNorm
     pd = nn.ParameterDict({"w": gg.ones(2)})
     assert isinstance(pd["w"], nn.Parameter) and [k for k, _ in pd.named_parameters()] == ["w"]
     loss = nn.KLDivLoss(reduction="batchmean")(gg.tensor([[np.log(0.5), np.log(0.5)]]), gg.tensor([[0.5, 0.5]]))

@@ -269,9 +269,9 @@ def test_layer_norm(device):
     mu = x.mean((1, 2), keepdims=True)
     ref = (x - mu) / np.sqrt(x.var((1, 2), keepdims=True) + 1e-4) * w + b
     np.testing.assert_allclose(to_np(y), ref, rtol=1e-10, atol=1e-12)
-    assert gradcheck(lambda x, w, b: F.layer_norm(x, 4, w, b), (T(x[:1], device), T(w[0], device), T(b[0], device)))
+    assert gradcheck(lambda x, w, b: F.layer_norm(x, (4,), w, b), (T(x[:1], device), T(w[0], device), T(b[0], device)))
     with pytest.raises(RuntimeError, match="normalized_shape"):
-        F.layer_norm(T(x, device), 5)
+        F.layer_norm(T(x, device), (5,))
 
 
 def test_group_norm(device):

@@ -280,7 +280,8 @@ SHAPE_ERRORS = [
      r"expected shape should be broadcastable to \[2, 3\]"),
     (lambda t: gg.broadcast_tensors(t, gg.ones(4)), RuntimeError,
      r"The size of tensor a \(3\) must match the size of tensor b \(4\) at non-singleton dimension 1"),
-    (lambda t: gg.ones(3, 1, requires_grad=True).squeeze_(), RuntimeError, "in-place shape changes are supported"),
+    (lambda t: gg.ones(3, 1, requires_grad=True).squeeze_(), RuntimeError,
+     "a leaf Variable that requires grad is being used in an in-place operation"),
 ]
 
 

@@ -198,7 +198,7 @@ def test_sum_mean_dims_and_keepdim(device):
     assert gg.tensor(3.0).sum(0).item() == 3.0 and gg.tensor(3.0).mean(-1).item() == 3.0
     with pytest.raises(IndexError, match="out of range"):
         x.sum(3)
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(RuntimeError, match="dim 1 appears multiple times in the list of dims"):
         x.sum((1, -2))
     assert gg.tensor([True, True, False]).sum().item() == 2
 
@@ -254,7 +254,7 @@ def test_comparisons_give_bool_tensors(device):
     assert to_np(x == gg.tensor([1.0, 0.0, 3.0], device=device)).tolist() == [True, False, True]
     assert to_np((x >= 2) & (x <= 2)).tolist() == [False, True, False] and to_np(~(x < 2)).tolist() == [False, True, True]
     assert to_np(x != 2).tolist() == [True, False, True] and not (x > 5).any().item() and (x > 0).all().item()
-    with pytest.raises(TypeError, match="bool"):
+    with pytest.raises(TypeError, match="Boolean"):
         _ = ~x
 
 

@@ -421,8 +421,7 @@ class _InstanceNorm(_BatchNorm):
         if self.affine and x.shape[1] != self.num_features:
             raise ValueError(f"expected input's size at dim=1 to match num_features ({self.num_features}), but got: "
                              f"{x.shape[1]}.")
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked._data[...] += 1
+        # NOTE: as PyTorch's InstanceNorm, num_batches_tracked stays 0 (momentum None means 0, not a cumulative mean)
         y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training or not self.track_running_stats,
                             self.momentum if self.momentum is not None else 0.0, self.eps)

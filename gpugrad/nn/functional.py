@@ -299,19 +299,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running stats in place: ``running = (1 - momentum) * running + momentum * batch``, with the
     unbiased variance. training=False: use the running stats.
     """
+    if momentum is None:  # NOTE: PyTorch's argument parser: a float, even in eval (BatchNorm maps None itself)
+        raise TypeError("batch_norm(): argument 'momentum' (position 7) must be float, not NoneType")
+    if not training and (running_mean is None or running_var is None):
+        raise RuntimeError(f"running_{'mean' if running_mean is None else 'var'} must be defined in evaluation mode")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected at least 2-D input (N, C, ...), got shape {tuple(input.shape)}")
     mixed = _norm_dtypes(input, running_mean, running_var, weight, bias)
     c = input.shape[1]
     axes = (0,) + tuple(range(2, input.ndim))
     bshape = (1, c) + (1,) * (input.ndim - 2)
-    if training or running_mean is None or running_var is None:
+    if training:
         count = input.numel() // c
-        if training and count <= 1:
+        if training and count == 1:  # NOTE: as PyTorch, an empty batch passes (and leaves the running stats)
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(input.shape)}")
         y, mean, var = _standardized(input, axes, eps, None if weight is None else weight.reshape(bshape),
                                      None if bias is None else bias.reshape(bshape))
-        if training and running_mean is not None:
+        if training and running_mean is not None and count:
             with no_grad():
                 m = float(momentum)
                 rm, rv = running_mean._data, running_var._data
@@ -329,9 +335,21 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y.type(input.dtype) if mixed else y
 
 
+def _shape_arg(v, fn):
+    """PyTorch's parse of ``normalized_shape`` (argument 2 of ``fn``): a tuple or list of ints; a bare int, a bool or
+    a float raises TypeError (the modules accept an int and make it a tuple themselves)."""
+    head = f"{fn}(): argument 'normalized_shape' (position 2) must be tuple of ints"
+    if not isinstance(v, (tuple, list)):
+        raise TypeError(f"{head}, not {type(v).__name__}")
+    for i, e in enumerate(v):
+        if isinstance(e, bool) or not hasattr(e, "__index__"):
+            raise TypeError(f"{head}, but found element of type {type(e).__name__} at pos {i}")
+    return tuple(int(e) for e in v)
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
     """Normalise over the trailing ``normalized_shape`` dims (biased variance), then scale and shift."""
-    shape = (int(normalized_shape),) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    shape = _shape_arg(normalized_shape, "layer_norm")
     k = len(shape)
     if tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
         raise RuntimeError(f"layer_norm: input shape {tuple(input.shape)} does not end with normalized_shape {shape}")
@@ -403,8 +421,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     num = weight.shape[0]
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):  # NOTE: no negative indices, as PyTorch
         raise IndexError(f"embedding: index out of range [0, {num}) (got min {int(idx.min())}, max {int(idx.max())})")
-    if padding_idx is not None and padding_idx < 0:
-        padding_idx += num
+    if padding_idx is not None:
+        if not -num <= padding_idx < num:
+            raise AssertionError("Padding_idx must be within num_embeddings")  # NOTE: PyTorch's type and text
+        padding_idx %= num
     if max_norm is not None:
         with no_grad():
             xp = weight.xp
@@ -686,7 +706,8 @@ def adaptive_avg_pool1d(input, output_size):  # noqa: A002
 
 def _adaptive_index(n, m):
     """(m, kmax) input indices of the adaptive windows [floor(i*n/m), ceil((i+1)*n/m)), padded by repeating
-    the window's last index (a repeat never wins the first-maximum search)."""
+    the window's last index (a repeat never wins the first-maximum search; when it wins the last-NaN one, it names
+    the same input element)."""
     lo = [(i * n) // m for i in range(m)]
     hi = [-(-((i + 1) * n) // m) for i in range(m)]
     k = max(b - a for a, b in zip(lo, hi))
@@ -1091,7 +1112,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if input.ndim < 3:
         raise ValueError(f"instance_norm: expected at least 3-D input (N, C, ...), got shape {tuple(input.shape)}")
     n, c = input.shape[:2]
-    spatial = input.numel() // max(n * c, 1)
+    spatial = int(np.prod(input.shape[2:]))  # NOTE: not numel // (n*c): the batch may be empty
     if use_input_stats and spatial <= 1:
         raise ValueError(f"Expected more than 1 spatial element when training, got input size "
                          f"torch.Size({list(input.shape)})")
@@ -1124,7 +1145,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
     """input * rsqrt(mean(input^2 over the trailing dims) + eps) * weight; eps=None: the dtype's machine epsilon."""
-    shape = (int(normalized_shape),) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    shape = _shape_arg(normalized_shape, "rms_norm")
     k = len(shape)
     if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
         raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
@@ -1655,13 +1676,13 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd): 
                            f"but got indices tensor with shape: {list(indices.shape)}")
     total = int(np.prod(size))
     lead = tuple(input.shape[:-nd])
-    flat_i = indices._data.reshape(lead + (-1,))
+    flat_i = indices._data.reshape(lead + (int(np.prod(input.shape[-nd:])),))  # NOTE: no -1: N may be 0
     if flat_i.size and (int(flat_i.min()) < 0 or int(flat_i.max()) >= total):
         bad = int(flat_i.max()) if int(flat_i.max()) >= total else int(flat_i.min())
         raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size "
                            f"{'x'.join(map(str, size))})")
     base = Tensor(input.xp.zeros(lead + (total,), dtype=input.dtype))
-    out = base.scatter(len(lead), Tensor(flat_i), input.reshape(lead + (-1,)))
+    out = base.scatter(len(lead), Tensor(flat_i), input.reshape(flat_i.shape))
     return out.reshape(lead + tuple(size))
 
 
@@ -1907,7 +1928,8 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     oh, ow = y1.shape[-2:]
     r2 = max_pool2d(y1.reshape(n, c, dd, oh * ow), (k[0], 1), (s[0], 1), (p[0], 0), (d[0], 1), ceil_mode,
                     return_indices)
-    y = (r2[0] if return_indices else r2).reshape(n, c, -1, oh, ow)
+    y2 = r2[0] if return_indices else r2
+    y = y2.reshape(n, c, y2.shape[2], oh, ow)  # NOTE: no -1: the batch may be empty
     y = y if input.ndim == 5 else y.squeeze(0)
     if not return_indices:
         return y
@@ -1926,8 +1948,9 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     div = None if divisor_override is None else 1  # NOTE: with an override: sums, then one division
     y1 = avg_pool2d(x.reshape(n, c * dd, h, w), k[1:], s[1:], p[1:], ceil_mode, count_include_pad, div)
     oh, ow = y1.shape[-2:]
-    y = avg_pool2d(y1.reshape(n, c, dd, oh * ow), (k[0], 1), (s[0], 1), (p[0], 0), ceil_mode, count_include_pad,
-                   divisor_override).reshape(n, c, -1, oh, ow)
+    y2 = avg_pool2d(y1.reshape(n, c, dd, oh * ow), (k[0], 1), (s[0], 1), (p[0], 0), ceil_mode, count_include_pad,
+                    divisor_override)
+    y = y2.reshape(n, c, y2.shape[2], oh, ow)  # NOTE: no -1: the batch may be empty
     return y if input.ndim == 5 else y.squeeze(0)
 
 

@@ -94,7 +94,7 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         if padding_idx is not None:
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
-                raise AssertionError(f"padding_idx {padding_idx} must be within num_embeddings {num_embeddings}")
+                raise AssertionError("Padding_idx must be within num_embeddings")  # NOTE: PyTorch's text
             padding_idx = padding_idx % self.num_embeddings
         self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse

@@ -16,14 +16,20 @@ def norm_dim(dim, ndim, name="dim"):
             raise IndexError(f"{name} {d} is out of range for a tensor with {ndim} dimension(s) "
                              f"(expected a value in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])")
         out.append(d % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name} {dim!r} names a dimension twice")
+    seen = set()
+    for d in out:
+        if d in seen:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        seen.add(d)
     # NOTE: a 0-d tensor accepts dim 0 / -1 (as PyTorch) but has no axis to reduce over
     return tuple(sorted(out)) if ndim else ()
 
 
 def one_dim(dim, ndim, name="dim"):
-    (d,) = norm_dim(int(dim), ndim, name) if ndim else (0,)
+    if not ndim:
+        norm_dim(int(dim), 0, name)  # NOTE: a 0-d tensor takes dim 0 or -1 only, as PyTorch (IndexError otherwise)
+        return 0
+    (d,) = norm_dim(int(dim), ndim, name)
     return d
 
 

@@ -319,6 +319,13 @@ def _conv_weight(src, grid, m, geo, wshape, keep=None):
     return _tap_corr(gy.reshape(g, geo.oc // g, -1), src, geo.taps, geo.used, g, geo.mask(1), keep).reshape(wshape)
 
 
+def _empty_batch_grads(x, w, g, need):
+    """(gx, gw) of a convolution of an empty batch: an empty input gradient and a zero weight gradient."""
+    xp = xp_of(g)
+    return (xp.zeros(x.shape, dtype=g.dtype) if need[0] else None), (xp.zeros(w.shape, dtype=g.dtype) if need[1]
+                                                                     else None)
+
+
 class Conv2d(Primitive):
     """conv2d(x, w) + b on arrays (4-D x; geometry normalised); backward: the input and weight gradients above.
     NOTE: one dtype throughout: float16/bfloat16 arrive widened to float32 (Primitive.apply's choke point)."""
@@ -326,6 +333,8 @@ class Conv2d(Primitive):
 
     def forward(self, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         self.geo = _Geo(x.shape, w.shape, stride, padding, dilation, groups)
+        if self.geo.n == 0:  # NOTE: an empty batch (PyTorch computes it): an empty output, zero w/b gradients
+            return xp_of(x).zeros((0, self.geo.oc, self.geo.oh, self.geo.ow), dtype=x.dtype)
         self.src, self.keep = self.geo.split(x), {}
         y = _conv(self.src, w, self.geo, self.keep)
         if b is not None:  # NOTE: only below geo.used: the grid's tail is uninitialised (adding to it could warn)
@@ -335,10 +344,12 @@ class Conv2d(Primitive):
     def backward(self, g):
         vals, need = self.values(), self.needs_input_grad
         w, geo = vals[1], self.geo
+        gb = g.sum((0, 2, 3)) if len(vals) > 2 and need[2] else None
+        if geo.n == 0:
+            return _empty_batch_grads(vals[0], w, g, need) + (gb,)
         grid, m = geo.grid(g)
         gx = _conv_data(grid, m, w, geo) if need[0] else None
         gw = _conv_weight(self.src, grid, m, geo, w.shape, self.keep) if need[1] else None
-        gb = g.sum((0, 2, 3)) if len(vals) > 2 and need[2] else None
         return gx, gw, gb
 
     @staticmethod
@@ -359,6 +370,8 @@ class ConvTranspose2d(Primitive):
 
     def forward(self, x, w, b=None, size=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
         self.geo = _Geo((x.shape[0], w.shape[1] * groups) + tuple(size), w.shape, stride, padding, dilation, groups)
+        if self.geo.n == 0:  # NOTE: an empty batch, as Conv2d
+            return xp_of(x).zeros((0, w.shape[1] * groups) + tuple(size), dtype=x.dtype)
         y = _conv_data(*self.geo.grid(x), w, self.geo)
         if b is not None:
             y += b[:, None, None]
@@ -367,10 +380,12 @@ class ConvTranspose2d(Primitive):
     def backward(self, g):
         vals, need = self.values(), self.needs_input_grad
         x, w, geo = vals[0], vals[1], self.geo
+        gb = g.sum((0, 2, 3)) if len(vals) > 2 and need[2] else None
+        if geo.n == 0:
+            return _empty_batch_grads(x, w, g, need) + (gb,)
         src = geo.split(g)
         gx = geo.crop(_conv(src, w, geo)) if need[0] else None
         gw = _conv_weight(src, *geo.grid(x), geo, w.shape) if need[1] else None
-        gb = g.sum((0, 2, 3)) if len(vals) > 2 and need[2] else None
         return gx, gw, gb
 
     @staticmethod
@@ -404,8 +419,10 @@ def flat_argmax_index(idx, size, kernel, stride, padding, dilation):
     return (h * W + w).astype(np.int64)
 
 
-def _argmax(slabs):
-    """First index (int64) of the maximum over the equal-shape arrays ``slabs``; NaN counts as maximal."""
+def _argmax(slabs, first=None):
+    """First index (int64) of the maximum over the equal-shape arrays ``slabs``; NaN counts as maximal, and of
+    several NaNs the LAST wins (PyTorch's CPU pools: ``val > max || isnan(val)``). A result whose maximum is -inf
+    takes ``first`` instead (broadcast to the result), when given."""
     xp = xp_of(slabs[0])
     it = np.int8 if len(slabs) < 128 else np.int64
     best, idx = slabs[0].copy(), xp.zeros(slabs[0].shape, dtype=it)
@@ -414,19 +431,38 @@ def _argmax(slabs):
         xp.maximum(best, slabs[k], out=best)  # NOTE: propagates NaN, so NaN windows are detected below
         # NOTE: idx only rises, to the current k: a maximum instead of a masked write (copyto where=, ~6x slower)
         xp.maximum(idx, better * it(k), out=idx)
+    if first is not None:
+        idx = xp.where(best == -np.inf, first.astype(it), idx)
     nan = xp.isnan(best)
     if bool(nan.any()):
-        idx = xp.where(nan, _argmax([xp.isnan(v) for v in slabs]), idx)  # the first NaN
+        last = len(slabs) - 1 - _argmax([xp.isnan(v) for v in reversed(slabs)])  # NOTE: the first NaN from the end
+        idx = xp.where(nan, last, idx)
     return idx.astype(np.int64)
 
 
-def window_argmax(cols, axis):
-    """First index of the maximum along a short ``axis`` (kernel offsets), keepdims; NaN counts as maximal.
+def window_argmax(cols, axis, first=None):
+    """First index of the maximum along a short ``axis`` (kernel offsets), keepdims; NaN counts as maximal (the last
+    NaN wins, see :func:`_argmax`). ``first``: nested tuples (OH x OW) of the window-local index of each padded
+    window's first tap inside the input, which a window holding only -inf and padding reports (as PyTorch).
 
     NOTE: a loop of elementwise passes over the KH*KW slabs beats ``argmax`` along a middle axis,
     which numpy runs as one tiny reduction per output element.
     """
-    return xp_of(cols).expand_dims(_argmax([cols[(slice(None),) * axis + (k,)] for k in range(cols.shape[axis])]), axis)
+    xp = xp_of(cols)
+    first = None if first is None else xp.asarray(first, dtype=np.int64)  # NOTE: a tuple, so gg.compile replays it
+    return xp.expand_dims(_argmax([cols[(slice(None),) * axis + (k,)] for k in range(cols.shape[axis])], first), axis)
+
+
+def _first_taps(size, kernel, stride, padding, dilation):
+    """Window-local index of each window's first tap inside the input (PyTorch's initial argmax), as nested tuples
+    (OH x OW), or None without padding (then it is tap 0)."""
+    if not any(padding[0] + padding[1]):
+        return None
+    ks = []
+    for n_, k_, s_, (p0, p1), d_ in zip(size, kernel, stride, padding, dilation):
+        o = out_size(n_, k_, s_, p0, p1, d_)
+        ks.append([max(0, -(-(p0 - i * s_) // d_)) for i in range(o)])  # NOTE: ceil((p0 - start) / d), >= 0
+    return tuple(tuple(i * kernel[1] + j for j in ks[1]) for i in ks[0])
 
 
 def max_pool(x, kernel, stride, padding, dilation):
@@ -435,7 +471,7 @@ def max_pool(x, kernel, stride, padding, dilation):
     n, c = x.shape[:2]
     cols = im2col(x, kernel, stride, padding, dilation, value=-np.inf)  # (C, KH, KW, N, OH, OW)
     cols = cols.reshape(c, kernel[0] * kernel[1], n, *cols.shape[-2:])
-    idx = window_argmax(cols._data, 1)
+    idx = window_argmax(cols._data, 1, _first_taps(tuple(x.shape[-2:]), kernel, stride, padding, dilation))
     return MaxMin.apply(cols, axis=1, idx=idx, keepdim=False, mode="max").permute(1, 0, 2, 3), idx
 
 

@@ -63,12 +63,27 @@ class Div(Primitive):
                 sum_to(self, -ga * a / b, b.shape) if self.needs_input_grad[1] else None)
 
 
+def _int_pow(a, b):
+    """a ** b of integer arrays (one may be a 0-d array) as PyTorch: a negative exponent gives 1 for a base of 1,
+    +-1 for -1 (by the exponent's parity) and 0 otherwise (0 too), where NumPy refuses."""
+    xp = xp_of(b)
+    neg = b < 0
+    if not bool(neg.any()):
+        return a ** b
+    r = a ** xp.where(neg, 0, b).astype(b.dtype, copy=False)
+    # NOTE: the base is compared in its own dtype; an unsigned base is never -1
+    alt = xp.where(a == 1, 1, xp.where((a == -1) & ((b & 1) != 0), -1, xp.where(a == -1, 1, 0)))
+    return xp.where(neg, alt.astype(r.dtype, copy=False), r)
+
+
 class Pow(Primitive):
     """a ** b for two tensors."""
     save_output = True
 
     def forward(self, a, b):
-        return a ** b
+        if a.dtype == np.bool_:
+            raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+        return _int_pow(a, b) if a.dtype.kind in "iu" else a ** b
 
     def backward(self, g):
         a, b = self.values()
@@ -91,6 +106,8 @@ class Pow(Primitive):
 class PowScalar(Primitive):
     def forward(self, x, p):
         self.p = p
+        if x.dtype.kind in "iub" and isinstance(p, int) and p < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         return x ** p
 
     def backward(self, g):
@@ -106,22 +123,32 @@ class PowScalar(Primitive):
 
 
 class RPowScalar(Primitive):
+    """c ** x for a Python number c."""
     saves = ()
-    """c ** x for a Python number c > 0."""
     save_output = True
 
     def forward(self, x, c):
-        self.logc = float(np.log(c)) if c > 0 else float("nan")
-        return xp_of(x).asarray(c, dtype=x.dtype) ** x
+        # NOTE: PyTorch's d/dx c**x = c**x log c, and 0 where c == 0 and x >= 0 (log 0 = -inf elsewhere; NaN for c < 0)
+        self.logc = math.log(c) if c > 0 else -math.inf if c == 0 else math.nan
+        self.zero = (x >= 0) if c == 0 else None
+        base = xp_of(x).asarray(c, dtype=x.dtype)
+        return _int_pow(base, x) if x.dtype.kind in "iu" else base ** x
 
     def backward(self, g):
-        return g * self.result() * self.logc
+        gx = g * self.result() * self.logc
+        if self.zero is None:
+            return gx
+        gd = g._data if self.graph else g
+        return self.call(Where, xp_of(gd).zeros((), dtype=gd.dtype), gx, cond=self.zero)
 
 
 class Neg(Primitive):
     saves = ()
 
     def forward(self, x):
+        if x.dtype == np.bool_:
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+                               "invert a mask, use the `~` or `logical_not()` operator instead.")
         return -x
 
     def backward(self, g):
@@ -206,7 +233,10 @@ def _erfc(x):
 
 class Abs(Primitive):
     def forward(self, x):
-        return xp_of(x).abs(x)
+        xp = xp_of(x)
+        if x.dtype == np.bool_:
+            raise NotImplementedError(f"\"abs_{'cpu' if xp is np else 'cuda'}\" not implemented for 'Bool'")
+        return xp.abs(x)
 
     def backward(self, g):
         d = self.inputs[0]._data
@@ -290,12 +320,12 @@ def _opmath(x):
     return x.astype(np.float32) if x.dtype == np.float16 else x
 
 
-def _zeros_grad(g, shape=None):
+def _zeros_grad(g, shape=None, dtype=None):
     """PyTorch's ``zeros_like(grad)``: exact zeros (also where grad is inf/nan), array or Tensor like g."""
     d = getattr(g, "_data", None)
     if d is None:
-        return xp_of(g).zeros(g.shape if shape is None else shape, g.dtype)
-    return type(g)(xp_of(d).zeros(d.shape if shape is None else shape, d.dtype))
+        return xp_of(g).zeros(g.shape if shape is None else shape, g.dtype if dtype is None else dtype)
+    return type(g)(xp_of(d).zeros(d.shape if shape is None else shape, d.dtype if dtype is None else dtype))
 
 
 class Round(Primitive):
@@ -317,9 +347,10 @@ class Round(Primitive):
         return _zeros_grad(g)
 
 
-def _check_int_divisor(b):
-    if b.dtype.kind in "iub" and bool((b == 0).any()):
-        raise RuntimeError("ZeroDivisionError")  # NOTE: PyTorch's CPU message for integer division by zero
+def _check_int_divisor(a, b):
+    # NOTE: PyTorch's CPU message for integer division by zero; an empty result (a empty) divides nothing
+    if b.dtype.kind in "iub" and a.size and bool((b == 0).any()):
+        raise RuntimeError("ZeroDivisionError")
 
 
 def _floor_div(a, b):
@@ -347,7 +378,7 @@ class DivRound(Primitive):
         if a.dtype == np.bool_:
             raise NotImplementedError(f"\"div_{mode}\": not implemented for 'Bool' tensors")
         if a.dtype.kind in "iu":
-            _check_int_divisor(b)
+            _check_int_divisor(a, b)
             return xp.floor_divide(a if mode == "floor" else a - xp.fmod(a, b), b)  # NOTE: exact truncation
         if mode == "trunc":
             return xp.trunc(a / b)  # NOTE: float16 too: PyTorch rounds the quotient to half, then truncates
@@ -372,7 +403,7 @@ class Remainder(Primitive):
         if a.dtype == np.bool_:
             raise NotImplementedError(f"\"{mode}\": not implemented for 'Bool' tensors")
         if a.dtype.kind in "iu":
-            _check_int_divisor(b)
+            _check_int_divisor(a, b)
             return xp.fmod(a, b) if mode == "fmod" else xp.remainder(a, b)
         x, y = _opmath(a), _opmath(b)
         m = xp.fmod(x, y)
@@ -396,16 +427,17 @@ class Remainder(Primitive):
 
 
 class Sampled(Primitive):
-    """A value drawn from a distribution with Tensor parameters (gg.normal(mean, std)): gradient zero for
-    each parameter, as PyTorch."""
+    """A value drawn from a distribution with Tensor parameters (gg.normal(mean, std)), or the result of an op that
+    PyTorch differentiates as a constant (an in-place comparison with an operand that requires grad): gradient zero
+    for each parameter (in its dtype), as PyTorch."""
     saves = ()
 
     def forward(self, *params, value):
-        self.shapes = [p.shape for p in params]
+        self.shapes = [(p.shape, p.dtype) for p in params]
         return value
 
     def backward(self, g):
-        zs = tuple(_zeros_grad(g, s) for s in self.shapes)
+        zs = tuple(_zeros_grad(g, s, dt) for s, dt in self.shapes)
         return zs[0] if len(zs) == 1 else zs
 
 class Bind:

@@ -844,9 +844,7 @@ def sub(input, other, *, alpha=1):  # noqa: A002
     """input - alpha * other."""
     if not isinstance(input, Tensor):
         _need("sub", other, 2, "other")
-    if _alpha_check(input, other, alpha) == _tensor.bool_:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
-                           "Use the `^` or `logical_xor()` operator instead.")
+    _tensor._check_sub_bool(input, other, _alpha_check(input, other, alpha))  # NOTE: before other * alpha
     if alpha == 1:
         return input - other
     return input - other * alpha
@@ -1300,19 +1298,84 @@ def data_ptr(t):
 
 # -- in-place shape changes (metadata only) ----------------------------------------------------------------
 def reshape_inplace(t, fn, name):
-    """squeeze_/unsqueeze_/t_/transpose_: change t's shape in place (its memory stays). Supported when no
-    autograd graph is involved; otherwise a clear error (PyTorch would rebase the graph)."""
-    if t._rg or t._view is not None or t._ver[2]:
-        raise RuntimeError(f"{name}: in-place shape changes are supported only on tensors that do not require grad "
-                           f"and are not views or viewed (use the out-of-place {name[:-1]}() instead)")
-    from ..autograd.grad_mode import state  # noqa: PLC0415
-    prev, state.grad_enabled = state.grad_enabled, False
+    """squeeze_/unsqueeze_/t_/transpose_/swapdims_: t takes the shape of ``fn(t)`` over the same memory, as PyTorch:
+    the version is bumped (a no-op too); under autograd t's grad_fn becomes fn's node (a view of t's old value), with
+    PyTorch's refusals (a leaf that requires grad, a view of one); a view stays a view of its base, its recipe
+    extended by fn's step.
+
+    NOTE: a base that has (or had) views is refused: gpugrad regenerates a view's graph and routes in-place writes
+    through it by replaying its recipe from the base, which assumes the base's old shape."""
+    T = _tensor
+    v = t._view
+    if v is None and t._ver[2]:
+        raise RuntimeError(f"{name}: gpugrad cannot change the shape of a tensor in place once views of it were made "
+                           f"(PyTorch can); use the out-of-place {name[:-1]}() instead")
+    grad = T._state.grad_enabled and (t._rg or v is not None and v[0]._rg)
+    if grad:
+        T._inplace_checks(t)
+        if v is not None and t._ver[1] != v[2]:
+            T._refresh_view(t)  # NOTE: a stale view first takes its base's current graph
+            v = t._view
+    old = T._snapshot(t, False)  # NOTE: fn's node reads t's old identity (t itself would make a cycle)
+    prev, T._state.grad_enabled = T._state.grad_enabled, grad
     try:
-        r = fn(t)
+        r = fn(old)
     finally:
-        state.grad_enabled = prev
-        t._ver[2] = 0  # NOTE: the view made on the way is t itself now (nothing else shares the memory)
-    t._data = r._data
+        T._state.grad_enabled = prev
+        if v is None:
+            t._ver[2] = 0  # NOTE: the view made on the way is t itself now (nothing else shares the memory)
+    if r is not old:
+        t._data = r._data
+        if v is not None:
+            t._view = (v[0], v[1] + r._view[1], v[2])
+        if r._node is not None:
+            T._rebase(t, r._node, old)
+    T._bump(t)
+    return t
+
+
+def resize_inplace(t, shape):
+    """Tensor.resize_ as PyTorch: the same memory (its first elements, C order) when the new size fits, else a larger
+    allocation that starts with the old values (the rest uninitialised); the version bumps when the shape changes. A
+    resized view keeps sharing its base's memory but is no longer a view of it (PyTorch drops its ``_base`` too).
+
+    NOTE: where gpugrad's arrays cannot share memory as PyTorch's storage does, a clear error instead: a base that
+    views were made of (their recipes assume its old shape), a non-contiguous tensor (PyTorch reinterprets its storage
+    in memory order), growing a view or an array that is part of a larger buffer (PyTorch grows the storage its
+    base shares, or reuses storage left by an earlier shrink), and growing a non-empty tensor (other tensors sharing
+    its memory would keep the old memory)."""
+    T = _tensor
+    if t._rg:
+        raise RuntimeError("cannot resize variables that require grad")
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
+    if shape == t.shape:
+        return t
+    a = t._data
+    if t._view is None and t._ver[2]:
+        raise RuntimeError("resize_: gpugrad cannot resize a tensor once views of its memory were made (or that was "
+                           "a view and was resized; PyTorch can); clone() it first")
+    if not a.flags.c_contiguous:
+        raise RuntimeError("resize_: gpugrad cannot resize a non-contiguous tensor (PyTorch reinterprets its storage "
+                           "in memory order); call .contiguous() first")
+    n, flat = int(np.prod(shape)), a.reshape(-1)
+    if n <= a.size:
+        new = flat[:n].reshape(shape)
+    else:
+        base = a.base
+        if t._view is not None or base is not None and base.nbytes > a.nbytes:
+            raise RuntimeError("resize_: gpugrad cannot grow a view, or a tensor whose memory is part of a larger "
+                               "buffer (an earlier resize_ to fewer elements, an array from outside); clone() it "
+                               "first")
+        if a.size:  # NOTE: growing moves the memory; what shares it (detach(), .data, numpy()) would not follow
+            raise RuntimeError("resize_: gpugrad grows only an empty tensor (the larger memory is new, and tensors "
+                               "or arrays sharing the old one, from detach(), .data or numpy(), would not follow as "
+                               "PyTorch's shared storage does); build the larger tensor with new_empty or cat")
+        new = xp_of(a).empty(n, dtype=a.dtype)
+        new[:a.size] = flat
+        new = new.reshape(shape)
+    t._data, t._view = new, None
+    T._bump(t)
     return t
 
 

@@ -49,11 +49,7 @@ def _sl(nd, axis, s):
 
 
 def _int64_if_integral(t, dtype):
-    if dtype is not None:
-        return t.type(dtype)
-    if t.dtype.kind in "biu":
-        return t.type(np.int64)
-    return t
+    return _tensor._reduction_input(t, dtype)
 
 
 def _acc(dt):
@@ -278,6 +274,10 @@ def _promo_name(dt):
 def prod(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):  # noqa: A002
     _need("prod", input)
     dim, keepdim = _keep(dim, keepdim, axis, keepdims)
+    if dim is None and keepdim:
+        raise TypeError("prod() received an invalid combination of arguments - got (keepdim=bool), but expected one "
+                        "of: (*, torch.dtype dtype = None) or (int dim, bool keepdim = False, *, torch.dtype dtype = "
+                        "None): pass dim with keepdim")
     x = _int64_if_integral(input, dtype)
     if dim is None:
         if not _isf(x.dtype) or not x.requires_grad:
@@ -287,7 +287,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None
     if x.ndim == 0:
         return x.reshape(()) if not keepdim else x
     if not _isf(x.dtype):
-        return Tensor(x._data.prod(axis=d, keepdims=keepdim))
+        return Tensor(x._data.prod(axis=d, keepdims=keepdim, dtype=x.dtype))
     return Prod.apply(x, axis=d, keepdim=keepdim)
 
 
@@ -299,7 +299,7 @@ def _scan_op(input, dim, axis, dtype, fname, cls):
     if x.ndim == 0:
         return x.reshape(()) if x is not input else x.clone() if hasattr(x, "clone") else x * 1
     if not _isf(x.dtype):
-        return Tensor(CumSum().forward(x._data, d) if cls is CumSum else x.xp.cumprod(x._data, axis=d))
+        return Tensor(CumSum().forward(x._data, d) if cls is CumSum else x.xp.cumprod(x._data, axis=d, dtype=x.dtype))
     return cls.apply(x, axis=d)
 
 
@@ -708,6 +708,8 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None, 
 
 def aminmax(input, *, dim=None, keepdim=False):  # noqa: A002
     _need("aminmax", input)
+    if dim is not None and not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"aminmax(): argument 'dim' must be int, not {type(dim).__name__}")
     _tensor._empty_reduction(input, dim, "aminmax", RuntimeError(
         "aminmax(): cannot compute aminmax over an empty dimension as the operation has no identity."), sep=": ")
     return aminmax_t(input.amin(dim, keepdim), input.amax(dim, keepdim))
@@ -729,7 +731,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=N
     if not _isf(x.dtype):
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                            f"{_promo_name(x.dtype)}")
-    cnt = Tensor((~x.xp.isnan(x._data)).sum(axis=norm_dim(dim, x.ndim), keepdims=keepdim).astype(x.dtype))
+    cnt = Tensor((~x.xp.isnan(x._data)).sum(axis=_tensor._rd.norm(dim, x.ndim), keepdims=keepdim).astype(x.dtype))
     return nansum(x, dim, keepdim) / cnt
 
 
@@ -737,7 +739,7 @@ def count_nonzero(input, dim=None, *, axis=None):  # noqa: A002
     _need("count_nonzero", input)
     dim = dim if axis is None else axis
     a = input._data
-    return Tensor(input.xp.asarray((a != 0).sum(axis=norm_dim(dim, input.ndim))).astype(np.int64))
+    return Tensor(input.xp.asarray((a != 0).sum(axis=_tensor._rd.norm(dim, input.ndim))).astype(np.int64))
 
 
 @recorded

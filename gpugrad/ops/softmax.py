@@ -66,7 +66,9 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):  # noqa: A002
 
 
 def logsumexp(input, dim, keepdim=False):  # noqa: A002
-    """log(sum(exp(x))) over ``dim`` (an int or a tuple of ints; None: all), with the limits at +-inf."""
+    """log(sum(exp(x))) over ``dim`` (an int or a tuple of ints; required, as PyTorch), with the limits at +-inf."""
+    if dim is None:
+        raise TypeError("logsumexp(): argument 'dim' must be tuple of ints, not NoneType")
     x = _tensor._floatify(input)
     axes = norm_dim(dim, x.ndim)
     if x.ndim == 0:

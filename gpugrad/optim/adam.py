@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..fused import optim as K
+from ..tensor import Tensor
 from ._composite import check_betas, check_flags, stepped
 from .optimizer import Optimizer
 
@@ -35,6 +36,8 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
                  decoupled_weight_decay=False, master_weights=False):
+        if isinstance(lr, Tensor) and foreach and not capturable:  # NOTE: PyTorch's check, at construction only
+            raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
                         foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)

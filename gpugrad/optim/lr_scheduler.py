@@ -18,6 +18,7 @@ import warnings
 from bisect import bisect_right
 from collections import Counter
 
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 __all__ = [
@@ -69,6 +70,20 @@ def _per_group(optimizer, name, value):
     return [value] * n
 
 
+def _set_lr(group, lr):
+    """Write a group's lr. NOTE: a Tensor lr is filled in place (PyTorch's), so the optimizer's own reference to
+    it (and a compiled step reading it) sees the new value."""
+    if isinstance(group["lr"], Tensor):
+        group["lr"].fill_(float(lr))
+    else:
+        group["lr"] = lr
+
+
+def _vals(groups, key="lr"):
+    """The groups' values of ``key``; a Tensor one is copied (PyTorch's lists never alias the optimizer's lr)."""
+    return [g[key].clone() if isinstance(g[key], Tensor) else g[key] for g in groups]
+
+
 def _check_optimizer(optimizer):
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
@@ -82,13 +97,13 @@ class LRScheduler:
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+                group.setdefault("initial_lr", _vals([group])[0])
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
                     raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming a "
                                    "scheduler with last_epoch != -1")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.base_lrs = _vals(optimizer.param_groups, "initial_lr")
         self.last_epoch = last_epoch
         self._initial_step()
 
@@ -128,8 +143,8 @@ class LRScheduler:
             self.last_epoch = epoch
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+            _set_lr(group, lr)
+        self._last_lr = _vals(self.optimizer.param_groups)
 
     def state_dict(self):
         """Everything but the optimizer (which has its own state_dict)."""
@@ -384,7 +399,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.eps = eps
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.last_epoch = 0
-        self._last_lr = [g["lr"] for g in optimizer.param_groups]
+        self._last_lr = _vals(optimizer.param_groups)
         self._reset()
 
     def _reset(self):
@@ -416,14 +431,14 @@ class ReduceLROnPlateau(LRScheduler):
             self._reduce_lr()
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        self._last_lr = _vals(self.optimizer.param_groups)
 
     def _reduce_lr(self):
         for i, g in enumerate(self.optimizer.param_groups):
             old = float(g["lr"])
             new = max(old * self.factor, self.min_lrs[i])
             if old - new > self.eps:
-                g["lr"] = new
+                _set_lr(g, new)
 
     def get_lr(self):
         return self._last_lr
@@ -460,7 +475,7 @@ class SequentialLR(LRScheduler):
         # NOTE: each sub-scheduler already took its initial step at construction; undo those and
         #       restart the first one from the base lrs, so the chain begins where the first begins.
         for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"]
+            _set_lr(group, group["initial_lr"])
         for s in schedulers:
             s.last_epoch -= 1
         schedulers[0]._initial_step()
@@ -643,8 +658,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur = epoch
         self.last_epoch = math.floor(epoch)
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            group["lr"] = lr
-        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+            _set_lr(group, lr)
+        self._last_lr = _vals(self.optimizer.param_groups)
 
 
 class CyclicLR(LRScheduler):
@@ -663,7 +678,7 @@ class CyclicLR(LRScheduler):
         base_lrs = _format_param("base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
-                group["lr"] = lr
+                _set_lr(group, lr)
         self.max_lrs = _format_param("max_lr", optimizer, max_lr)
         step_size_up = float(step_size_up)
         step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
@@ -761,12 +776,12 @@ class ChainedScheduler(LRScheduler):
                                  f"got scheduler {type(s).__name__} at index {i} with a different one")
         self._schedulers = schedulers
         self.optimizer = optimizer
-        self._last_lr = [g["lr"] for g in schedulers[-1].optimizer.param_groups]
+        self._last_lr = _vals(schedulers[-1].optimizer.param_groups)
 
     def step(self):
         for s in self._schedulers:
             s.step()
-        self._last_lr = [g["lr"] for g in self._schedulers[-1].optimizer.param_groups]
+        self._last_lr = _vals(self._schedulers[-1].optimizer.param_groups)
 
     def state_dict(self):
         sd = copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")})

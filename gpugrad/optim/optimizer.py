@@ -146,7 +146,13 @@ class Optimizer:
 
     def _check_group(self, group):
         """Validate one group's option values (subclasses extend); raise ValueError with the value."""
-        if "lr" in group:
+        lr = group.get("lr")
+        if isinstance(lr, Tensor):  # NOTE: PyTorch accepts a 1-element Tensor lr: kept as is, schedulers fill it
+            if lr.numel() != 1:
+                raise ValueError("Tensor lr must be 1-element")
+            if not float(lr) >= 0.0:
+                raise ValueError(f"Invalid learning rate: {float(lr)}")
+        elif "lr" in group:
             _check_nonneg(group, "lr", "learning rate")
 
     # -- gradients ---------------------------------------------------------------------------------
@@ -236,7 +242,8 @@ class Optimizer:
 
         new_groups = []
         for g, sg in zip(self.param_groups, saved_groups):
-            ng = {k: v for k, v in sg.items() if k != "params"}
+            # NOTE: a Tensor option (lr) is copied, as PyTorch's deep copy of the loaded dict
+            ng = {k: v.clone() if isinstance(v, Tensor) else v for k, v in sg.items() if k != "params"}
             for k, v in g.items():  # NOTE: options added since the dict was saved keep their current value
                 ng.setdefault(k, v)
             ng["params"] = g["params"]
