@@ -86,7 +86,7 @@ class Tensor:
     # one-element list shared by every Tensor that views the same memory (bumped by in-place writes).
     # ``_ver`` = [version, graph rebases of views, has views]. ``_view`` = (root, recipe, rebases seen) for a
     # tensor made by a view op (its root owns the memory); None otherwise. ``_rg`` is requires_grad.
-    __slots__ = ("_data", "_ver", "_rg", "_view", "grad", "_node", "_hooks", "__weakref__")
+    __slots__ = ("_data", "_ver", "_rg", "_view", "_grad", "_node", "_hooks", "__weakref__")
     __array_priority__ = 1000
     __array_ufunc__ = None  # NOTE: makes `ndarray * Tensor` defer to Tensor.__rmul__ instead of object arrays
 
@@ -97,7 +97,7 @@ class Tensor:
         self._ver = [0, 0, 0]
         self._rg = requires_grad
         self._view = None
-        self.grad = None
+        self._grad = None
         self._node = None
         self._hooks = None
 
@@ -126,6 +126,23 @@ class Tensor:
     @requires_grad.setter
     def requires_grad(self, value):
         self.requires_grad_(bool(value))
+
+    @property
+    def grad(self):
+        g = self._grad
+        if g is None and self._node is not None and not self.retains_grad:
+            _engine.warn_nonleaf_grad()
+        return g
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            _engine.check_grad_assign(self, value)
+        self._grad = value
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
 
     @property
     def _base(self):
@@ -363,12 +380,7 @@ class Tensor:
         engine = _engine
         g = engine._as_grad(gradient, self, create_graph, "the output")
         if inputs is not None:
-            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-            res = engine.run([self], [g], inputs=inputs, retain_graph=retain_graph, create_graph=create_graph,
-                             allow_unused=True)
-            for t, gi in zip(inputs, res):
-                if gi is not None:
-                    t.grad = gi if t.grad is None else t.grad + gi
+            engine.backward_inputs([self], [g], inputs, retain_graph, create_graph)
             return
         engine.run([self], [g], retain_graph=retain_graph, create_graph=create_graph)
 
@@ -384,22 +396,27 @@ class Tensor:
             if self._hooks is None:
                 self._hooks = []
             hooks = self._hooks
-        hooks.append(hook)
+        # NOTE: before a retain_grad() hook: as in PyTorch, .grad is stored after all the tensor's other hooks ran
+        at = len(hooks)
+        while at and getattr(hooks[at - 1], "retains", None) is not None:
+            at -= 1
+        hooks.insert(at, hook)
+        return _engine._Handle(hooks, hook)
 
-        class _Handle:
-            def remove(_self):
-                if hook in hooks:
-                    hooks.remove(hook)
-        return _Handle()
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` after backward() has accumulated this leaf's gradient into ``.grad``."""
+        return _engine.register_post_accumulate_grad_hook(self, hook)
 
     def retain_grad(self):
-        if self._node is None:
-            return
+        if not self._rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._node is None or self.retains_grad:
+            return  # NOTE: a leaf keeps its .grad anyway; a second call adds nothing (PyTorch)
 
         def _keep(g, t=self):
             # NOTE: copied (the array g may also flow on to another tensor's .grad); accumulates like a leaf's
             g = Tensor(g._data.copy()) if not g.requires_grad else g
-            t.grad = g if t.grad is None else t.grad + g
+            t._grad = g if t._grad is None else t._grad + g
         _keep.retains = self
         self.register_hook(_keep)
 
@@ -2363,8 +2380,8 @@ def stack(tensors, dim=0):
     s0 = tensors[0].shape
     for i, t in enumerate(tensors):
         if t.shape != s0:
-            raise RuntimeError(f"stack expects each tensor to be equal size, but got {tuple(s0)} at entry 0 "
-                               f"and {tuple(t.shape)} at entry {i}")
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(s0)} at entry 0 "
+                               f"and {list(t.shape)} at entry {i}")
     nd = len(s0) + 1
     d = _one(dim, nd)  # NOTE: PyTorch's range check (dim % nd took any dim)
     return cat([t.unsqueeze(d) for t in tensors], d)

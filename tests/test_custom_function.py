@@ -241,9 +241,16 @@ def test_once_differentiable():
     assert np.allclose(to_np(x.grad), [3, 12])
     (gx,) = gg.autograd.grad(OnceCube.apply(x).sum(), x, create_graph=True)
     assert np.allclose(to_np(gx), [3, 12]) and modes == [False, False]  # runs under no_grad
+    # NOTE: as PyTorch, a once_differentiable backward under create_graph with a constant grad_output gives a
+    # result that does not require grad; with a grad_output that requires grad, differentiating again raises
+    assert not gx.requires_grad
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        gg.autograd.grad(gx.sum(), x)
+    g_out = gg.ones(2, dtype=gg.float64, requires_grad=True)
+    (gx,) = gg.autograd.grad(OnceCube.apply(x), x, g_out, create_graph=True)
     with pytest.raises(RuntimeError, match="trying to differentiate twice a function that was marked with "
                                            r"@once_differentiable \(OnceCube.backward\)"):
-        gg.autograd.grad(gx.sum(), x)
+        gx.sum().backward()
 
 
 def test_mark_dirty_in_place_forward():

@@ -99,18 +99,19 @@ def test_tensor_dataset_items():
     assert isinstance(x, Tensor) and x.shape == (3,) and x._data.tolist() == [6, 7, 8]
     assert isinstance(y, Tensor) and y.shape == () and int(y._data) == 20
     assert ds[-1][1]._data.item() == 90
-    with pytest.raises(IndexError, match="out of range"):
+    with pytest.raises(IndexError, match="index 10 is out of bounds for dimension 0 with size 10"):
         ds[10]
+    x, y = ds[1:3]  # NOTE: as PyTorch's: any tensor index (a slice, a list, a Tensor)
+    assert x.shape == (2, 3) and y.tolist() == [10, 20] and ds[[0, 2]][1].tolist() == [0, 20]
     arr_ds = TensorDataset(np.zeros((4, 2)), np.ones(4))  # arrays are wrapped
     assert isinstance(arr_ds.tensors[0], Tensor) and len(arr_ds) == 4
 
 
 def test_tensor_dataset_errors():
-    with pytest.raises(ValueError, match=r"same size in the first dimension, got sizes \[5, 4\]"):
+    with pytest.raises(AssertionError, match=r"Size mismatch between tensors \(first dimensions \[5, 4\]\)"):
         TensorDataset(Tensor(np.zeros(5)), Tensor(np.zeros((4, 2))))
-    with pytest.raises(ValueError, match="at least one"):
-        TensorDataset()
-    with pytest.raises(ValueError, match="0-dimensional"):
+    assert TensorDataset().tensors == ()  # NOTE: PyTorch accepts no tensors (len() then fails)
+    with pytest.raises(IndexError, match="0-dimensional"):
         TensorDataset(Tensor(np.zeros(())))
     with pytest.raises(TypeError, match="argument 1 is a list"):
         TensorDataset(Tensor(np.zeros(3)), [1, 2, 3])
@@ -127,7 +128,8 @@ def test_loader_in_order_with_partial_last_batch():
     dl = DataLoader(ds, batch_size=4)
     batches = list(dl)
     assert len(dl) == 3 and [len(b[1]._data) for b in batches] == [4, 4, 2]
-    assert all(isinstance(b, tuple) and len(b) == 2 and all(isinstance(t, Tensor) for t in b) for b in batches)
+    # NOTE: a list per batch, as PyTorch's default_collate gives for tuple samples
+    assert all(isinstance(b, list) and len(b) == 2 and all(isinstance(t, Tensor) for t in b) for b in batches)
     assert _rows(batches) == [i * 10 for i in range(10)]
     assert batches[0][0].shape == (4, 3) and batches[0][0].dtype == np.float32 and not batches[0][0].requires_grad
     batches[0][0]._data[:] = -1  # batches are copies: the dataset is untouched
@@ -240,7 +242,7 @@ def test_default_collate_types_and_errors():
     t = default_collate([Tensor(np.ones(2)), Tensor(np.zeros(2))])
     assert t.shape == (2, 2) and t._data.tolist() == [[1, 1], [0, 0]]
     assert isinstance(default_collate([[1, 2], [3, 4]]), list)
-    with pytest.raises(ValueError, match="different shapes"):
+    with pytest.raises(RuntimeError, match=r"stack expects each tensor to be equal size, but got \[2\] at entry 0"):
         default_collate([np.ones(2), np.ones(3)])
     with pytest.raises(TypeError, match="collate_fn"):
         default_collate([object()])
@@ -255,8 +257,11 @@ def test_subset_and_random_split():
     assert len(sub) == 3 and int(sub[0][1]._data) == 90
     assert _rows(DataLoader(sub, batch_size=2)) == [90, 0, 80]
     assert _rows(DataLoader(Subset(sub, [2, 0]), batch_size=5)) == [80, 90]  # nested subsets
-    with pytest.raises(IndexError):
-        Subset(ds, [10])
+    with pytest.raises(IndexError):  # NOTE: as PyTorch: when used, not when made
+        Subset(ds, [10])[0]
+    with pytest.raises(IndexError, match="index 10 is out of bounds for dimension 0 with size 10"):
+        list(DataLoader(Subset(ds, [10]), batch_size=2))
+    assert Subset(ds, [3, 1]).indices == [3, 1] and len(Subset(ds, [3, 1])[[0, 1]][0]) == 2
     a, b = random_split(ds, [7, 3], seed=0)
     ra, rb = _rows(DataLoader(a, 10)), _rows(DataLoader(b, 10))
     assert (len(ra), len(rb)) == (7, 3) and sorted(ra + rb) == [i * 10 for i in range(10)]

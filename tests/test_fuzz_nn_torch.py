@@ -844,7 +844,6 @@ xfail(r"(MHA|TEL|TDL|TE|Transformer)(_.*)?", "MultiheadAttention repr: gg prints
       "out_proj as Linear (torch: no extra_repr, NonDynamicallyQuantizableLinear)", MODS, REPR_XFAIL)
 xfail(r"Embedding_.*norm_type.*", "Embedding repr omits norm_type", MODS, REPR_XFAIL)
 xfail(r"L1Loss|HuberLoss", "loss repr prints reduction= (torch: L1Loss())", MODS, REPR_XFAIL)
-xfail(r"ParameterList|ParameterDict", "ParameterList/Dict repr: dtype names and indentation differ", MODS, REPR_XFAIL)
 
 
 @pytest.mark.parametrize("cid", _params(MODS))
@@ -1051,7 +1050,6 @@ def test_optimizer(cid):
         st.pop("al", None)  # NOTE: LBFGS's scratch list; its absence here is checked in test_optimizer_state_types
     _close(_sd_plain(go.state_dict()), tsd, "state_dict", loose_step=True)
     assert set(go.defaults) == set(to.defaults), f"defaults gg {sorted(go.defaults)} torch {sorted(to.defaults)}"
-    return go, to
 
 
 STRUCT = {n: k for n, k in [("SGD", "SGD_{'momentum': 0.9}"), ("Adam", "Adam_{'amsgrad': True}"), ("AdamW", "AdamW_{}"),

@@ -18,8 +18,10 @@ PKG = Path(__file__).resolve().parents[1] / "gpugrad"
 # (~100), the Conv2d/ConvTranspose2d primitives (issue 14, ~150) and gg.compile's wider recording (issue 13, ~140)
 # landed: ceiling 23,576; 23,703 once the issue-11 breadth (gg.linalg ~590 lines, nn/F ~420, Tensor methods and
 # torch.* functions ~550), the intra-op thread pool (~80) and the norms' block-wise fast paths (issue 14, ~185)
-# landed: ceiling 26,073.
-CEILING = 26_073
+# landed: ceiling 26,073; 26,386 once session 6's PyTorch semantics landed (random sampling ops ~250 lines, the
+# Module hooks/containers API ~200, the autograd API: hook order, grad setter checks, grad-mode generators ~230,
+# unfold views ~70, the fuzz-found fixes ~300): ceiling 26,500.
+CEILING = 26_500
 
 
 def _modules():

@@ -218,7 +218,8 @@ REPRS = [
     (lambda: nn.RMSNorm(3), "RMSNorm((3,), eps=None, elementwise_affine=True)"),
     (lambda: nn.BCELoss(), "BCELoss()"),
     (lambda: nn.ParameterDict({"b": nn.Parameter(gg.zeros(2, 1)), "a": nn.Parameter(gg.zeros(3))}),
-     "ParameterDict(\n  (a): Parameter containing: [float32 of size 3]\n  (b): Parameter containing: [float32 of size 2x1]\n)"),
+     "ParameterDict(\n    (a): Parameter containing: [torch.FloatTensor of size 3]\n"
+     "    (b): Parameter containing: [torch.FloatTensor of size 2x1]\n)"),
 ]
 
 

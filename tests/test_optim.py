@@ -250,13 +250,13 @@ def test_param_groups_have_their_own_options():
     assert opt.param_groups[1]["lr"] == 1e-2 and opt.param_groups[1]["momentum"] == 0.5
     for _ in range(2):
         for q in (*body, head):
-            q.grad = gg.tensor(np.full(q.shape, 2.0, dtype=np.float32))
+            q.grad = gg.tensor(np.full(q.shape, 2.0, dtype=q.dtype))
         opt.step()
     np.testing.assert_allclose(body[0]._data, 1 - 2 * 1e-4 * 2, rtol=1e-6)
     np.testing.assert_allclose(head._data, 1 - 1e-2 * 2 - 1e-2 * (0.5 * 2 + 2), rtol=1e-6)  # b1 = g, b2 = 0.5 g + g
     extra = gg.tensor(np.zeros(2), requires_grad=True)
     opt.add_param_group({"params": [extra], "lr": 0.5})
-    extra.grad = gg.tensor(np.ones(2, dtype=np.float32))
+    extra.grad = gg.tensor(np.ones(2))
     opt.step()
     np.testing.assert_allclose(extra._data, -0.5)
 
@@ -334,7 +334,7 @@ def test_load_state_dict_errors():
     ps = [gg.tensor(np.ones(3), requires_grad=True), gg.tensor(np.ones(2), requires_grad=True)]
     a = Adam(ps, lr=0.1)
     for p in ps:
-        p.grad = gg.tensor(np.ones(p.shape, dtype=np.float32))
+        p.grad = gg.tensor(np.ones(p.shape, dtype=p.dtype))  # NOTE: as PyTorch, a grad of the param's dtype
     a.step()
     sd = a.state_dict()
     with pytest.raises(ValueError, match="parameter group"):

@@ -8,6 +8,8 @@ case they are Tensors and every backward formula records its own graph (double b
 from __future__ import annotations
 
 import operator
+import warnings
+import weakref
 from heapq import heappop, heappush
 
 import numpy as np
@@ -199,14 +201,16 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
         _sweep(heap, grads, leaf, targets, tnodes if targets is not None else None, needed, stop,
                captured if targets is not None else None, retain_graph, create_graph, user)
         if inputs is not None:
-            return _results(inputs, leaf, captured, allow_unused, user)
+            return _results(inputs, leaf, captured, allow_unused, user, create_graph)
+        if create_graph:
+            _warn_create_graph()
         _accumulate(leaf, create_graph, user)
     finally:
         quiet_end(quiet)
     return None
 
 
-def _results(inputs, leaf, captured, allow_unused, user):
+def _results(inputs, leaf, captured, allow_unused, user, create_graph):
     """autograd.grad: the gradient of each input (never accumulated into .grad)."""
     T = _fn._Tensor
     res = []
@@ -214,6 +218,8 @@ def _results(inputs, leaf, captured, allow_unused, user):
         if t._node is None:
             e = leaf.get(id(t))
             g = None if e is None else e[1]
+            if g is not None and t._hooks:
+                g = _run_hooks(t._hooks, g, create_graph, user)  # NOTE: a leaf's hooks apply (PyTorch)
         else:
             g = captured.get(id(t))
         if g is None and not allow_unused:
@@ -233,6 +239,8 @@ def _accumulate(leaf, create_graph, user):
         if t._hooks:
             g = _run_hooks(t._hooks, g, create_graph, user)
         _store_grad(t, g, create_graph)
+        if post_hooks:
+            _run_post_hooks(t)
 
 
 def _store_grad(t, g, create_graph):
@@ -242,17 +250,126 @@ def _store_grad(t, g, create_graph):
         if g.base is not None:
             g = g.copy()  # NOTE: never let .grad alias a view or another tensor's gradient
         g = T(g)
-    if t.grad is None:
-        t.grad = g
-    elif create_graph or t.grad._rg:
-        t.grad = t.grad + g
+    old = t._grad  # NOTE: the slot itself: the .grad property would check what the engine computed itself
+    if old is None:
+        t._grad = g
+    elif create_graph or old._rg:
+        t._grad = old + g
     else:
-        gd = t.grad._data
+        gd = old._data
         if type(gd) is np.ndarray and not gd.flags.writeable:
-            t.grad._data = gd + g._data
+            old._data = gd + g._data
         else:
             gd += g._data  # NOTE: accumulated in place, as PyTorch's AccumulateGrad (arrays holding it see it)
-            _fn.bump(t.grad)
+            _fn.bump(old)
+
+
+def backward_inputs(outs, gs, inputs, retain_graph, create_graph):
+    """backward(inputs=...): accumulate into the ``.grad`` of just these tensors. As in PyTorch, a non-leaf
+    input is made to retain its gradient (its .grad gets the gradient after its hooks, in this and later
+    backward() calls), and a leaf's hooks and post-accumulate hooks run as in a full backward."""
+    T = _fn._Tensor
+    inputs = [inputs] if isinstance(inputs, T) else list(inputs)
+    if not inputs:
+        raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+    for t in inputs:
+        if isinstance(t, T) and t._node is not None and t._rg:
+            t.retain_grad()
+    if create_graph:
+        _warn_create_graph()
+    res = run(outs, gs, inputs=inputs, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True)
+    done = set()
+    for t, g in zip(inputs, res):
+        if g is not None and t._node is None and id(t) not in done:
+            done.add(id(t))
+            _store_grad(t, g, create_graph)
+            if post_hooks:
+                _run_post_hooks(t)
+
+
+# -- post-accumulate-grad hooks: id(leaf) -> (weakref to it, [hooks]); empty for most programs ----------------
+post_hooks = {}
+
+
+def register_post_accumulate_grad_hook(t, hook):
+    """``Tensor.register_post_accumulate_grad_hook``: ``hook(t)`` after backward() accumulated into ``t.grad``."""
+    if not t._rg:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if t._node is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    k = id(t)
+    e = post_hooks.get(k)
+    if e is None or e[0]() is not t:
+        e = post_hooks[k] = (weakref.ref(t, lambda _r, k=k: post_hooks.pop(k, None)), [])
+    hooks = e[1]
+    hooks.append(hook)
+    return _Handle(hooks, hook)
+
+
+class _Handle:
+    """What register_*hook returns: ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _run_post_hooks(t):
+    e = post_hooks.get(id(t))
+    if e is not None and e[0]() is t:
+        for h in list(e[1]):
+            if h(t) is not None:
+                raise RuntimeError("post accumulate grad hooks should not return anything (return None)")
+
+
+# -- the .grad property (Tensor.grad) ---------------------------------------------------------------------------
+def warn_nonleaf_grad():
+    warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute "
+                  "won't be populated during autograd.backward(). If you indeed want the .grad field to be populated "
+                  "for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you access the non-leaf "
+                  "Tensor by mistake, make sure you access the leaf Tensor instead.", UserWarning, stacklevel=3)
+
+
+_warned_cycle = []
+
+
+def _warn_create_graph():
+    if not _warned_cycle:  # NOTE: once per process, as PyTorch's warning
+        _warned_cycle.append(True)
+        warnings.warn("Using backward() with create_graph=True will create a reference cycle between the parameter "
+                      "and its gradient which can cause a memory leak. We recommend using autograd.grad when "
+                      "creating the graph to avoid this. If you have to use this function, make sure to reset the "
+                      ".grad fields of your parameters to None after use to break the cycle and avoid the leak.",
+                      UserWarning, stacklevel=4)
+
+
+def check_grad_assign(t, value):
+    """PyTorch's checks of ``t.grad = value`` (value not None)."""
+    T = _fn._Tensor
+    if not isinstance(value, T):
+        c = type(value)
+        name = c.__qualname__ if c.__module__ == "builtins" else f"{c.__module__}.{c.__qualname__}"
+        raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {name}")
+    d, v = t._data, value._data
+    if type(d) is not type(v) or (type(d) is not np.ndarray and d.device.id != v.device.id):
+        raise RuntimeError(f"attempting to assign a gradient located on device '{value.device}' to a tensor located "
+                           f"on device '{t.device}'. Please ensure that the gradient and the tensor are on the "
+                           "same device")
+    if v.dtype != d.dtype:
+        raise RuntimeError(f"attempting to assign a gradient with dtype '{v.dtype}' to a tensor with dtype "
+                           f"'{d.dtype}'. The gradient must match the tensor's dtype")
+    if v.shape != d.shape:
+        raise RuntimeError(f"attempting to assign a gradient of size '{list(v.shape)}' to a tensor of size "
+                           f"'{list(d.shape)}'. Please ensure that the gradient and the tensor are the same size")
 
 
 def _bad_shape(node, i, gi, t):
@@ -296,7 +413,7 @@ def _sweep(heap, grads, leaf, targets, tnodes, needed, stop, captured, retain_gr
     anomaly = state.anomaly
     written = _fn.last_write
     rebased = state.rebased  # NOTE: no tensor was ever rebased by an in-place op: edges need no identity walk
-    with set_grad_enabled(create_graph):
+    with set_grad_enabled(bool(create_graph)):
         while heap:
             node = heappop(heap)[1]
             g = grads.pop(node)
@@ -305,14 +422,22 @@ def _sweep(heap, grads, leaf, targets, tnodes, needed, stop, captured, retain_gr
             seq = node.seq
             if seq < written[0]:
                 node.check_saved()  # NOTE: only nodes recorded before the latest in-place write can be stale
-            if node.hooks:
-                g = _run_hooks(node.hooks, g, create_graph, user)
             if targets is not None:
+                # NOTE: PyTorch's rule for a non-leaf input of autograd.grad: its entry is the gradient after
+                # the tensor's hooks when the sweep stops at it, before them when the sweep goes on through its
+                # node (another input lies above it); the hooks run in both cases
                 out_t = tnodes.get(node)
-                if out_t is not None:
+                skip = node not in needed or (stop is not None and node in stop)
+                if out_t is not None and not skip:
                     captured[id(out_t)] = g
-                if node not in needed or (stop is not None and node in stop):
+                if node.hooks:
+                    g = _run_hooks(node.hooks, g, create_graph, user)
+                if skip:
+                    if out_t is not None:
+                        captured[id(out_t)] = g
                     continue
+            elif node.hooks:
+                g = _run_hooks(node.hooks, g, create_graph, user)
             if create_graph:
                 node.graph = True
                 gin = _composite_vjp(node, g) if node.composite is not None else node.backward(g)

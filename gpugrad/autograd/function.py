@@ -241,10 +241,9 @@ def once_differentiable(fn):
         if not state.grad_enabled:
             return out
         T = _prim._Tensor
-        # NOTE: PyTorch only guards outputs when some incoming gradient requires grad, so a double backward
-        # that reaches this function through the saved inputs is silently wrong (or "not used in the graph");
-        # here the guard's node also depends on the Function's inputs, so every such path raises.
-        deps = [t for t in ctx._inputs if t._rg] + [g for g in grads if isinstance(g, T) and g._rg]
+        # NOTE: as PyTorch, outputs are guarded only when some incoming gradient requires grad; otherwise they
+        # do not require grad (differentiating them raises "does not require grad", also an error)
+        deps = [g for g in grads if isinstance(g, T) and g._rg]
         if not deps:
             return out
 
@@ -284,6 +283,10 @@ class Function:
         cls._pick_cls = type(cls.__name__, (_Pick,), dict(attrs))
         cls._setup = cls.setup_context is not Function.setup_context
         cls._sig = None
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError(f"{type(self).__name__}: a Function instance cannot be called (PyTorch's legacy autograd "
+                           f"function style); call {type(self).__name__}.apply(...) on the class")
 
     @staticmethod
     def forward(*args, **kwargs):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import weakref
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
@@ -13,6 +14,9 @@ class _State:
     grad_enabled = True
     anomaly = False
     inference = False  # inside gg.inference_mode() (tensors made then report is_inference())
+    # NOTE: grad mode turned on (enable_grad, set_grad_enabled(True)) inside inference mode: is_grad_enabled() says
+    # True, as PyTorch's, but nothing is recorded (grad_enabled, the flag every op reads, stays False)
+    inference_grad = False
     rebased = False        # set once an in-place op rebased a tensor onto a new node (see autograd.engine)
     views_rebased = False  # set once an in-place op through a view rebased a graph (see primitive.apply)
 
@@ -21,7 +25,62 @@ state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return state.grad_enabled
+    return state.grad_enabled or state.inference_grad
+
+
+def _set_mode(mode):
+    """Turn grad mode on or off; returns what to give _restore to undo it."""
+    prev = (state.grad_enabled, state.inference_grad)
+    if mode and state.inference:
+        state.grad_enabled, state.inference_grad = False, True
+    else:
+        state.grad_enabled, state.inference_grad = mode, False
+    return prev
+
+
+def _restore(prev):
+    state.grad_enabled, state.inference_grad = prev
+
+
+def _wrap(fn, enter, leave):
+    """``fn`` running between ``enter()`` and ``leave(enter())``. A generator function gets a generator that
+    runs each of its resumes under the mode (and the caller's code between them under the caller's), as
+    PyTorch's decorators do; a plain function, one call."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            def step(method, *arg):
+                prev = enter()
+                try:
+                    return method(*arg)
+                finally:
+                    leave(prev)
+            gen = step(fn, *args, **kwargs) if not kwargs else step(lambda: fn(*args, **kwargs))
+            # NOTE: send/throw/close are passed on, so coroutine-style generators keep working
+            try:
+                value = step(gen.send, None)
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        step(gen.close)
+                        raise
+                    except BaseException as e:  # noqa: BLE001  (handed to the generator, as `yield from` does)
+                        value = step(gen.throw, e)
+                    else:
+                        value = step(gen.send, sent)
+            except StopIteration as stop:
+                return stop.value
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        prev = enter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            leave(prev)
+    return wrapper
 
 
 class _Mode:
@@ -34,26 +93,16 @@ class _Mode:
         return self if orig_func is None else self(orig_func)
 
     def __enter__(self):
-        self.prev = state.grad_enabled
-        state.grad_enabled = self.mode
+        self.prev = _set_mode(self.mode)
         return self
 
     def __exit__(self, *exc):
-        state.grad_enabled = self.prev
+        _restore(self.prev)
         return False
 
     def __call__(self, fn):
         mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            prev = state.grad_enabled
-            state.grad_enabled = mode
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                state.grad_enabled = prev
-        return wrapper
+        return _wrap(fn, lambda: _set_mode(mode), _restore)
 
 
 class set_grad_enabled(_Mode):
@@ -64,15 +113,16 @@ class set_grad_enabled(_Mode):
         return object.__new__(cls)
 
     def __init__(self, mode: bool):
-        self.mode = bool(mode)
-        self.prev = state.grad_enabled
-        state.grad_enabled = self.mode
+        if not isinstance(mode, bool):
+            raise TypeError(f"set_grad_enabled(): argument 'enabled' (position 1) must be bool, not {type(mode).__name__}")
+        self.mode = mode
+        self.prev = _set_mode(mode)
 
     def __enter__(self):
         return self
 
     def __call__(self, fn):
-        state.grad_enabled = self.prev  # the decorator form must not change the mode now
+        _restore(self.prev)  # the decorator form must not change the mode now
         return super().__call__(fn)
 
 
@@ -119,6 +169,18 @@ def _set_inference(on):
         Tensor.__init__ = _plain_init.pop()
 
 
+def _inference_enter(mode):
+    prev = (state.grad_enabled, state.inference_grad, state.inference)
+    state.grad_enabled, state.inference_grad = not mode, False
+    _set_inference(mode)
+    return prev
+
+
+def _inference_leave(prev):
+    state.grad_enabled, state.inference_grad, inf = prev
+    _set_inference(inf)
+
+
 class inference_mode:
     """``with gg.inference_mode():`` like ``no_grad`` (no graph is recorded), and every tensor made
     inside reports ``t.is_inference()``; ``inference_mode(False)`` turns it off again inside (and grad
@@ -135,24 +197,16 @@ class inference_mode:
         self.mode = bool(mode)
 
     def __enter__(self):
-        self.prev = (state.grad_enabled, state.inference)
-        state.grad_enabled = not self.mode
-        _set_inference(self.mode)
+        self.prev = _inference_enter(self.mode)
         return self
 
     def __exit__(self, *exc):
-        state.grad_enabled, inf = self.prev
-        _set_inference(inf)
+        _inference_leave(self.prev)
         return False
 
     def __call__(self, fn):
         mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with inference_mode(mode):
-                return fn(*args, **kwargs)
-        return wrapper
+        return _wrap(fn, lambda: _inference_enter(mode), _inference_leave)
 
     def clone(self):
         return type(self)(self.mode)

@@ -66,11 +66,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     """
     from ..tensor import Tensor  # noqa: PLC0415
     inputs = tuple(_as_tuple(inputs))
+    if not any(isinstance(t, Tensor) and t.requires_grad for t in inputs):
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of them have "
+                         "requires_grad=True.")
     for i, t in enumerate(inputs):
         if isinstance(t, Tensor) and t.requires_grad and t.dtype != np.float64:
             import warnings  # noqa: PLC0415
-            warnings.warn(f"gradcheck: input {i} is {t.dtype}, not float64: finite differences will be imprecise",
-                          stacklevel=2)
+            warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point or complex. "
+                          "This check will likely fail if all the inputs are not of double precision floating point "
+                          "or complex. ", stacklevel=2)
     for oi, ii, num, ana in _jacobians(fn, inputs, eps):
         err = np.abs(num - ana) - (atol + rtol * np.abs(num))
         if not np.all(np.isfinite(ana) == np.isfinite(num)) or (err.size and err.max() > 0):
@@ -85,11 +89,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     return True
 
 
-def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0):
     """Check second derivatives: gradcheck of the vector-Jacobian product of ``fn`` (create_graph=True).
 
-    As PyTorch's, the random output gradients are differentiated too, which checks that each backward
-    formula is itself recorded as a graph (linear in the incoming gradient).
+    As PyTorch's, the output gradients (``grad_outputs``, or random ones) are differentiated too, which checks
+    that each backward formula is itself recorded as a graph (linear in the incoming gradient).
     """
     from ..autograd import grad  # noqa: PLC0415
     from ..tensor import Tensor  # noqa: PLC0415
@@ -98,8 +102,11 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 
     def diff_outputs(xs):
         return [o for o in _as_tuple(fn(*xs)) if isinstance(o, Tensor) and _isf(o.dtype) and o.requires_grad]
-    gos = tuple(Tensor(o.xp.asarray(rng.standard_normal(o.shape))).type(o.dtype).requires_grad_()
-                for o in diff_outputs(inputs))
+    if grad_outputs is None:
+        gos = tuple(Tensor(o.xp.asarray(rng.standard_normal(o.shape))).type(o.dtype).requires_grad_()
+                    for o in diff_outputs(inputs))
+    else:
+        gos = tuple(g.detach().requires_grad_() for g in _as_tuple(grad_outputs))
     n = len(inputs)
 
     def vjp(*args):
@@ -107,4 +114,4 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         d = [t for t in xs if isinstance(t, Tensor) and t.requires_grad]
         gs = grad(diff_outputs(xs), d, list(gs_out), create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None)
-    return gradcheck(vjp, inputs + gos, eps=eps, atol=atol, rtol=rtol)
+    return gradcheck(vjp, inputs + gos, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)

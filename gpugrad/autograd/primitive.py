@@ -231,12 +231,14 @@ class Primitive:
         d = self.__dict__
         # NOTE: inputs=None marks the node freed; seq stays so the sweep can still order it, prev (the
         # identity of a tensor before an in-place op rebased it onto this node) for older nodes' edges
-        seq, prev = d["seq"], d.get("prev")
+        seq, prev, hooks = d["seq"], d.get("prev"), d.get("hooks")
         d.clear()
         d["inputs"] = None
         d["seq"] = seq
         if prev is not None:
             d["prev"] = prev
+        if hooks is not None:
+            d["hooks"] = hooks  # NOTE: the output tensor's hooks stay registered (retains_grad stays True, PyTorch)
 
     def check_saved(self):
         """Raise PyTorch's error if a tensor this node's backward reads was changed in place since."""

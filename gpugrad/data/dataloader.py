@@ -243,7 +243,7 @@ class DataLoader:
         if order is None:
             # NOTE: in order: contiguous slices, copied so that in-place edits of a batch never touch the dataset.
             for s in range(0, stop, bs):
-                yield tuple(Tensor(a[s:s + bs].copy()) for a in arrays)
+                yield [Tensor(a[s:s + bs].copy()) for a in arrays]  # NOTE: a list, as default_collate's
             return
         # NOTE: the index array goes to each tensor's device once per epoch; batches slice it there.
         on_device = {}
@@ -254,7 +254,7 @@ class DataLoader:
                 on_device[dev] = to_device(order, dev)
             idx.append(on_device[dev])
         for s in range(0, stop, bs):
-            yield tuple(Tensor(a[i[s:s + bs]]) for a, i in zip(arrays, idx))
+            yield [Tensor(a[i[s:s + bs]]) for a, i in zip(arrays, idx)]
 
     def __repr__(self):
         n = len(self.dataset) if hasattr(self.dataset, "__len__") else "?"
@@ -263,10 +263,11 @@ class DataLoader:
 
 
 def _stack(arrays):
-    shapes = {tuple(a.shape) for a in arrays}
-    if len(shapes) > 1:
-        raise ValueError(f"default_collate: cannot stack samples of different shapes {sorted(shapes)}; "
-                         "pass a collate_fn that pads or keeps them apart")
+    s0 = tuple(arrays[0].shape)
+    for i, a in enumerate(arrays):
+        if tuple(a.shape) != s0:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(s0)} at entry 0 and "
+                               f"{list(a.shape)} at entry {i}")
     return Tensor(xp_of(arrays[0]).stack(arrays))
 
 
@@ -276,12 +277,14 @@ def default_collate(batch):
     Tensors and arrays are stacked along a new first dimension (on their device);
     Python ints -> int64, floats -> float64, bools -> bool Tensors; NumPy scalars
     keep their dtype; strings stay a list; tuples/lists/dicts are collated field
-    by field (a tuple of samples gives a tuple of batches, a list a list).
+    by field (tuples and lists of samples give a list of batches, as PyTorch's; a namedtuple its own type).
+    Tensors that require grad are stacked with autograd (``gg.stack``), as PyTorch's ``torch.stack``.
     """
-    if not batch:
-        raise ValueError("default_collate: empty batch")
-    elem = batch[0]
+    elem = batch[0]  # NOTE: an empty batch: IndexError, as PyTorch
     if isinstance(elem, Tensor):
+        if any(b.requires_grad for b in batch):
+            from ..tensor import stack  # noqa: PLC0415
+            return stack(batch)
         return _stack([b._data for b in batch])
     if isinstance(elem, np.ndarray) or type(elem).__module__.startswith("cupy"):
         return _stack(batch)
@@ -299,28 +302,29 @@ def default_collate(batch):
         return {k: default_collate([d[k] for d in batch]) for k in elem}
     if isinstance(elem, (tuple, list)):
         if any(len(b) != len(elem) for b in batch):
-            raise ValueError(f"default_collate: samples have different lengths {sorted({len(b) for b in batch})}")
+            raise RuntimeError("each element in list of batch should be of equal size")
         fields = [default_collate(list(f)) for f in zip(*batch)]
         if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
             return type(elem)(*fields)
-        return fields if isinstance(elem, list) else tuple(fields)
+        return fields  # NOTE: a list for tuples too, as PyTorch's
     raise TypeError(f"default_collate: don't know how to batch samples of type {type(elem).__name__}; pass collate_fn=")
 
 
 def default_convert(data):
-    """What the DataLoader does to each sample with ``batch_size=None``: NumPy arrays (not scalars or
-    strings) become Tensors, containers are converted element by element, anything else is kept."""
+    """What the DataLoader does to each sample with ``batch_size=None``, as PyTorch's: NumPy arrays and scalars
+    (not strings or objects) become Tensors, containers are converted element by element (a plain tuple gives a
+    list), anything else is kept."""
     if isinstance(data, Tensor):
         return data
-    if isinstance(data, np.ndarray) and data.dtype.kind not in "SUO":
-        return Tensor(data)
+    if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind not in "SUO":
+        return Tensor(np.asarray(data))
     if isinstance(data, collections.abc.Mapping):
         return type(data)({k: default_convert(v) for k, v in data.items()}) if not isinstance(data, dict) \
             else {k: default_convert(v) for k, v in data.items()}
     if isinstance(data, tuple) and hasattr(data, "_fields"):
         return type(data)(*(default_convert(d) for d in data))
     if isinstance(data, tuple):
-        return tuple(default_convert(d) for d in data)
+        return [default_convert(d) for d in data]
     if isinstance(data, list):
         return [default_convert(d) for d in data]
     return data

@@ -112,11 +112,12 @@ class ConcatDataset(Dataset):
 
     def __init__(self, datasets):
         self.datasets = list(datasets)
+        # NOTE: PyTorch's AssertionErrors, raised explicitly (an assert statement would vanish under python -O)
         if not self.datasets:
-            raise ValueError("datasets should not be an empty iterable")
+            raise AssertionError("datasets should not be an empty iterable")
         for d in self.datasets:
             if isinstance(d, IterableDataset):
-                raise TypeError("ConcatDataset does not support IterableDataset")
+                raise AssertionError("ConcatDataset does not support IterableDataset")
         self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
 
     def __len__(self):
@@ -152,24 +153,21 @@ class TensorDataset(Dataset):
     """
 
     def __init__(self, *tensors):
-        if not tensors:
-            raise ValueError("TensorDataset needs at least one tensor")
         tensors = tuple(_as_tensor(t, i) for i, t in enumerate(tensors))
         for i, t in enumerate(tensors):
             if len(t.shape) == 0:
-                raise ValueError(f"TensorDataset: tensor {i} is 0-dimensional; every tensor needs a first (sample) dimension")
+                raise IndexError(f"TensorDataset: tensor {i} is 0-dimensional; every tensor needs a first (sample) "
+                                 "dimension")
         sizes = [t.shape[0] for t in tensors]
-        if len(set(sizes)) != 1:
-            raise ValueError(f"TensorDataset: all tensors must have the same size in the first dimension, got sizes {sizes}")
+        if len(set(sizes)) > 1:
+            raise AssertionError(f"Size mismatch between tensors (first dimensions {sizes})")
         self.tensors = tensors
 
     def __getitem__(self, index):
-        index = operator.index(index)
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} is out of range for a TensorDataset of {n} samples")
-        # NOTE: `[index, ...]` keeps a 0-d *array* (not a NumPy scalar) for 1-d tensors.
-        return tuple(Tensor(t._data[index, ...]) for t in self.tensors)
+        # NOTE: as PyTorch's: each tensor indexed as a Tensor (an int, a slice, a list or a Tensor of indices), with
+        # autograd for one that requires grad. Otherwise the sample shares the memory but is not a registered view:
+        # a pickled view carries its whole base, and DataLoader workers pickle every sample
+        return tuple(t[index] if t.requires_grad else Tensor(t[index]._data) for t in self.tensors)
 
     def __len__(self):
         return self.tensors[0].shape[0]
@@ -183,17 +181,13 @@ class Subset(Dataset):
     """The samples of ``dataset`` at ``indices``, in that order."""
 
     def __init__(self, dataset, indices):
-        self.dataset = dataset
-        idx = np.asarray(indices)
-        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
-            raise TypeError("Subset: indices must be a 1-d sequence of integers")
-        n = len(dataset)
-        if idx.size and (idx.min() < -n or idx.max() >= n):
-            raise IndexError(f"Subset: indices must lie in [-{n}, {n}) for a dataset of {n} samples")
-        self.indices = np.where(idx < 0, idx + n, idx).astype(np.int64)
+        # NOTE: kept as given (a list stays a list), as PyTorch's; checked where they are used
+        self.dataset, self.indices = dataset, indices
 
     def __getitem__(self, index):
-        return self.dataset[int(self.indices[index])]
+        if isinstance(index, list):
+            return self.dataset[[self.indices[i] for i in index]]
+        return self.dataset[self.indices[index]]
 
     def __len__(self):
         return len(self.indices)
@@ -219,7 +213,7 @@ def random_split(dataset, lengths, seed=None, generator=None):
                          "(or fractions summing to 1)")
     perm = _permutation(_rng(seed, generator), n)
     bounds = np.cumsum([0] + [int(x) for x in lengths])
-    return [Subset(dataset, perm[a:b]) for a, b in itertools.pairwise(bounds)]
+    return [Subset(dataset, perm[a:b].tolist()) for a, b in itertools.pairwise(bounds)]  # NOTE: lists, as PyTorch
 
 
 def _rng(seed, generator):
@@ -253,8 +247,24 @@ def _fast_arrays(dataset):
     """
     index_map = None
     while isinstance(dataset, Subset) and type(dataset).__getitem__ is Subset.__getitem__:
-        index_map = dataset.indices if index_map is None else dataset.indices[index_map]
+        idx = _index_array(dataset.indices, len(dataset.dataset))
+        if idx is None:
+            return None
+        index_map = idx if index_map is None else idx[index_map]
         dataset = dataset.dataset
     if isinstance(dataset, TensorDataset) and type(dataset).__getitem__ is TensorDataset.__getitem__:
         return [t._data for t in dataset.tensors], index_map
     return None
+
+
+def _index_array(indices, n):
+    """A Subset's indices as an int64 array with negatives wrapped (the fast loader's index map), or None when they
+    are not a 1-d sequence of integers (the loader then indexes sample by sample, as PyTorch)."""
+    raw = indices._data if isinstance(indices, Tensor) else indices
+    idx = raw.get() if hasattr(raw, "get") else np.asarray(raw)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        return None
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        bad = int(idx.max()) if idx.max() >= n else int(idx.min())
+        raise IndexError(f"index {bad} is out of bounds for dimension 0 with size {n}")
+    return np.where(idx < 0, idx + n, idx).astype(np.int64)

@@ -42,6 +42,12 @@ class _ModuleSequence(Module):
             self.append(m)
         return self
 
+    def pop(self, key):
+        """Remove and return the child at ``key`` (an index or a slice); the rest are renumbered."""
+        v = self[key]
+        del self[key]
+        return v
+
 
 class Sequential(_ModuleSequence):
     """Modules applied in order: ``Sequential(m1, m2, ...)`` or ``Sequential(OrderedDict(name=m, ...))``."""
@@ -68,8 +74,45 @@ class Sequential(_ModuleSequence):
         keys = list(self._modules)
         for k in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "Sequential")]]):
             del self._modules[k]
-        if all(k.isdigit() for k in self._modules):  # NOTE: numbered children are renumbered; named ones kept
-            self._renumber(list(self._modules.values()))
+        # NOTE: as PyTorch 2.13, the children left are renumbered '0'..'n-1', named ones too
+        self._renumber(list(self._modules.values()))
+
+    def _check_seq(self, other):
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
+
+    def _check_factor(self, n):
+        if not isinstance(n, int):
+            raise TypeError(f"unsupported operand type(s) for *: {type(self)} and {type(n)}")
+        if n <= 0:
+            raise ValueError(f"Non-positive multiplication factor {n} for {type(self)}")
+
+    def __add__(self, other):
+        """A new Sequential of both's modules (the same objects), numbered '0'..'n-1'."""
+        self._check_seq(other)
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other):
+        """Append other's modules, named by their new positions (the existing names stay)."""
+        self._check_seq(other)
+        n = len(self)
+        for i, m in enumerate(list(other)):
+            self.add_module(str(n + i), m)
+        return self
+
+    def __mul__(self, n):
+        """A new Sequential repeating this one's modules ``n`` times (the same objects, as PyTorch)."""
+        self._check_factor(n)
+        return Sequential(*(list(self) * n))
+
+    __rmul__ = __mul__
+
+    def __imul__(self, n):
+        self._check_factor(n)
+        mods, k = list(self), len(self)
+        for i, m in enumerate(mods * (n - 1)):
+            self.add_module(str(k + i), m)
+        return self
 
     def insert(self, index, module):
         items = list(self._modules.values())
@@ -187,6 +230,8 @@ class ParameterList(Module):
             self.append(v)
 
     def __getitem__(self, idx):
+        if isinstance(idx, slice):  # NOTE: a new ParameterList holding the same Parameter objects, as PyTorch
+            return type(self)(list(self._parameters.values())[idx])
         return self._parameters[str(_index(idx, len(self), "ParameterList"))]
 
     def __setitem__(self, idx, value):

@@ -462,11 +462,14 @@ class RMSNorm(Module):
 
 
 # -- containers ---------------------------------------------------------------------------------------------------------
-def _param_line(k, v):
+def _param_line(k, v, type_name=False):
+    """One entry of a ParameterList (dtype as ``torch.float32``) / ParameterDict (``type_name``: ``v.type()``, e.g.
+    ``torch.FloatTensor``) repr. NOTE: PyTorch's literal text, two leading spaces included (entries indent by 4)."""
     size = "x".join(str(s) for s in v.shape)
     dev = f" ({v.device})" if getattr(v.device, "type", "cpu") == "cuda" else ""
     kind = "Parameter" if isinstance(v, Parameter) else "Tensor"
-    return f"({k}): {kind} containing: [{np.dtype(v.dtype).name} of size {size}{dev}]"
+    what = v.type() if type_name else f"torch.{np.dtype(v.dtype).name}"
+    return f"  ({k}): {kind} containing: [{what} of size {size}{dev}]"
 
 
 class ParameterDict(Module):
@@ -478,6 +481,8 @@ class ParameterDict(Module):
             self.update(parameters)
 
     def __getitem__(self, key):
+        if key not in self._parameters:  # NOTE: PyTorch looks entries up as attributes: AttributeError
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{key}'")
         return self._parameters[key]
 
     def __setitem__(self, key, value):
@@ -534,7 +539,7 @@ class ParameterDict(Module):
             self[k] = v
 
     def extra_repr(self):
-        return "\n".join(_param_line(k, v) for k, v in self._parameters.items())
+        return "\n".join(_param_line(k, v, type_name=True) for k, v in self._parameters.items())
 
 
 # == issue "The everyday PyTorch ops" (nn, part 2) ====================================================================

@@ -29,8 +29,12 @@ class RemovableHandle:
         self.id = next(RemovableHandle._ids)
         self._hooks = hooks_dict
 
+    _extra = None  # another container the id is registered in (the always-call set of forward hooks)
+
     def remove(self):
         self._hooks.pop(self.id, None)
+        if self._extra is not None:
+            self._extra.discard(self.id)
 
     def __enter__(self):
         return self
@@ -85,6 +89,11 @@ class Module:
         d["_forward_pre_hooks"] = OrderedDict()
         d["_backward_hooks"] = OrderedDict()
         d["_backward_pre_hooks"] = OrderedDict()
+        d["_forward_hooks_always_called"] = set()
+        d["_state_dict_pre_hooks"] = OrderedDict()
+        d["_state_dict_hooks"] = OrderedDict()
+        d["_load_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_post_hooks"] = OrderedDict()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
@@ -148,7 +157,7 @@ class Module:
         params = d.get("_parameters")
         if isinstance(value, Parameter):
             self._check_ready("parameters")
-            self._remove_from(name, d, params)
+            self._remove_from(name, d, "_parameters")
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
@@ -157,7 +166,7 @@ class Module:
             params[name] = None
         elif isinstance(value, Module):
             self._check_ready("child modules")
-            self._remove_from(name, d, params)
+            self._remove_from(name, d, "_modules")
             d["_modules"][name] = value
         elif d.get("_modules") is not None and name in d["_modules"]:
             if value is not None:
@@ -165,7 +174,7 @@ class Module:
             d["_modules"][name] = None
         elif isinstance(value, Buffer):
             self._check_ready("buffers")
-            self._remove_from(name, d, params)
+            self._remove_from(name, d, "_buffers")
             self.register_buffer(name, value)
         elif d.get("_buffers") is not None and name in d["_buffers"]:
             if value is not None and not isinstance(value, Tensor):
@@ -174,13 +183,17 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _remove_from(self, name, d, params):
+    def _remove_from(self, name, d, keep):
+        """Drop ``name`` from the instance dict and from every registry but ``keep`` (the one it is re-registered in).
+        NOTE: as PyTorch, re-assigning an existing parameter / buffer / submodule keeps its position in that
+        registry (named_parameters, optimizer and state_dict order; ``seq[i] = m`` keeps the layer order)."""
         d.pop(name, None)
         for key in ("_parameters", "_buffers", "_modules"):
             reg = d.get(key)
-            if reg is not None:
+            if reg is not None and key != keep:
                 reg.pop(name, None)
-        d["_non_persistent_buffers_set"].discard(name)
+        if keep != "_buffers":
+            d["_non_persistent_buffers_set"].discard(name)
 
     def __getattr__(self, name):
         # only called when normal lookup fails
@@ -205,16 +218,19 @@ class Module:
 
     # -- traversal ------------------------------------------------------------------------------------
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
-        """(name, module) for this module and every descendant, depth first; shared modules once."""
+        """(name, module) for this module and every descendant, depth first; shared modules once.
+
+        NOTE: as PyTorch, ``memo`` is a set of modules: a module already in it is skipped with its whole subtree
+        (checked also with remove_duplicate=False, which only stops adding to it)."""
         if memo is None:
             memo = set()
         stack = [(prefix, self)]
         while stack:
             name, m = stack.pop()
+            if m in memo:
+                continue
             if remove_duplicate:
-                if id(m) in memo:
-                    continue
-                memo.add(id(m))
+                memo.add(m)
             yield name, m
             children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items() if c is not None]
             stack.extend(reversed(children))
@@ -269,6 +285,27 @@ class Module:
             m = m._modules[part]
         return m
 
+    def set_submodule(self, target, module, strict=False):
+        """Put ``module`` at the dotted path ``target`` (its parent must exist; with ``strict`` the attribute too)."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        *path, last = target.split(".")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        m = self
+        for part in path:
+            if not hasattr(m, part):
+                raise AttributeError(f"{m._get_name()} has no attribute `{part}`")
+            m = getattr(m, part)
+            if not isinstance(m, Module):
+                raise AttributeError(f"`{part}` is not an nn.Module")
+        if not hasattr(m, last):
+            if strict:
+                raise AttributeError(f"{m._get_name()} has no attribute `{last}`")
+        elif not isinstance(getattr(m, last), Module):
+            raise AttributeError(f"`{last}` is not an nn.Module")
+        setattr(m, last, module)
+
     def get_parameter(self, target):
         mod, _, name = target.rpartition(".")
         m = self.get_submodule(mod)
@@ -286,7 +323,7 @@ class Module:
     # -- modes and in-place conversion ------------------------------------------------------------------
     def train(self, mode=True):
         if not isinstance(mode, bool):
-            raise TypeError("training mode is expected to be boolean")
+            raise ValueError("training mode is expected to be boolean")
         for m in self.modules():
             m.__dict__["training"] = mode
         return self
@@ -345,6 +382,24 @@ class Module:
             return a
         return self._apply_arrays(conv)
 
+    def to_empty(self, *, device, recurse=True):
+        """Give every parameter, gradient and buffer uninitialized memory of its shape and dtype on ``device``
+        (None: where it is), in place (the Parameter objects stay, as PyTorch's); returns self."""
+        dev = None if device is None else _be.device(device)
+        for m in (self.modules() if recurse else [self]):
+            for t in [*m._parameters.values(), *m._buffers.values()]:
+                for x in (t, getattr(t, "grad", None)):
+                    if x is not None:
+                        a = x.xp.empty(x.shape, dtype=x._data.dtype)
+                        x._data = a if dev is None else _be.to_device(a, dev)
+        return self
+
+    def share_memory(self):
+        # NOTE: NumPy/CuPy arrays are copied into other processes (no shared storage as PyTorch's), so a no-op
+        # would silently break Hogwild-style training: refuse clearly
+        raise NotImplementedError("Module.share_memory(): gpugrad tensors cannot be moved to shared memory "
+                                  "(worker processes get copies of the parameters)")
+
     def cpu(self):
         return self.to("cpu")
 
@@ -367,88 +422,185 @@ class Module:
         return self.to(dtype=_bfloat16())
 
     # -- state dict -------------------------------------------------------------------------------------
-    def _state_items(self, prefix=""):
-        """(key, owner module, attribute name, kind) of every entry a state_dict holds."""
-        for mname, m in self.named_modules(prefix=prefix.rstrip(".") if prefix else "", remove_duplicate=False):
-            base = f"{mname}." if mname else ""
-            for k, p in m._parameters.items():
-                if p is not None:
-                    yield base + k, m, k, p
-            for k, b in m._buffers.items():
-                if b is not None and k not in m._non_persistent_buffers_set:
-                    yield base + k, m, k, b
+    def _local_state(self):
+        """(name, tensor) of this module's own state_dict entries: parameters, then persistent buffers (not None)."""
+        for k, p in self._parameters.items():
+            if p is not None:
+                yield k, p
+        for k, b in self._buffers.items():
+            if b is not None and k not in self._non_persistent_buffers_set:
+                yield k, b
+
+    def _has_extra_state(self):
+        return type(self).get_extra_state is not Module.get_extra_state
+
+    def get_extra_state(self):
+        """Override (with ``set_extra_state``) to save extra picklable state as the ``_extra_state`` entry."""
+        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be called.")
+
+    def set_extra_state(self, state):
+        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called.")
 
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
-        """OrderedDict of dotted name -> detached Tensor (sharing memory) for parameters and persistent buffers."""
+        """OrderedDict of dotted name -> detached Tensor (sharing memory) for parameters and persistent buffers
+        (and ``_extra_state`` where get_extra_state is overridden); ``._metadata`` holds each module's version.
+        Hooks as PyTorch's: pre hooks ``hook(module, prefix, keep_vars)``; post hooks
+        ``hook(module, state_dict, prefix, local_metadata)`` (the private ``_register_state_dict_hook`` ones may
+        return a replacement dict)."""
         if args:  # PyTorch's legacy positional (destination, prefix, keep_vars)
             destination = args[0]
             if len(args) > 1:
                 prefix = args[1]
             if len(args) > 2:
                 keep_vars = args[2]
-        out = OrderedDict() if destination is None else destination
-        for key, _, _, t in self._state_items(prefix):
+        d = self.__dict__
+        if destination is None:
+            destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        for hook in list(d.get("_state_dict_pre_hooks", {}).values()):
+            hook(self, prefix, keep_vars)
+        local_metadata = {"version": self._version}
+        if hasattr(destination, "_metadata"):
+            destination._metadata[prefix[:-1]] = local_metadata
+        for k, t in self._local_state():
             # NOTE: a lazy module's uninitialized parameter is itself in the state dict, as PyTorch's
-            out[key] = t if keep_vars or getattr(t, "_uninitialized", False) else t.detach()
-        return out
+            destination[prefix + k] = t if keep_vars or getattr(t, "_uninitialized", False) else t.detach()
+        if self._has_extra_state():
+            destination[prefix + "_extra_state"] = self.get_extra_state()
+        for name, m in self._modules.items():
+            if m is not None:  # NOTE: as PyTorch, a child's replacement dict (private hook) is not taken up here
+                m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        for hook, public in list(d.get("_state_dict_hooks", {}).values()):
+            r = hook(self, destination, prefix, local_metadata)
+            if r is not None:
+                if public:
+                    raise RuntimeError("state_dict post-hook must return None")
+                destination = r
+        return destination
+
+    def _check_entry(self, key, v, t, errors):
+        """The array to load into t from the checkpoint value v (None after recording an error)."""
+        arr = v._data if isinstance(v, Tensor) else v
+        if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
+            try:
+                arr = np.asarray(arr)
+            except Exception:  # noqa: BLE001
+                arr = None
+            if arr is None or arr.dtype == object:
+                errors.append(f'While copying the parameter named "{key}", expected a Tensor or array from '
+                              f"the checkpoint, got {type(v).__name__}.")
+                return None
+        if getattr(v, "_uninitialized", False) and not getattr(t, "_uninitialized", False):
+            v.shape  # noqa: B018  (raises PyTorch's "Can't access the shape of an uninitialized parameter")
+        if not getattr(t, "_uninitialized", False) and tuple(arr.shape) != tuple(t.shape):
+            errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
+                          f"checkpoint, the shape in current model is {tuple(t.shape)}.")
+            return None
+        return arr
+
+    def _load_walk(self, sd, prefix, meta, acc):
+        """One module's part of load_state_dict, PyTorch's recursion: pre hooks (on this module's slice of the
+        state dict), its own keys (planned; written at once when ``eager``), its unexpected keys, the children,
+        then (eager) its post hooks."""
+        missing, unexpected, errors, plan, eager, assign = acc
+        start = len(plan)
+        local_metadata = {} if meta is None else meta.get(prefix[:-1], {})
+        for hook, with_module in list(self.__dict__.get("_load_state_dict_pre_hooks", {}).values()):
+            a = (sd, prefix, local_metadata, True, missing, unexpected, errors)
+            hook(self, *a) if with_module else hook(*a)
+        own = dict(self._local_state())
+        for k, t in own.items():
+            key = prefix + k
+            if key not in sd:
+                missing.append(key)
+                continue
+            v = sd[key]
+            arr = self._check_entry(key, v, t, errors)
+            if arr is None or (getattr(t, "_uninitialized", False) and getattr(v, "_uninitialized", False)):
+                continue  # NOTE: uninitialized into uninitialized: nothing to load, as PyTorch
+            plan.append((t, arr, self, k))
+        extra = prefix + "_extra_state"
+        if self._has_extra_state():
+            if extra in sd:
+                plan.append((None, sd[extra], self, None))
+            else:
+                missing.append(extra)
+        elif extra in sd:
+            unexpected.append(extra)
+        if eager:
+            self._apply_plan(plan[start:], assign)
+        for key in sd:
+            if not key.startswith(prefix) or key == extra:
+                continue
+            rest = key[len(prefix):]
+            head, dot, _ = rest.partition(".")
+            if (dot and head in self._modules) or rest in own:
+                continue  # NOTE: a key under a child is the child's to judge (a None child's are ignored, as PyTorch)
+            unexpected.append(key)
+        for name, m in self._modules.items():
+            if m is not None:
+                cp = prefix + name + "."
+                m._load_walk(OrderedDict((k, v) for k, v in sd.items() if k.startswith(cp)), cp, meta, acc)
+        for hook in list(self.__dict__.get("_load_state_dict_post_hooks", {}).values()):
+            if hook(self, _IncompatibleKeys(missing, unexpected)) is not None:
+                raise AssertionError("Hooks registered with ``register_load_state_dict_post_hook`` are not "
+                                     "expected to return new values, if incompatible_keys need to be modified, "
+                                     "it should be done inplace.")
+
+    @staticmethod
+    def _key_errors(missing, unexpected):
+        errors = []
+        if missing:
+            errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        if unexpected:
+            errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        return errors
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy values from ``state_dict`` into parameters and buffers (in place, keeping dtype and device).
 
-        Everything is validated first: with ``strict`` any missing or unexpected key is an error, and a
-        shape mismatch always is; on error nothing is changed. Returns (missing_keys, unexpected_keys).
+        Everything is validated first: a shape mismatch is an error and, with ``strict``, any missing or
+        unexpected key; on error nothing is changed (but see the post hooks). Returns (missing_keys,
+        unexpected_keys). Hooks as PyTorch's: pre hooks ``hook(module, state_dict, prefix, local_metadata, strict,
+        missing_keys, unexpected_keys, error_msgs)`` on a copy of the state dict; post hooks
+        ``hook(module, incompatible_keys)`` may edit the key lists (the strict check reads them afterwards).
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"expected a dict-like state_dict, got {type(state_dict).__name__}")
-        own = {key: (m, k, t) for key, m, k, t in self._state_items()}
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        errors, plan = [], []
-        for key, (m, k, t) in own.items():
-            if key not in state_dict:
-                continue
-            v = state_dict[key]
-            arr = v._data if isinstance(v, Tensor) else v
-            if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
-                try:
-                    arr = np.asarray(arr)
-                except Exception:  # noqa: BLE001
-                    arr = None
-                if arr is None or arr.dtype == object:
-                    errors.append(f'While copying the parameter named "{key}", expected a Tensor or array from '
-                                  f"the checkpoint, got {type(v).__name__}.")
-                    continue
-            if getattr(t, "_uninitialized", False):
-                if getattr(v, "_uninitialized", False):
-                    continue  # NOTE: uninitialized into uninitialized: nothing to load, as PyTorch
-                plan.append((t, arr, m, k))
-                continue
-            if getattr(v, "_uninitialized", False):
-                v.shape  # noqa: B018  (raises PyTorch's "Can't access the shape of an uninitialized parameter")
-            if tuple(arr.shape) != tuple(t.shape):
-                errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
-                              f"checkpoint, the shape in current model is {tuple(t.shape)}.")
-                continue
-            plan.append((t, arr, m, k))
-        if strict:
-            if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
-            if missing:
-                errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        meta = getattr(state_dict, "_metadata", None)
+        state_dict = OrderedDict(state_dict)  # NOTE: pre hooks edit this copy, not the caller's dict, as PyTorch
+        if meta is not None:
+            state_dict._metadata = meta
+        # NOTE: with load post hooks anywhere in the tree, PyTorch's order exactly: each module is written as it
+        # is walked and its post hooks run after its children (they see loaded weights and may clear the key lists
+        # the strict check reads); an error is then raised after loading what matched, as PyTorch. Without them
+        # everything is validated before anything is written, so a failing load changes nothing.
+        eager = any(m.__dict__.get("_load_state_dict_post_hooks") for m in self.modules())
+        missing, unexpected, errors, plan = [], [], [], []
+        self._load_walk(state_dict, "", meta, (missing, unexpected, errors, plan, eager, assign))
+        errors = (self._key_errors(missing, unexpected) if strict else []) + errors
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        if not eager:
+            self._apply_plan(plan, assign)
+        return _IncompatibleKeys(missing, unexpected)
+
+    @staticmethod
+    def _apply_plan(plan, assign):
         for t, arr, m, _ in plan:  # NOTE: validated: a lazy module's parameters take the loaded shapes now
-            if getattr(t, "_uninitialized", False):
+            if t is not None and getattr(t, "_uninitialized", False):
                 t._materialize_for_load(m, tuple(arr.shape))
         dev_arrays = []
         for t, arr, m, k in plan:  # convert everything before touching the model
+            if t is None:
+                dev_arrays.append((t, arr, m, k))
+                continue
             a = _be.to_device(arr, t.device)
-            if assign:
-                dev_arrays.append((t, a, m, k))
-            else:
-                dev_arrays.append((t, a.astype(t.dtype, copy=False), m, k))
+            dev_arrays.append((t, a if assign else a.astype(t.dtype, copy=False), m, k))
         for t, a, m, k in dev_arrays:
-            if assign:
+            if t is None:
+                m.set_extra_state(a)
+            elif assign:
                 if isinstance(t, Parameter):
                     m._parameters[k] = Parameter(a, requires_grad=t.requires_grad)
                 else:
@@ -456,7 +608,36 @@ class Module:
             else:
                 t._data[...] = a
                 _bump(t)
-        return _IncompatibleKeys(missing, unexpected)
+
+    def register_state_dict_pre_hook(self, hook):
+        """``hook(module, prefix, keep_vars)`` runs before ``state_dict`` saves this module."""
+        return self._add_hook("_state_dict_pre_hooks", hook)
+
+    def register_state_dict_post_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata)`` runs after; it edits state_dict in place (returns None)."""
+        return self._add_hook("_state_dict_hooks", (hook, True))
+
+    def _register_state_dict_hook(self, hook):
+        """As register_state_dict_post_hook, but a returned dict replaces the state dict (PyTorch's private form)."""
+        return self._add_hook("_state_dict_hooks", (hook, False))
+
+    def register_load_state_dict_pre_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)``
+        runs before this module's entries are read (it may edit the state dict and the lists)."""
+        return self._add_hook("_load_state_dict_pre_hooks", (hook, True))
+
+    def _register_load_state_dict_pre_hook(self, hook, with_module=False):
+        return self._add_hook("_load_state_dict_pre_hooks", (hook, with_module))
+
+    def register_load_state_dict_post_hook(self, hook):
+        """``hook(module, incompatible_keys)`` runs after loading; it may edit ``incompatible_keys``'s lists."""
+        return self._add_hook("_load_state_dict_post_hooks", hook)
+
+    def _add_hook(self, where, value):
+        d = self.__dict__.setdefault(where, OrderedDict())
+        h = RemovableHandle(d)
+        d[h.id] = value
+        return h
 
     # -- hooks and call -----------------------------------------------------------------------------------
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
@@ -468,12 +649,25 @@ class Module:
         return h
 
     def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
-        """``hook(module, args, output)`` runs after forward; it may return a replacement output."""
+        """``hook(module, args, output)`` runs after forward; it may return a replacement output.
+        ``always_call=True``: it also runs (with output None, or the output so far) when the pre-hooks, forward or
+        another forward hook raise; then its own exceptions become a warning and the first error propagates."""
         h = RemovableHandle(self._forward_hooks)
         self._forward_hooks[h.id] = (hook, with_kwargs)
         if prepend:
             self._forward_hooks.move_to_end(h.id, last=False)
+        if always_call:
+            always = self.__dict__.setdefault("_forward_hooks_always_called", set())
+            always.add(h.id)
+            h._extra = always
         return h
+
+    def register_backward_hook(self, hook):
+        # NOTE: PyTorch's deprecated form passes the grad_inputs of the LAST autograd node inside forward (e.g.
+        # addmm's bias/input/weight grads for Linear), which gpugrad's graph does not reproduce: refuse clearly
+        raise NotImplementedError("Module.register_backward_hook (deprecated in PyTorch) is not supported: its "
+                                  "grad_input is that of the module's last autograd node; use "
+                                  "register_full_backward_hook (grad_input: the gradients w.r.t. the module's inputs)")
 
     def register_full_backward_pre_hook(self, hook, prepend=False):
         """``hook(module, grad_output)`` runs when the gradients w.r.t. the module's outputs are computed,
@@ -525,6 +719,27 @@ class Module:
         return foreign_arg(exc, args, kwargs, f"{cls.__name__}.forward()")
 
     def _call_hooked(self, d, args, kwargs):
+        always = d.get("_forward_hooks_always_called")
+        if not always:
+            return self._call_hooks(d, args, kwargs, set())
+        done, state = set(), {"args": args, "kwargs": kwargs, "out": None}
+        try:
+            return self._call_hooks(d, args, kwargs, done, state)
+        except Exception:
+            # NOTE: as PyTorch, the always-call forward hooks not run yet get (args, output so far or None)
+            for hid, (hook, wk) in list(d["_forward_hooks"].items()):
+                if hid not in always or hid in done:
+                    continue
+                a, k, out = state["args"], state["kwargs"], state["out"]
+                try:
+                    hook(self, a, k, out) if wk else hook(self, a, out)
+                except Exception as e:  # noqa: BLE001
+                    import warnings  # noqa: PLC0415
+                    warnings.warn("module forward hook with ``always_call=True`` raised an exception that was "
+                                  f"silenced as another error was raised in forward: {e}", stacklevel=2)
+            raise
+
+    def _call_hooks(self, d, args, kwargs, done, state=None):
         for hook, wk in list(d["_forward_pre_hooks"].values()):
             if wk:
                 r = hook(self, args, kwargs)
@@ -536,11 +751,18 @@ class Module:
                 r = hook(self, args)
                 if r is not None:
                     args = r if isinstance(r, tuple) else (r,)
+            if state is not None:
+                state["args"], state["kwargs"] = args, kwargs
         bw = _BackwardHook(self, d) if d.get("_backward_hooks") or d.get("_backward_pre_hooks") else None
         if bw is not None:
             args = bw.setup_input_hook(args)
+        if state is not None:
+            state["args"], state["kwargs"] = args, kwargs
         out = self.forward(*args, **kwargs)
-        for hook, wk in list(d["_forward_hooks"].values()):
+        for hid, (hook, wk) in list(d["_forward_hooks"].items()):
+            if state is not None:
+                state["out"] = out
+                done.add(hid)
             r = hook(self, args, kwargs, out) if wk else hook(self, args, out)
             if r is not None:
                 out = r
@@ -638,9 +860,15 @@ class _BackwardHook:
         if not self.hooks:
             return args
         new, self.input_idx = self._apply(self._input_cb, tuple(args))
+        if self.input_idx is not None:  # NOTE: kept as arrays' specs only (no reference to the inputs)
+            self.input_specs = [(args[i].shape, args[i].dtype, args[i].xp) for i in self.input_idx]
         return new
 
     def _input_cb(self, grads):
+        # NOTE: as PyTorch, a Tensor input that gets no gradient (it does not require grad, or forward did not use
+        # it) shows zeros in grad_input; non-Tensor inputs show None
+        grads = [Tensor(xp.zeros(shape, dtype)) if g is None else g
+                 for g, (shape, dtype, xp) in zip(grads, self.input_specs)]
         gi = self._pack(self.input_idx, grads, self.n_inputs)
         for hook in self.hooks:
             r = hook(self.module, gi, self.grad_outputs)

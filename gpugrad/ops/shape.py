@@ -166,6 +166,12 @@ class GetItem(Primitive):
     lowp = "forward"
 
     def forward(self, x, idx):
+        try:
+            return self._take(x, idx)
+        except IndexError as e:  # NOTE: PyTorch's words for NumPy's out-of-range message (axis -> dimension)
+            raise IndexError(str(e).replace(" for axis ", " for dimension ")) from None
+
+    def _take(self, x, idx):
         self.src, self.idx = x.shape, idx
         if type(x) is np.ndarray and _is_basic(idx if isinstance(idx, tuple) else (idx,)):
             # NOTE: an Ellipsis makes numpy return a 0-d VIEW for a full integer index (not a scalar copy),
