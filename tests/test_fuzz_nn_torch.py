@@ -840,10 +840,6 @@ REPR_XFAIL = {}  # id -> reason: repr(module) differs
 xfail(r"Conv3d_(reflect|replicate|circular)", "Conv3d(padding_mode!='zeros'): gg NotImplementedError", MODS)
 xfail(r"CELU", "float64 CELU(1.2) gradient: torch's is off by ~3e-8 relative, gg exact", MODS)
 xfail(r"Conv3d_(reflect|replicate|circular)", "Conv3d(padding_mode!='zeros'): gg NotImplementedError", MODS, REPR_XFAIL)
-xfail(r"(MHA|TEL|TDL|TE|Transformer)(_.*)?", "MultiheadAttention repr: gg prints embed_dim/num_heads/batch_first and "
-      "out_proj as Linear (torch: no extra_repr, NonDynamicallyQuantizableLinear)", MODS, REPR_XFAIL)
-xfail(r"Embedding_.*norm_type.*", "Embedding repr omits norm_type", MODS, REPR_XFAIL)
-xfail(r"L1Loss|HuberLoss", "loss repr prints reduction= (torch: L1Loss())", MODS, REPR_XFAIL)
 
 
 @pytest.mark.parametrize("cid", _params(MODS))
