@@ -3024,7 +3024,6 @@ XFAIL = {
     # gg raises where torch computes
     "backward_twice_nothing_saved": "second backward through a graph with no saved tensors raises (torch accumulates)",
     "saved_tensors_hooks": "gg.autograd.graph (saved_tensors_hooks) missing (AttributeError)",
-    "checkpoint_nonreentrant": "gg.utils.checkpoint missing (AttributeError)",
     # warnings / text / types
     "tensordataset_non_tensor": "TensorDataset([1, 2]): gg TypeError, torch AttributeError",
 }

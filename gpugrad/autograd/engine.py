@@ -139,6 +139,7 @@ def _composite_vjp(node, g):
 def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False, allow_unused=False, stop=None):
     """The sweep. With ``inputs`` it returns their gradients instead of accumulating into leaves."""
     T = _fn._Tensor
+    full = inputs is None if stop is None else is_checkpoint_valid()  # see full_sweeps
     if retain_graph is None:
         retain_graph = create_graph
     grads = {}
@@ -197,6 +198,7 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
     # NOTE: NumPy's floating-point warnings are off for the sweep and the accumulation (inf - inf is nan
     # silently, as in PyTorch): one error-state switch per backward instead of one per formula
     quiet = quiet_begin()
+    full_sweeps.append(full)
     try:
         _sweep(heap, grads, leaf, targets, tnodes if targets is not None else None, needed, stop,
                captured if targets is not None else None, retain_graph, create_graph, user)
@@ -206,8 +208,20 @@ def run(out_list, grad_list, inputs=None, retain_graph=None, create_graph=False,
             _warn_create_graph()
         _accumulate(leaf, create_graph, user)
     finally:
+        full_sweeps.pop()
         quiet_end(quiet)
     return None
+
+
+# NOTE: one entry per running sweep, innermost last: True for backward(), False for autograd.grad or
+# backward(inputs=...); an internal nested sweep (given ``stop``: a composite's or a non-reentrant checkpoint's
+# gradient) inherits the enclosing one's. A reentrant checkpoint's backward runs its own nested backward(), which
+# is only valid inside a full one (PyTorch's torch.autograd._is_checkpoint_valid); see gpugrad/utils/checkpoint.py
+full_sweeps = []
+
+
+def is_checkpoint_valid():
+    return not full_sweeps or full_sweeps[-1]
 
 
 def _results(inputs, leaf, captured, allow_unused, user, create_graph):
