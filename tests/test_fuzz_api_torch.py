@@ -854,19 +854,37 @@ def test_grad_dtype_low_precision(dt):
 
 
 # custom Functions
-def _square_fn(m):
-    class Sq(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, k):
-            ctx.save_for_backward(x)
-            ctx.k = k
-            return x * x * k
+def _function(m, fwd, bwd, *, once=False):
+    """A custom ``m.autograd.Function`` subclass named F from plain ``fwd(ctx, ...)`` / ``bwd(ctx, *grads)``;
+    ``once`` wraps bwd in ``once_differentiable``."""
+    class F(m.autograd.Function):  # NOTE: a class statement, so the library's subclass hooks see a normal class
+        forward = staticmethod(fwd)
+        backward = staticmethod(m.autograd.function.once_differentiable(bwd) if once else bwd)
+    return F
 
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * 2 * x * ctx.k, None
-    return Sq
+
+def _saving(m, f, grad, *, once=False):
+    """A one-input Function that saves its input x: forward f(x), backward grad(g, x)."""
+    def fwd(ctx, x):
+        ctx.save_for_backward(x)
+        return f(x)
+
+    def bwd(ctx, g):
+        (x,) = ctx.saved_tensors
+        return grad(g, x)
+    return _function(m, fwd, bwd, once=once)
+
+
+def _square_fn(m):
+    def fwd(ctx, x, k):
+        ctx.save_for_backward(x)
+        ctx.k = k
+        return x * x * k
+
+    def bwd(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 2 * x * ctx.k, None
+    return _function(m, fwd, bwd)
 
 
 @scen
@@ -888,110 +906,70 @@ def function_no_grad_input(m):
 def function_needs_input_grad(m):
     seen = []
 
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, a, b, k):
-            seen.append(tuple(ctx.needs_input_grad))
-            return a * b
+    def fwd(ctx, a, b, k):
+        seen.append(tuple(ctx.needs_input_grad))
+        return a * b
 
-        @staticmethod
-        def backward(ctx, g):
-            seen.append(tuple(ctx.needs_input_grad))
-            return g, None, None
+    def bwd(ctx, g):
+        seen.append(tuple(ctx.needs_input_grad))
+        return g, None, None
 
     a = m.tensor([1., 2.], requires_grad=True)
     b = m.tensor([3., 4.])
-    F.apply(a, b, 2).sum().backward()
+    _function(m, fwd, bwd).apply(a, b, 2).sum().backward()
     return seen, a.grad
 
 
 @scen
 def function_mark_non_differentiable(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            i = (x > 1).to(x.dtype)
-            ctx.mark_non_differentiable(i)
-            return x * 2, i
-
-        @staticmethod
-        def backward(ctx, g, gi):
-            return g * 2 + (0 if gi is None else gi.sum() * 0)
+    def fwd(ctx, x):
+        i = (x > 1).to(x.dtype)
+        ctx.mark_non_differentiable(i)
+        return x * 2, i
 
     x = m.tensor([1., 2.], requires_grad=True)
-    y, i = F.apply(x)
+    y, i = _function(m, fwd, lambda ctx, g, gi: g * 2 + (0 if gi is None else gi.sum() * 0)).apply(x)
     y.sum().backward()
     return y, i, i.requires_grad, x.grad
 
 
 @scen
 def function_non_differentiable_backward_through(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            i = x * 3
-            ctx.mark_non_differentiable(i)
-            return i
-
-        @staticmethod
-        def backward(ctx, g):
-            return g
+    def fwd(ctx, x):
+        i = x * 3
+        ctx.mark_non_differentiable(i)
+        return i
 
     x = m.tensor([1., 2.], requires_grad=True)
-    F.apply(x).sum().backward()
+    _function(m, fwd, lambda ctx, g: g).apply(x).sum().backward()
+
+
+def _double_in_place(m):
+    def fwd(ctx, x):
+        x.mul_(2)
+        ctx.mark_dirty(x)
+        return x
+    return _function(m, fwd, lambda ctx, g: g * 2)
 
 
 @scen
 def function_mark_dirty(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            x.mul_(2)
-            ctx.mark_dirty(x)
-            return x
-
-        @staticmethod
-        def backward(ctx, g):
-            return g * 2
-
     a = m.tensor([1., 2.], requires_grad=True)
     x = a * 1
-    y = F.apply(x)
+    y = _double_in_place(m).apply(x)
     (y * y).sum().backward()
     return y is x, y, a.grad
 
 
 @scen
 def function_mark_dirty_leaf(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            x.mul_(2)
-            ctx.mark_dirty(x)
-            return x
-
-        @staticmethod
-        def backward(ctx, g):
-            return g * 2
-
     a = m.tensor([1., 2.], requires_grad=True)
-    F.apply(a)
+    _double_in_place(m).apply(a)
 
 
 @scen
 def function_once_differentiable(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x * x
-
-        @staticmethod
-        @m.autograd.function.once_differentiable
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * 2 * x
-
+    F = _saving(m, lambda x: x * x, lambda g, x: g * 2 * x, once=True)
     x = m.tensor([1., 2.], requires_grad=True)
     (g,) = m.autograd.grad(F.apply(x).sum(), x, create_graph=True)
     r = (g, g.requires_grad)
@@ -1006,18 +984,12 @@ def function_once_differentiable(m):
 def function_materialize_grads_default(m):
     seen = []
 
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2, x * 3
-
-        @staticmethod
-        def backward(ctx, g1, g2):
-            seen.append((g1 is None, g2 is None, None if g2 is None else g2.tolist()))
-            return g1 * 2
+    def bwd(ctx, g1, g2):
+        seen.append((g1 is None, g2 is None, None if g2 is None else g2.tolist()))
+        return g1 * 2
 
     x = m.tensor([1., 2.], requires_grad=True)
-    a, b = F.apply(x)
+    a, b = _function(m, lambda ctx, x: (x * 2, x * 3), bwd).apply(x)
     a.sum().backward()
     return seen, x.grad
 
@@ -1026,135 +998,72 @@ def function_materialize_grads_default(m):
 def function_set_materialize_grads_false(m):
     seen = []
 
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.set_materialize_grads(False)
-            return x * 2, x * 3
+    def fwd(ctx, x):
+        ctx.set_materialize_grads(False)
+        return x * 2, x * 3
 
-        @staticmethod
-        def backward(ctx, g1, g2):
-            seen.append((g1 is None, g2 is None))
-            return g1 * 2
+    def bwd(ctx, g1, g2):
+        seen.append((g1 is None, g2 is None))
+        return g1 * 2
 
     x = m.tensor([1., 2.], requires_grad=True)
-    a, b = F.apply(x)
+    a, b = _function(m, fwd, bwd).apply(x)
     a.sum().backward()
     return seen, x.grad
 
 
 @scen
 def function_returns_none_grad(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, y):
-            return x * y
-
-        @staticmethod
-        def backward(ctx, g):
-            return None, g
-
     x = m.tensor([1., 2.], requires_grad=True)
     y = m.tensor([3., 4.], requires_grad=True)
-    F.apply(x, y).sum().backward()
+    _function(m, lambda ctx, x, y: x * y, lambda ctx, g: (None, g)).apply(x, y).sum().backward()
     return x.grad, y.grad
 
 
 @scen
 def function_wrong_grad_count(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, y):
-            return x * y
-
-        @staticmethod
-        def backward(ctx, g):
-            return (g,)
-
     x = m.tensor([1., 2.], requires_grad=True)
     y = m.tensor([3., 4.], requires_grad=True)
-    F.apply(x, y).sum().backward()
+    _function(m, lambda ctx, x, y: x * y, lambda ctx, g: (g,)).apply(x, y).sum().backward()
 
 
 @scen
 def function_too_many_grads_none(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            return g * 2, None, None
-
     x = m.tensor([1., 2.], requires_grad=True)
-    F.apply(x).sum().backward()
+    _function(m, lambda ctx, x: x * 2, lambda ctx, g: (g * 2, None, None)).apply(x).sum().backward()
     return x.grad
 
 
 @scen
 def function_wrong_grad_shape(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            return g[:1]
-
     x = m.tensor([1., 2.], requires_grad=True)
-    F.apply(x).sum().backward()
+    _function(m, lambda ctx, x: x * 2, lambda ctx, g: g[:1]).apply(x).sum().backward()
     return x.grad
 
 
 @scen
 def function_broadcastable_grad_shape(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x * 2
-
-        @staticmethod
-        def backward(ctx, g):
-            return g.expand(3, 2) * 1
-
     x = m.tensor([1., 2.], requires_grad=True)
-    F.apply(x).sum().backward()
+    _function(m, lambda ctx, x: x * 2, lambda ctx, g: g.expand(3, 2) * 1).apply(x).sum().backward()
     return x.grad
 
 
 @scen
 def function_grad_for_nonrequiring(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, y):
-            return x * y
-
-        @staticmethod
-        def backward(ctx, g):
-            return g, g
-
     x = m.tensor([1., 2.], requires_grad=True)
     y = m.tensor([3., 4.])
-    F.apply(x, y).sum().backward()
+    _function(m, lambda ctx, x, y: x * y, lambda ctx, g: (g, g)).apply(x, y).sum().backward()
     return x.grad, y.grad
 
 
 @scen
 def function_nontensor_args(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, n, s, opt=None):
-            ctx.n = n
-            return x * n if s == "mul" else x + n
-
-        @staticmethod
-        def backward(ctx, g):
-            return g * ctx.n, None, None, None
+    def fwd(ctx, x, n, s, opt=None):
+        ctx.n = n
+        return x * n if s == "mul" else x + n
 
     x = m.tensor([1., 2.], requires_grad=True)
-    y = F.apply(x, 3, "mul", None)
+    y = _function(m, fwd, lambda ctx, g: (g * ctx.n, None, None, None)).apply(x, 3, "mul", None)
     y.sum().backward()
     return y, x.grad
 
@@ -1181,69 +1090,30 @@ def function_setup_context(m):
 
 @scen
 def function_call_forward_directly_raises(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x
-
-        @staticmethod
-        def backward(ctx, g):
-            return g
-
-    return F()(m.tensor([1.]))
+    return _function(m, lambda ctx, x: x, lambda ctx, g: g)()(m.tensor([1.]))
 
 
 @scen
 def function_returns_input_unchanged(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x
-
-        @staticmethod
-        def backward(ctx, g):
-            return g * 5
-
     x = m.tensor([1., 2.], requires_grad=True)
-    y = F.apply(x)
+    y = _function(m, lambda ctx, x: x, lambda ctx, g: g * 5).apply(x)
     y.sum().backward()
     return y is x, x.grad, y.is_leaf
 
 
 @scen
 def function_saved_tensors_twice(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x * x
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * 2 * x
-
     x = m.tensor([1., 2.], requires_grad=True)
-    y = F.apply(x).sum()
+    y = _saving(m, lambda x: x * x, lambda g, x: g * 2 * x).apply(x).sum()
     y.backward()
     y.backward()
 
 
 @scen
 def function_double_backward(m):
-    class F(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x ** 3
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * 3 * x * x
-
     x = m.tensor([1., 2.], dtype=m.float64, requires_grad=True)
-    (g,) = m.autograd.grad(F.apply(x).sum(), x, create_graph=True)
+    y = _saving(m, lambda x: x ** 3, lambda g, x: g * 3 * x * x).apply(x)
+    (g,) = m.autograd.grad(y.sum(), x, create_graph=True)
     (h,) = m.autograd.grad(g.sum(), x)
     return g, h
 
@@ -1254,17 +1124,7 @@ def _ok_fn(m):
 
 
 def _bad_fn(m):
-    class Bad(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x * x
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * 3 * x
-    return Bad.apply
+    return _saving(m, lambda x: x * x, lambda g, x: g * 3 * x).apply
 
 
 @scen
@@ -1306,19 +1166,9 @@ def gradcheck_no_requires_grad(m):
 
 @scen
 def gradgradcheck_bad(m):
-    class Bad(m.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x ** 3
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * 3 * x * x.detach()
-
+    bad = _saving(m, lambda x: x ** 3, lambda g, x: g * 3 * x * x.detach()).apply
     a = m.tensor([1., 2.], dtype=m.float64, requires_grad=True)
-    return m.autograd.gradgradcheck(Bad.apply, (a,), raise_exception=False)
+    return m.autograd.gradgradcheck(bad, (a,), raise_exception=False)
 
 
 # autograd.functional
