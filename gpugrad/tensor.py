@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import operator
 import warnings as _warnings
@@ -588,6 +589,7 @@ class Tensor:
                 raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                                    f"{value.ndim} dimensions.")
             return self.copy_(value)
+        value = _int_scalar(value, self._data.dtype)
         if _state.grad_enabled and self._rg:
             return self.copy_(Tensor(self.xp.asarray(value, dtype=self.dtype)))
         _write(self, Ellipsis, value, overlap_ok=True)  # NOTE: PyTorch fills expanded tensors too
@@ -2466,6 +2468,40 @@ def _infer_dtype(data):
     raise TypeError(f"cannot make a tensor from data of type {arr.dtype} ({type(flat).__name__})")
 
 
+def _int_scalar(value, dtype, ctype=True):
+    """A Python number into a dtype as PyTorch's Scalar conversion (full, fill_): an unsigned dtype takes integers
+    down to -max, wrapped; a value out of range (a finite float beyond a float dtype's max, a negative float into
+    an unsigned dtype) raises PyTorch's error rather than becoming inf or wrapping."""
+    dt = np.dtype(dtype)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    if _isf(dt):
+        if math.isfinite(value) and abs(value) > float(_dtypes.finfo_of(dt).max):
+            raise RuntimeError(f"value cannot be converted to type {_CTYPE[dt.name]} without overflow")
+        return value
+    if dt.kind not in "iu":
+        return value
+    info = np.iinfo(dt)
+    lo = -int(info.max) if dt.kind == "u" else int(info.min)
+    if dt == np.int64 and isinstance(value, int) and not lo <= value <= info.max:
+        raise OverflowError("int too big to convert")  # NOTE: PyTorch's, for a Python int beyond int64
+    if not (lo <= value <= info.max) or (dt.kind == "u" and isinstance(value, float) and value < 0):
+        raise RuntimeError(f"value cannot be converted to type {dt.name}{'_t' if ctype else ''} without overflow")
+    return int(value) % (1 << (8 * dt.itemsize)) if dt.kind == "u" and value < 0 else value
+
+
+def _narrow_ints(data, dtype):
+    """Python numbers beyond a narrow integer dtype, as torch.tensor: an unsigned dtype takes integers down to -max,
+    wrapped (uint8: -1 is 255, -255 is 1); anything else out of range is PyTorch's RuntimeError."""
+    wide = np.asarray(data, dtype=np.float64 if _infer_dtype(data) == np.float32 else np.int64)
+    info = np.iinfo(dtype)
+    lo = -int(info.max) if dtype.kind == "u" else info.min
+    if wide.size and (wide.min() < lo or wide.max() > info.max or (wide.dtype.kind == "f" and dtype.kind == "u"
+                                                                  and wide.min() < 0)):
+        raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
+    return wide.astype(np.int64).astype(dtype)
+
+
 @_function.recorded
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """Make a tensor from data (copying it). Float lists default to float32; arrays keep their dtype."""
@@ -2478,7 +2514,12 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     elif isinstance(data, np.generic):
         arr = np.asarray(data)
     else:
-        arr = np.asarray(data, dtype=dtype or _infer_dtype(data))
+        try:
+            arr = np.asarray(data, dtype=dtype or _infer_dtype(data))
+        except OverflowError:
+            if dtype is None or dtype.kind not in "iu" or dtype == np.int64:
+                raise
+            arr = _narrow_ints(data, dtype)
     if dtype is not None and arr.dtype != dtype:
         arr = arr.astype(dtype)
     xp = dev.xp
@@ -2541,7 +2582,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = bool_ if isinstance(fill_value, bool) else (
             int64 if isinstance(fill_value, int) else _default_dtype)
-    return _make(lambda xp, s, dt: xp.full(s, fill_value, dt), (size,), dtype, device, requires_grad)
+    return _make(lambda xp, s, dt: xp.full(s, _int_scalar(fill_value, dt), dt), (size,), dtype, device,
+                 requires_grad)
 
 
 @_function.recorded

@@ -171,3 +171,23 @@ def test_singular_and_indefinite_inputs_raise_on_every_device(device):
         gg.linalg.solve(gg.zeros(2, 2, device=device), gg.ones(2, device=device))
     with pytest.raises(RuntimeError, match="leading minor of order 2 is not positive-definite"):
         gg.linalg.cholesky(gg.tensor([[1., 2.], [2., 1.]], device=device))
+
+
+@pytest.mark.parametrize("L", LIBS, ids=lambda m: m.__name__)
+def test_python_numbers_into_narrow_dtypes(L):
+    # PyTorch 2.13: an unsigned dtype takes integers down to -max, wrapped; anything else out of range raises
+    assert L.tensor([-1, -255, 3], dtype=L.uint8).tolist() == [255, 1, 3]
+    assert L.full((2,), -1, dtype=L.uint8).tolist() == [255, 255]
+    assert L.zeros(2, dtype=L.uint8).fill_(-200).tolist() == [56, 56]
+    for f, ctype in ((lambda: L.tensor([-256], dtype=L.uint8), "uint8"), (lambda: L.tensor([200], dtype=L.int8), "int8"),
+                     (lambda: L.tensor([-1.5], dtype=L.uint8), "uint8"), (lambda: L.full((1,), 300, dtype=L.uint8),
+                                                                         "uint8_t"),
+                     (lambda: L.zeros(1, dtype=L.int8).fill_(-129), "int8_t"),
+                     (lambda: L.zeros(1).fill_(1e300), "float"), (lambda: L.full((1,), 1e300), "float"),
+                     (lambda: L.zeros(2, dtype=L.float16).fill_(1e5), "c10::Half")):
+        with pytest.raises(RuntimeError, match=f"value cannot be converted to type {ctype} without overflow"):
+            f()
+    with pytest.raises(OverflowError):
+        L.full((1,), 2 ** 70)
+    # in range: as before (a float into an int dtype truncates; inf into a float dtype is inf)
+    assert L.zeros(2, dtype=L.int64).fill_(2.5).tolist() == [2, 2] and L.zeros(1).fill_(math.inf).tolist() == [INF]
