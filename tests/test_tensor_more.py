@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import gpugrad as gg
+from case_table import run_case
 
 R = np.random.default_rng(1)
 
@@ -195,24 +196,9 @@ CASES = {
 }
 
 
-def _flat(y):
-    return [t for v in y for t in _flat(v)] if isinstance(y, (tuple, list)) else [y]
-
 
 def _run(m, name, grad):
-    fn, arrays, diff = CASES[name]
-    xs = [m.tensor(a, requires_grad=grad and k in diff) for k, a in enumerate(arrays)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch's deprecation warnings (chain_matmul, ...)
-        ys = _flat(fn(m, *xs))
-    if not (grad and diff):
-        return [np.asarray(y.detach().numpy()) for y in ys], []
-    fl = [y for y in ys if y.is_floating_point() and y.requires_grad]
-    w = [m.tensor(np.linspace(0.5, 1.5, y.numel()).reshape(tuple(y.shape)), dtype=y.dtype) for y in fl]
-    loss = sum(((y * y).nan_to_num() * c).sum() for y, c in zip(fl, w))
-    loss.backward()
-    return [np.asarray(y.detach().numpy()) for y in ys], [np.asarray(xs[k].grad.numpy()) for k in diff]
-
+    return run_case(m, CASES[name], grad)
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_exists_and_runs(name):

@@ -2,12 +2,11 @@
 runs without torch; with torch, each is called in torch's positional and keyword forms and compared, gradients too."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 import gpugrad as gg
+from case_table import run_case
 
 R = np.random.default_rng(0)
 
@@ -143,26 +142,9 @@ CASES = {
 }
 
 
-def _flat(y):
-    return [t for v in y for t in _flat(v)] if isinstance(y, (tuple, list)) else [y]
-
 
 def _run(m, name, grad):
-    fn, arrays, diff = CASES[name]
-    xs = [m.tensor(a, requires_grad=grad and k in diff) for k, a in enumerate(arrays)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch's deprecation warnings for cholesky/qr/svd
-        ys = _flat(fn(m, *xs))
-    if not (grad and diff):
-        return [np.asarray(y.detach().numpy()) for y in ys], []
-    fl = [y for y in ys if y.is_floating_point() and y.requires_grad]
-    # NOTE: sign-invariant loss for decompositions (their factors' signs are a convention): sum of squares times a
-    # fixed weight
-    loss = sum(((y * y) * m.tensor(np.linspace(0.5, 1.5, y.numel()).reshape(tuple(y.shape)), dtype=y.dtype)).sum()
-               for y in fl)
-    loss.backward()
-    return [np.asarray(y.detach().numpy()) for y in ys], [np.asarray(xs[k].grad.numpy()) for k in diff]
-
+    return run_case(m, CASES[name], grad)
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_exists_and_runs(name):
