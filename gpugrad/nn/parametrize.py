@@ -265,12 +265,9 @@ def _check_appended(module, tensor_name, parametrization):
     out = parametrization(current)
     if not isinstance(out, Tensor):
         raise ValueError(f"A parametrization must return a tensor. Got {type(out).__name__}.")
-    for what in ("dtype", "shape"):
-        a, b = getattr(current, what), getattr(out, what)
-        if a != b:
-            raise ValueError(f"Registering a parametrization may not change the {what} of the tensor, unless the "
-                             f"`unsafe` flag is enabled.\nmodule.{tensor_name}.{what}: {a}\n"
-                             f"parametrization(module.{tensor_name}).{what}: {b}")
+    _same_meta(current, out, lambda what, a, b: (
+        f"Registering a parametrization may not change the {what} of the tensor, unless the `unsafe` flag is "
+        f"enabled.\nmodule.{tensor_name}.{what}: {a}\nparametrization(module.{tensor_name}).{what}: {b}"))
     inverse = getattr(parametrization, "right_inverse", None)
     if inverse is None:
         return
@@ -280,12 +277,17 @@ def _check_appended(module, tensor_name, parametrization):
         return
     if not isinstance(back, Tensor):
         raise ValueError(f"parametrization.right_inverse must return a tensor. Got: {type(back).__name__}")
+    _same_meta(current, back, lambda what, a, b: (
+        f"The tensor returned by parametrization.right_inverse must have the same {what} as module.{tensor_name}, "
+        f"unless the `unsafe` flag is enabled.\nmodule.{tensor_name}.{what}: {a}\nreturned {what}: {b}"))
+
+
+def _same_meta(current, other, text):
+    """ValueError ``text(what, current's, other's)`` unless other has current's dtype and shape (in that order)."""
     for what in ("dtype", "shape"):
-        a, b = getattr(current, what), getattr(back, what)
+        a, b = getattr(current, what), getattr(other, what)
         if a != b:
-            raise ValueError(f"The tensor returned by parametrization.right_inverse must have the same {what} "
-                             f"as module.{tensor_name}, unless the `unsafe` flag is enabled.\n"
-                             f"module.{tensor_name}.{what}: {a}\nreturned {what}: {b}")
+            raise ValueError(text(what, a, b))
 
 
 def register_parametrization(module, tensor_name, parametrization, *, unsafe=False):
