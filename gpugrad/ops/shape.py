@@ -166,26 +166,23 @@ class GetItem(Primitive):
     lowp = "forward"
 
     def forward(self, x, idx):
-        try:
-            return self._take(x, idx)
-        except IndexError as e:  # NOTE: PyTorch's words for NumPy's out-of-range message (axis -> dimension)
-            raise IndexError(str(e).replace(" for axis ", " for dimension ")) from None
-
-    def _take(self, x, idx):
         self.src, self.idx = x.shape, idx
-        if type(x) is np.ndarray and _is_basic(idx if isinstance(idx, tuple) else (idx,)):
-            # NOTE: an Ellipsis makes numpy return a 0-d VIEW for a full integer index (not a scalar copy),
-            # so x[0] shares memory with x as in PyTorch
-            return x[_with_ellipsis(idx)]
-        if type(idx) is Trusted:
-            lin = flat_index(idx, x.shape)
-            if lin is not None:  # a flat take on the linear index (2x faster than numpy's tuple fancy indexing)
-                return x.reshape(-1).take(lin).reshape(lin_shape(idx, x.shape))
-        if type(x) is np.ndarray:
-            lay = _adv_layout(idx, x.shape)
-            if lay is not None and len(lay[1]) == 1:  # NOTE: one index array: np.take (~2.5x faster than
-                return np.take(x, lay[1][0], axis=lay[0])  # fancy indexing for rows; same values and errors)
-        return xp_of(x).asarray(x[idx])
+        try:  # NOTE: free unless it raises: PyTorch's words for NumPy's out-of-range message (axis -> dimension)
+            if type(x) is np.ndarray and _is_basic(idx if isinstance(idx, tuple) else (idx,)):
+                # NOTE: an Ellipsis makes numpy return a 0-d VIEW for a full integer index (not a scalar copy),
+                # so x[0] shares memory with x as in PyTorch
+                return x[_with_ellipsis(idx)]
+            if type(idx) is Trusted:
+                lin = flat_index(idx, x.shape)
+                if lin is not None:  # a flat take on the linear index (2x faster than numpy's tuple fancy indexing)
+                    return x.reshape(-1).take(lin).reshape(lin_shape(idx, x.shape))
+            if type(x) is np.ndarray:
+                lay = _adv_layout(idx, x.shape)
+                if lay is not None and len(lay[1]) == 1:  # NOTE: one index array: np.take (~2.5x faster than
+                    return np.take(x, lay[1][0], axis=lay[0])  # fancy indexing for rows; same values and errors)
+            return xp_of(x).asarray(x[idx])
+        except IndexError as e:
+            raise IndexError(str(e).replace(" for axis ", " for dimension ")) from None
 
     def backward(self, g):
         return self.call(IndexAdd, g, shape=self.src, idx=self.idx)
